@@ -1,0 +1,20 @@
+"""Test helpers that build real media from the gloves test images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+
+from core.media import VideoWriter, read_image
+
+
+def make_video(path: Path, images: list[Path], repeat: int = 2, fps: float = 5,
+               size: tuple[int, int] = (640, 480)) -> Path:
+    """An H.264 clip showing each image for ``repeat`` frames."""
+    with VideoWriter(path, fps, *size) as w:
+        for p in images:
+            frame = cv2.resize(read_image(p), size)
+            for _ in range(repeat):
+                w.write(frame)
+    return path
