@@ -11,18 +11,20 @@ import csv
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-
-import numpy as np
 
 from core import store as st
 from core.annotate import draw
 from core.compliance import FrameVerdict, Role, Verdict, judge
-from core.config import ensure_home
+from core.config import ensure_home, settings
 from core.detector import DETECTORS, Detector, FrameDetections, InferenceParams
+from core.episodes import EpisodeConfig, EpisodeRecorder, RecordingContext
+from core.evidence import EvidenceWriter
 from core.media import MediaError, VideoWriter, kind_of, open_video, read_image, write_image
 from core.reports import write_table_xlsx
+from core.stations import StationRule, current_rule
+from core.tiling import TileSpec, VideoDetector
 
 log = logging.getLogger(__name__)
 
@@ -138,19 +140,32 @@ class _Runner:
     """State of one batch session while its files are processed."""
 
     def __init__(self, conn, det: Detector, params: InferenceParams, station: str,
-                 session_id: int, out_dir: Path):
+                 session_id: int, out_dir: Path, rule: StationRule, tiles: TileSpec | None):
         self.conn, self.det, self.params = conn, det, params
         self.station, self.session_id, self.out_dir = station, session_id, out_dir
+        self.rule = rule
+        self.evidence = EvidenceWriter(settings().evidence_dir, det.info.names)
+        self.detect = VideoDetector(det, params, tiles)
 
-    def _peak_violation(self, fd: FrameDetections) -> float | None:
-        confs = [d.confidence for d in fd.detections if d.role is Role.VIOLATION]
-        return max(confs) if confs else None
+    def _verdict(self, fd: FrameDetections) -> FrameVerdict:
+        """Role counts, judged by the station's rule (a glove offends at a no-gloves station)."""
+        verdict = judge((d.class_id for d in fd.detections), self.det.roles)
+        if any(self.rule.judge(d, fd.shape) for d in fd.detections):
+            verdict = replace(verdict, verdict=Verdict.VIOLATION)
+        elif verdict.verdict is Verdict.VIOLATION:  # bare hands allowed (no-gloves station)
+            verdict = replace(verdict, verdict=Verdict.COMPLIANT)
+        return verdict
+
+    def _context(self, source: str) -> RecordingContext:
+        return RecordingContext(station=self.station, session_id=self.session_id, source=source,
+                                model_hash=self.det.info.sha256,
+                                thresholds=self.params.as_dict())
 
     def image(self, item: BatchInput) -> FileResult:
         res = FileResult(item.name, "image")
         image = read_image(item.data if item.data is not None else item.path, item.name)
-        fd = self.det.detect(image, self.params)
-        verdict = judge((d.class_id for d in fd.detections), self.det.roles)
+        fd = self.detect(image, track=False)
+        verdict = self._verdict(fd)
         out = write_image(self.out_dir / (_safe_name(Path(item.name).stem) + ".jpg"),
                           draw(image, fd))
         res.verdict, res.annotated_path, res.frames = verdict, out, 1
@@ -158,15 +173,13 @@ class _Runner:
         res.inference_ms = fd.inference_ms
         st.add_result(self.conn, self.session_id, _result_row(item.name, 0, fd, verdict, out))
         if verdict.verdict is Verdict.VIOLATION:
-            res.violation_frames = 1
-            res.events = 1
-            st.add_event(self.conn, st.EventRow(
-                station=self.station, started_at=st.now(), ended_at=st.now(),
-                session_id=self.session_id, source=item.name, frame=0,
-                class_name=next(d.class_name for d in fd.detections
-                                if d.role is Role.VIOLATION),
-                peak_conf=self._peak_violation(fd), evidence_path=str(out),
-                model_hash=self.det.info.sha256, thresholds=self.params.as_dict()))
+            # A photo is a single instant: an episode of zero duration, no minimum time.
+            recorder = EpisodeRecorder(self.conn, self._context(item.name), self.rule,
+                                       EpisodeConfig(min_duration_s=0), self.evidence,
+                                       coverage=False)
+            recorder.process(0.0, fd, image, 0)
+            recorder.finish()
+            res.violation_frames, res.events = 1, recorder.episodes_total
         return res
 
     def video(self, item: BatchInput, progress: Progress | None, share: tuple[float, float]
@@ -176,11 +189,13 @@ class _Runner:
         if path is None:  # uploads: OpenCV decodes from files only
             path = self.out_dir / ("source-" + _safe_name(item.name))
             path.write_bytes(item.data or b"")
-        cap, info = open_video(path)
+        cap, info = open_video(path, item.name)
         out_path = self.out_dir / (_safe_name(Path(item.name).stem) + ".annotated.mp4")
-        self.det.reset_tracker()
-        peak_protected = peak_violation = peak_context = 0
-        first_violation: tuple[int, FrameDetections, np.ndarray] | None = None
+        self.detect.reset()
+        # Footage is judged like a live feed: tracked episodes, not per-frame events.
+        recorder = EpisodeRecorder(self.conn, self._context(item.name), self.rule,
+                                   evidence=self.evidence)
+        peak = {"protected": 0, "violation": 0, "context": 0}
         try:
             with VideoWriter(out_path, info.fps, info.width, info.height) as writer:
                 frame_no = 0
@@ -188,20 +203,17 @@ class _Runner:
                     ok, frame = cap.read()
                     if not ok or frame is None:
                         break
-                    fd = self.det.detect(frame, self.params, track=True)
-                    verdict = judge((d.class_id for d in fd.detections), self.det.roles)
+                    fd = self.detect(frame, track=True)
+                    verdict = self._verdict(fd)
+                    recorder.process(frame_no / info.fps, fd, frame, frame_no)
                     writer.write(draw(frame, fd))
                     res.rows.extend(_table_rows(item.name, frame_no, fd))
                     res.inference_ms += fd.inference_ms
                     st.add_result(self.conn, self.session_id,
                                   _result_row(item.name, frame_no, fd, verdict, None))
-                    peak_protected = max(peak_protected, verdict.protected)
-                    peak_violation = max(peak_violation, verdict.violation)
-                    peak_context = max(peak_context, verdict.context)
-                    if verdict.verdict is Verdict.VIOLATION:
-                        res.violation_frames += 1
-                        if first_violation is None:
-                            first_violation = (frame_no, fd, frame)
+                    for k in peak:
+                        peak[k] = max(peak[k], getattr(verdict, k))
+                    res.violation_frames += verdict.verdict is Verdict.VIOLATION
                     frame_no += 1
                     if progress and info.frames:
                         lo, span = share
@@ -209,32 +221,20 @@ class _Runner:
                                  f"{item.name}: frame {frame_no}/{info.frames}")
         finally:
             cap.release()
+            recorder.finish()
         res.frames = frame_no
         if frame_no == 0:
             raise MediaError(f"{item.name}: no frame could be decoded.")
         res.inference_ms /= frame_no
         res.annotated_path = out_path
-        if peak_violation:
-            verdict_kind = Verdict.VIOLATION
-        elif peak_protected:
-            verdict_kind = Verdict.COMPLIANT
+        res.events = recorder.episodes_total
+        if res.violation_frames:
+            kind = Verdict.VIOLATION
+        elif peak["protected"] or peak["violation"]:
+            kind = Verdict.COMPLIANT
         else:
-            verdict_kind = Verdict.NO_HANDS
-        res.verdict = FrameVerdict(verdict_kind, peak_protected, peak_violation, peak_context)
-        if first_violation is not None:
-            frame_no, fd, frame = first_violation
-            evidence = write_image(
-                self.out_dir / f"{_safe_name(Path(item.name).stem)}.frame{frame_no}.jpg",
-                draw(frame, fd))
-            res.events = 1
-            st.add_event(self.conn, st.EventRow(
-                station=self.station, started_at=st.now(), ended_at=st.now(),
-                duration_s=res.violation_frames / info.fps, session_id=self.session_id,
-                source=item.name, frame=frame_no,
-                class_name=next(d.class_name for d in fd.detections
-                                if d.role is Role.VIOLATION),
-                peak_conf=self._peak_violation(fd), evidence_path=str(evidence),
-                model_hash=self.det.info.sha256, thresholds=self.params.as_dict()))
+            kind = Verdict.NO_HANDS
+        res.verdict = FrameVerdict(kind, peak["protected"], peak["violation"], peak["context"])
         return res
 
 
@@ -249,10 +249,13 @@ def write_table_csv(path: Path, rows: Iterable[TableRow]) -> Path:
 
 def run_batch(inputs: list[BatchInput], weights: Path | str, params: InferenceParams,
               station: str = "default", roles: Mapping[str, Role | str] | None = None,
-              progress: Progress | None = None, db_path: Path | None = None) -> BatchReport:
+              progress: Progress | None = None, db_path: Path | None = None,
+              tiles: TileSpec | None = None) -> BatchReport:
     """Process ``inputs`` as one session and return what happened to each file.
 
-    Raises :class:`core.detector.ModelError` for unusable weights and ``PermissionError``
+    ``tiles`` turns on sliced inference for small hands in wide views (default: the
+    station's setting). Raises
+    :class:`core.detector.ModelError` for unusable weights and ``PermissionError``
     for an unwritable data folder, before anything is stored.
     """
     s = ensure_home()
@@ -260,14 +263,17 @@ def run_batch(inputs: list[BatchInput], weights: Path | str, params: InferencePa
     with DETECTORS.acquire(weights, imgsz=params.imgsz, roles=roles) as det:
         conn = st.connect(db_path)
         try:
+            rule = current_rule(conn, station)
+            tiles = tiles or rule.tile_spec
             sid = st.start_session(conn, st.SessionInfo(
                 kind="batch", source=", ".join(i.name for i in inputs)[:500] or "(none)",
                 station=station, model_path=str(det.info.path), model_hash=det.info.sha256,
                 conf=params.conf, iou=params.iou, imgsz=params.imgsz,
-                params={"files": len(inputs), "roles": det.roles.as_dict()}))
+                params={"files": len(inputs), "roles": det.roles.as_dict(),
+                        "tiles": tiles.to_text() if tiles else None}))
             out_dir = s.batch_dir / f"session-{sid:06d}"
             out_dir.mkdir(parents=True, exist_ok=True)
-            runner = _Runner(conn, det, params, station, sid, out_dir)
+            runner = _Runner(conn, det, params, station, sid, out_dir, rule, tiles)
             files: list[FileResult] = []
             n = max(len(inputs), 1)
             for i, item in enumerate(inputs):

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from core.config import settings
+from core.config import PROJECT_ROOT, settings
 from core.logs import setup_logging
 
 log = logging.getLogger("glovewatch.cli")
@@ -41,6 +41,17 @@ def _expand_sources(sources: list[str]) -> tuple[list[Path], list[str]]:
     return files, missing
 
 
+def _tiles_arg(text: str):
+    from core.tiling import TileSpec, TilingError
+
+    if text.lower() == "none":
+        return None
+    try:
+        return TileSpec.parse(text)
+    except TilingError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def _cmd_detect(args) -> int:
     import shutil
 
@@ -58,7 +69,7 @@ def _cmd_detect(args) -> int:
     params = InferenceParams(conf=args.conf, iou=args.iou, imgsz=args.imgsz)
     try:
         report = run_batch([BatchInput.from_path(f) for f in files], args.weights, params,
-                           station=args.station)
+                           station=args.station, tiles=args.tiles)
     except (ModelError, PermissionError) as exc:
         log.error("%s", exc)
         return 2
@@ -337,7 +348,6 @@ def _cmd_synth(args) -> int:
 
 def _cmd_bench_history(args) -> int:
     import tempfile
-    from dataclasses import asdict
 
     from core import history, store
     from core.synth import generate
@@ -395,12 +405,13 @@ def _cmd_live(args) -> int:
 
     from core.detector import InferenceParams
     from core.episodes import EpisodeConfig
-    from core.live import FrameProcessor, LiveConfig, SourceRunner, SourceStatus, is_url
+    from core.live import (FrameProcessor, LiveConfig, SourceRunner, SourceStatus, is_url,
+                           redact_url)
 
     cfg = LiveConfig(weights=Path(args.weights), backend=args.backend,
                      params=InferenceParams(conf=args.conf, iou=args.iou, imgsz=args.imgsz),
                      station=args.station, kind="stream" if is_url(args.source) else "file",
-                     source=args.source,
+                     source=redact_url(args.source),
                      episodes=EpisodeConfig(args.min_duration, args.grace),
                      blur_evidence=not args.no_blur, cooldown_s=args.cooldown,
                      webhook_url=args.webhook if args.webhook is not None
@@ -442,7 +453,8 @@ def _cmd_stations(args) -> int:
         rules = [current_rule(conn, n) for n in list_stations(conn)]
         if args.json:
             _emit([{"station": r.station, "version": r.version, "polarity": str(r.polarity),
-                    "allowed": list(r.allowed), "zones": [z.to_text() for z in r.zones]}
+                    "allowed": list(r.allowed), "zones": [z.to_text() for z in r.zones],
+                    "tiles": r.tiles or None}
                    for r in rules])
         for r in rules if not args.json else ():
             print(f"{r.station}: v{r.version} {r.polarity}"
@@ -469,7 +481,7 @@ def _cmd_stations(args) -> int:
         rule = save_rule(conn, StationRule(
             args.name, polarity=Polarity(args.polarity),
             allowed=tuple(a.strip() for a in (args.allowed or "").split(",") if a.strip()),
-            zones=zones), author=args.by)
+            zones=zones, tiles=args.tiles or ""), author=args.by)
     except RuleError as exc:
         log.error("%s", exc)
         return 2
@@ -477,6 +489,47 @@ def _cmd_stations(args) -> int:
         _emit({"station": rule.station, "version": rule.version})
     else:
         print(f"{rule.station}: saved rule v{rule.version}", file=sys.__stdout__)
+    return 0
+
+
+def _cmd_wideview(args) -> int:
+    from core.wideview import WideViewError, build_wideview
+
+    try:
+        wv = build_wideview(Path(args.dataset), Path(args.out), n=args.n, seed=args.seed)
+    except (WideViewError, OSError) as exc:
+        log.error("%s", exc)
+        return 2
+    c = wv.composites
+    if args.json:
+        _emit({"data": str(wv.data_yaml), "images": c.images, "boxes": c.boxes,
+               "sources": len(c.sources)})
+    else:
+        print(f"{c.images} wide-view canvases ({c.boxes} boxes) from {len(c.sources)} test "
+              f"images -> {wv.data_yaml}", file=sys.__stdout__)
+    return 0
+
+
+def _cmd_evaluate_tiled(args) -> int:
+    from core.detector import ModelError
+    from core.tiling import TilingError, TileSpec, evaluate_tiled
+
+    try:
+        tiles = TileSpec.parse(args.tiles) if args.tiles != "none" else None
+        res = evaluate_tiled(args.weights, args.data, split=args.split, imgsz=args.imgsz,
+                             tiles=tiles)
+    except (ModelError, FileNotFoundError, ValueError, TilingError) as exc:
+        log.error("%s", exc)
+        return 2
+    if args.json:
+        _emit({"weights": res.weights, "data": res.data, "split": res.split,
+               "imgsz": res.imgsz, "tiles": args.tiles, "images": res.images,
+               "map50": res.map50, "map50_95": res.map50_95,
+               "per_class_ap50": res.per_class_ap50, "ms_per_frame": res.ms_per_frame})
+    else:
+        print(f"{res.split} ({args.tiles} tiles): {res.images} images, mAP50 {res.map50:.3f}, "
+              f"mAP50-95 {res.map50_95:.3f}, {res.ms_per_frame:.0f} ms/frame",
+              file=sys.__stdout__)
     return 0
 
 
@@ -493,6 +546,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--imgsz", type=int, default=s.imgsz)
     d.add_argument("--station", default="default")
     d.add_argument("--save", metavar="DIR", help="also copy annotated outputs here")
+    d.add_argument("--tiles", type=_tiles_arg, metavar="SIZE[:OVERLAP[:nms|wbf]]",
+                   help="sliced inference for small hands in wide views, e.g. 320:0.25 "
+                        "(default: the station's setting)")
     d.add_argument("--json", action="store_true", help="one JSON object per input on stdout")
     d.set_defaults(func=_cmd_detect)
 
@@ -626,9 +682,31 @@ def build_parser() -> argparse.ArgumentParser:
     sn.add_argument("--allowed", help="comma-separated glove classes allowed (default any)")
     sn.add_argument("--zone", action="append", metavar="'NAME: x,y x,y x,y'",
                     help="danger zone in 0..1 image coordinates (repeatable)")
+    sn.add_argument("--tiles", metavar="SIZE[:OVERLAP[:nms|wbf]]",
+                    help="tiled inference for wide views at this station, e.g. 320:0.25")
     sn.add_argument("--by", help="author of this rule version")
     sn.add_argument("--json", action="store_true")
     sn.set_defaults(func=_cmd_stations)
+
+    wv = sub.add_parser("wideview", help="generate the wide-view test set (test split only)")
+    wv.add_argument("--out", required=True, metavar="DIR")
+    wv.add_argument("--dataset",
+                    default=str(PROJECT_ROOT.parent / "shared" / "datasets" / "gloves"),
+                    help="YOLO data set folder whose test split is used")
+    wv.add_argument("--n", type=int, help="canvases (default: every test image once)")
+    wv.add_argument("--seed", type=int, default=0)
+    wv.add_argument("--json", action="store_true")
+    wv.set_defaults(func=_cmd_wideview)
+
+    et = sub.add_parser("evaluate-tiled", help="mAP with tiled (sliced) inference")
+    et.add_argument("--data", required=True, help="YOLO data.yaml")
+    et.add_argument("--split", default="test")
+    et.add_argument("--weights", default=str(_default_weights()))
+    et.add_argument("--imgsz", type=int, default=s.imgsz)
+    et.add_argument("--tiles", default="640:0.25",
+                    help="SIZE[:OVERLAP[:nms|wbf]], or 'none' for full-frame inference")
+    et.add_argument("--json", action="store_true")
+    et.set_defaults(func=_cmd_evaluate_tiled)
 
     return p
 

@@ -46,6 +46,11 @@ class Settings:
     shifts: tuple[Shift, ...] = DEFAULT_SHIFTS
     ice_servers: list[dict] = field(default_factory=list)
     webhook_url: str = ""
+    torch_threads: int | None = None  # None: all cores for PyTorch, 1 beside ONNX/OpenVINO
+    dataset_max_mb: int = 8192  # zip import limits
+    dataset_max_files: int = 200_000
+    train_min_free_mb: int = 1024  # free disk a training run needs to start
+    user: str = ""  # who promotes models / reviews episodes by default ('' = login name)
 
     @property
     def db_path(self) -> Path:
@@ -129,6 +134,11 @@ def settings() -> Settings:
         shifts=_shifts_from_env(),
         ice_servers=_ice_servers_from_env(),
         webhook_url=os.environ.get("GLOVEWATCH_WEBHOOK_URL", ""),
+        torch_threads=_env_int("GLOVEWATCH_TORCH_THREADS", 0) or None,
+        dataset_max_mb=_env_int("GLOVEWATCH_DATASET_MAX_MB", 8192),
+        dataset_max_files=_env_int("GLOVEWATCH_DATASET_MAX_FILES", 200_000),
+        train_min_free_mb=_env_int("GLOVEWATCH_TRAIN_MIN_FREE_MB", 1024),
+        user=os.environ.get("GLOVEWATCH_USER", ""),
     )
 
 

@@ -169,7 +169,6 @@ class Detector:
         if backend != "pytorch":
             pt_task = _load_yolo(weights).task if source_backend == "pytorch" else None
         self._model = _load_yolo(path, task=pt_task)
-        self._threads_set = False
         self.imgsz = imgsz
         names = {int(k): str(v) for k, v in self._model.names.items()}
         if roles is None:  # per-model overrides travel in the weights' model card
@@ -197,24 +196,27 @@ class Detector:
             return self._model.track(image, persist=True, tracker=tracker, **kwargs)[0]
         return self._model.predict(image, **kwargs)[0]
 
-    def _after_first_call(self) -> None:
-        # Ultralytics' device selection leaves torch at cpu_count-1 threads (1 on 2 cores);
-        # all cores roughly halves CPU latency (GUIDE section 4).
-        if not self._threads_set:
-            import torch
+    def _set_threads(self) -> None:
+        # Ultralytics' predictor set-up leaves torch at cpu_count-1 threads (1 on 2 cores), and
+        # does so again whenever it builds a new predictor (e.g. the first track()), so check
+        # every call: all cores roughly halve PyTorch latency (GUIDE section 4). With ONNX or
+        # OpenVINO, torch only pre/post-processes and its threads would compete with the
+        # runtime's, so it gets one. The setting is process-wide.
+        import torch
 
-            torch.set_num_threads(int(os.environ.get("GLOVEWATCH_TORCH_THREADS")
-                                      or os.cpu_count() or 1))
-            self._threads_set = True
+        want = settings().torch_threads or (
+            (os.cpu_count() or 1) if self.info.backend == "pytorch" else 1)
+        if torch.get_num_threads() != want:
+            torch.set_num_threads(want)
 
     def detect(self, image: np.ndarray, params: InferenceParams | None = None,
                track: bool = False, tracker: str = "bytetrack.yaml") -> FrameDetections:
         """Detect (or, with ``track``, detect and track) objects in one BGR image."""
         params = params or InferenceParams(imgsz=self.imgsz)
+        self._set_threads()
         t0 = time.perf_counter()
         res = self._predict(image, params, track, tracker)
         ms = (time.perf_counter() - t0) * 1000
-        self._after_first_call()
         return FrameDetections(self._convert(res), tuple(image.shape[:2]), ms)
 
     def reset_tracker(self) -> None:

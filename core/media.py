@@ -80,9 +80,13 @@ class VideoInfo:
     height: int
 
 
-def open_video(path: Path | str) -> tuple[cv2.VideoCapture, VideoInfo]:
-    """Open a video file or stream URL; raises :class:`MediaError` if nothing can be decoded."""
-    name = Path(str(path)).name
+def open_video(path: Path | str, name: str | None = None
+               ) -> tuple[cv2.VideoCapture, VideoInfo]:
+    """Open a video file or stream URL; raises :class:`MediaError` if nothing can be decoded.
+
+    ``name`` is how messages call it (e.g. the uploaded file's name).
+    """
+    name = name or Path(str(path)).name
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         cap.release()

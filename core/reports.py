@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from openpyxl import Workbook
+from openpyxl.chart import BarChart, LineChart, Reference
+from openpyxl.drawing.image import Image as XLImage
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
+
+from core import history as h
+from core.review import thumbnail_png
+from core.store import now
 
 
 def _fit_columns(ws, widths: Sequence[int] | None = None) -> None:
@@ -58,17 +66,12 @@ def _episode_values(ep) -> list:
             ep.evidence_path]
 
 
-def episodes_csv(conn, f, limit: int = 1_000_000) -> str:
+def episodes_csv(conn, f: h.HistoryFilter, limit: int = 1_000_000) -> str:
     """The filtered episode table as CSV text (newest first)."""
-    import csv
-    import io
-
-    from core.history import episodes
-
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(EPISODE_HEADER)
-    w.writerows(_episode_values(ep) for ep in episodes(conn, f, limit=limit))
+    w.writerows(_episode_values(ep) for ep in h.episodes(conn, f, limit=limit))
     return buf.getvalue()
 
 
@@ -109,20 +112,11 @@ def _table(ws, header: Sequence[str], rows: Iterable[Sequence], pct_cols: Sequen
     return first, row
 
 
-def write_history_xlsx(path: Path, conn, f, max_episodes: int = 5000,
+def write_history_xlsx(path: Path, conn, f: h.HistoryFilter, max_episodes: int = 5000,
                        max_thumbnails: int = 200) -> Path:
     """Write the compliance report of filter ``f`` (a :class:`core.history.HistoryFilter`)
     to ``path``; at most ``max_episodes`` episode rows (worst first: critical, then longest),
     the first ``max_thumbnails`` with an embedded thumbnail."""
-    import io
-
-    from openpyxl.chart import BarChart, LineChart, Reference
-    from openpyxl.drawing.image import Image as XLImage
-
-    from core import history as h
-    from core.review import thumbnail_png
-    from core.store import now
-
     k = h.kpis(conn, f)
     prov = h.provenance(conn, f)
     total_eps = h.count_episodes(conn, f)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from core.config import ensure_home, settings
+from core.config import ensure_home
 
 # Each entry upgrades the schema by one version. Append only; never edit a released entry.
 MIGRATIONS: list[str] = [

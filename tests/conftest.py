@@ -126,4 +126,28 @@ def tiny_gloves(gloves_dir, tmp_path) -> Path:
         "path: .\ntrain: images/train\nval: images/val\nnames:\n  0: glove\n  1: hand\n")
     return root
 
+
+@pytest.fixture
+def history_home(batch_home) -> Path:
+    """:func:`batch_home` plus 8 days of synthetic history (3 stations, ending yesterday,
+    made by core.synth) merged into its store."""
+    from core import store as st
+    from core import synth
+
+    side_path = batch_home / "synth.sqlite"
+    side = st.connect(side_path)
+    synth.generate(side, stations=3, days=8, seconds_rows=10_000, seed=1)
+    side.close()
+    conn = st.connect()
+    conn.execute("ATTACH DATABASE ? AS s", (str(side_path),))
+    for table in ("coverage_hourly", "events", "stations"):
+        cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})") if r[1] != "id"]
+        sel = ["NULL" if c == "session_id" else c for c in cols]  # synth sessions stay behind
+        conn.execute(f"INSERT INTO main.{table} ({', '.join(cols)}) SELECT {', '.join(sel)}"
+                     f" FROM s.{table} WHERE true ON CONFLICT DO NOTHING")
+    conn.execute("DETACH DATABASE s")
+    conn.close()
+    side_path.unlink()
+    return batch_home
+
 os.environ.setdefault("YOLO_OFFLINE", "1")

@@ -18,3 +18,15 @@ def make_video(path: Path, images: list[Path], repeat: int = 2, fps: float = 5,
             for _ in range(repeat):
                 w.write(frame)
     return path
+
+
+def open_page(page: str | None = None, timeout: float = 120):
+    """An AppTest of the app, switched to ``page`` (e.g. ``"pages/2_Batch.py"``)."""
+    from streamlit.testing.v1 import AppTest
+
+    root = Path(__file__).resolve().parent.parent
+    at = AppTest.from_file(str(root / "Home.py"), default_timeout=timeout).run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import openpyxl
 
 from core import store as st
@@ -9,7 +11,8 @@ from tests.helpers import make_video
 
 def test_batch_images_bad_files_and_video(gw_home, default_weights, gloved_images, bare_images,
                                           tmp_path):
-    clip = make_video(tmp_path / "clip.mp4", bare_images[:2] + gloved_images[:2])
+    # 1.6 s of one bare hand (an episode needs 1 s), then 0.8 s of gloved hands
+    clip = make_video(tmp_path / "clip.mp4", bare_images[:1] * 4 + gloved_images[:2])
     good = gloved_images[0].read_bytes()
     inputs = [
         BatchInput.from_path(bare_images[0]),
@@ -32,7 +35,8 @@ def test_batch_images_bad_files_and_video(gw_home, default_weights, gloved_image
     assert "empty" in by["empty.png"].error
     assert by["broken.mp4"].error and by["readme.txt"].error
     video = by["clip.mp4"]
-    assert video.ok and video.frames == 8 and video.verdict.verdict is Verdict.VIOLATION
+    assert video.ok and video.frames == 12 and video.verdict.verdict is Verdict.VIOLATION
+    assert video.events == 1 and video.violation_frames >= 6
     assert video.annotated_path.suffix == ".mp4" and video.annotated_path.stat().st_size > 0
     assert report.failed == 5 and seen[-1] == 1.0
 
@@ -41,9 +45,18 @@ def test_batch_images_bad_files_and_video(gw_home, default_weights, gloved_image
         "finished", "saw-1")
     stored = conn.execute("SELECT COUNT(*) FROM results WHERE session_id=?",
                           (report.session_id,)).fetchone()[0]
-    assert stored == 2 + 5 + 8  # two images, five errors, eight video frames
-    events = conn.execute("SELECT source, evidence_path FROM events").fetchall()
-    assert {e["source"] for e in events} == {bare_images[0].name, "clip.mp4"}
+    assert stored == 2 + 5 + 12  # two images, five errors, twelve video frames
+    events = conn.execute("SELECT source, evidence_path, crop_path, state, duration_s"
+                          " FROM events ORDER BY id").fetchall()
+    assert [e["source"] for e in events] == [bare_images[0].name, "clip.mp4"]
+    assert all(e["state"] == "closed" for e in events)
+    assert 1.0 <= events[1]["duration_s"] <= 2.0  # one episode, not a row per frame
+    for e in events:  # privacy-safe evidence frame and the offending hand's crop
+        assert (gw_home / "evidence").as_posix() in e["evidence_path"]
+        assert Path(e["evidence_path"]).exists() and Path(e["crop_path"]).exists()
+    watched = conn.execute("SELECT SUM(watched_s) FROM coverage_hourly").fetchone()[0]
+    assert 2.0 <= watched <= 3.0  # the video's 2.4 s were watched; photos add no coverage
+    assert "broken.mp4: cannot be opened" in by["broken.mp4"].error
     assert all((gw_home / "batch").glob("*/*.jpg"))
 
     wb = openpyxl.load_workbook(report.table_xlsx)
@@ -60,3 +73,13 @@ def test_second_batch_keeps_first(gw_home, default_weights, bare_images):
     conn = st.connect()
     assert conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 2
     assert conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 1
+
+
+def test_each_photo_keeps_its_own_evidence(gw_home, default_weights, bare_images):
+    run_batch([BatchInput.from_path(p) for p in bare_images[:3]], default_weights,
+              InferenceParams())
+    conn = st.connect()
+    rows = conn.execute("SELECT evidence_path, crop_path FROM events").fetchall()
+    assert len(rows) == 3
+    assert len({r["evidence_path"] for r in rows}) == 3
+    assert len({r["crop_path"] for r in rows}) == 3

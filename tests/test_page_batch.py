@@ -1,16 +1,9 @@
-from streamlit.testing.v1 import AppTest
-
 from core import store as st
-from tests.conftest import ROOT
-
-HOME = ROOT / "Home.py"
+from tests.helpers import open_page
 
 
 def _batch_page():
-    at = AppTest.from_file(str(HOME), default_timeout=300).run()
-    at.switch_page("pages/2_Batch.py").run()
-    assert not at.exception
-    return at
+    return open_page("pages/2_Batch.py", timeout=300)
 
 
 def test_batch_page_uploads_and_results(gw_home, bare_images, gloved_images):
