@@ -534,13 +534,16 @@ def _cmd_evaluate_tiled(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from core.registry import active_weights
+
     s = settings()
+    active = str(active_weights())  # the promoted model if any, else the shipped default
     p = argparse.ArgumentParser(prog="python -m core", description="GloveWatch command line")
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("detect", help="detect gloved and bare hands in images, folders, videos")
     d.add_argument("sources", nargs="+", metavar="SOURCE")
-    d.add_argument("--weights", default=str(_default_weights()))
+    d.add_argument("--weights", default=active)
     d.add_argument("--conf", type=float, default=s.conf)
     d.add_argument("--iou", type=float, default=s.iou)
     d.add_argument("--imgsz", type=int, default=s.imgsz)
@@ -555,7 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="mAP of a model on a data set split")
     e.add_argument("--data", required=True, help="YOLO data.yaml")
     e.add_argument("--split", default="test")
-    e.add_argument("--weights", default=str(_default_weights()))
+    e.add_argument("--weights", default=active)
     e.add_argument("--imgsz", type=int, default=s.imgsz)
     e.add_argument("--batch", type=int, default=16)
     e.add_argument("--json", action="store_true")
@@ -650,7 +653,7 @@ def build_parser() -> argparse.ArgumentParser:
     bn = sub.add_parser("bench", help="live pipeline fps vs a plain YOLO.predict loop")
     bn.add_argument("--source", required=True, metavar="VIDEO")
     bn.add_argument("--backend", choices=("pytorch", "onnx", "openvino"), default="pytorch")
-    bn.add_argument("--weights", default=str(_default_weights()))
+    bn.add_argument("--weights", default=active)
     bn.add_argument("--imgsz", type=int, default=s.imgsz)
     bn.add_argument("--passes", type=int, default=1, help="loop the clip (memory over time)")
     bn.add_argument("--no-plain", action="store_true", help="skip the plain predict loop")
@@ -660,7 +663,7 @@ def build_parser() -> argparse.ArgumentParser:
     lv = sub.add_parser("live", help="watch a camera URL or replay a video file, log episodes")
     lv.add_argument("source", metavar="URL_OR_FILE")
     lv.add_argument("--station", default="default")
-    lv.add_argument("--weights", default=str(_default_weights()))
+    lv.add_argument("--weights", default=active)
     lv.add_argument("--backend", choices=("pytorch", "onnx", "openvino"), default="pytorch")
     lv.add_argument("--conf", type=float, default=s.conf)
     lv.add_argument("--iou", type=float, default=s.iou)
@@ -701,7 +704,7 @@ def build_parser() -> argparse.ArgumentParser:
     et = sub.add_parser("evaluate-tiled", help="mAP with tiled (sliced) inference")
     et.add_argument("--data", required=True, help="YOLO data.yaml")
     et.add_argument("--split", default="test")
-    et.add_argument("--weights", default=str(_default_weights()))
+    et.add_argument("--weights", default=active)
     et.add_argument("--imgsz", type=int, default=s.imgsz)
     et.add_argument("--tiles", default="640:0.25",
                     help="SIZE[:OVERLAP[:nms|wbf]], or 'none' for full-frame inference")
@@ -709,13 +712,6 @@ def build_parser() -> argparse.ArgumentParser:
     et.set_defaults(func=_cmd_evaluate_tiled)
 
     return p
-
-
-def _default_weights() -> Path:
-    """The active model: the promoted one if any, else the shipped default."""
-    from core.registry import active_weights
-
-    return active_weights()
 
 
 def main(argv: list[str] | None = None) -> int:
