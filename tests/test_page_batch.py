@@ -41,3 +41,13 @@ def test_batch_page_rejects_bad_weights(gw_home):
     assert not at.exception
     assert any("cannot be used" in e.value for e in at.error)
     assert at.button(key="batch-run").disabled
+
+
+def test_batch_page_with_unwritable_data_folder(tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the data folder should be")
+    monkeypatch.setenv("GLOVEWATCH_HOME", str(blocker))
+    at = _batch_page()
+    assert any("not writable" in e.value and "GLOVEWATCH_HOME" in e.value for e in at.error)
+    assert at.button(key="batch-run").disabled
+    assert blocker.read_text().startswith("a file")  # nothing overwritten
