@@ -160,6 +160,24 @@ def ensure_home(s: Settings | None = None) -> Settings:
     return s
 
 
+def _decline_openvino_telemetry() -> None:
+    """What OpenVINO's ``opt_in_out --opt_out`` does, unless the user already chose.
+
+    Without a consent file OpenVINO's converters count as consented and try to send usage
+    data on every export; offline that is dozens of failing look-ups.
+    """
+    try:
+        from openvino_telemetry.utils.opt_in_checker import ConsentCheckResult, OptInChecker
+    except ImportError:
+        return
+    checker = OptInChecker()
+    try:
+        if checker.consent_file_base_dir() and not os.path.exists(checker.consent_file()):
+            checker.update_result(ConsentCheckResult.DECLINED)
+    except OSError:
+        pass  # an unwritable home: nothing we can record
+
+
 def apply_offline_env() -> None:
     """Make Ultralytics, OpenVINO and friends work without the internet.
 
@@ -170,9 +188,9 @@ def apply_offline_env() -> None:
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_AUTOINSTALL", "false")
     os.environ.setdefault("YOLO_VERBOSE", "false")
-    os.environ.setdefault("OPENVINO_TELEMETRY_OPT_OUT", "1")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    _decline_openvino_telemetry()
     cfg_dir = Path(os.environ.get("YOLO_CONFIG_DIR") or PROJECT_ROOT / ".yolo-config")
     os.environ["YOLO_CONFIG_DIR"] = str(cfg_dir)
     fonts = cfg_dir / "Ultralytics"
