@@ -27,7 +27,7 @@ import yaml
 
 from core.config import ensure_home, settings
 from core.media import IMAGE_SUFFIXES
-from core.store import now
+from core.store import now, row_by_ref
 
 # Split names as they appear in exports, mapped to the key Ultralytics uses.
 SPLIT_ALIASES = {"train": "train", "valid": "val", "val": "val", "validation": "val",
@@ -470,11 +470,7 @@ def _layout_or_cleanup(folder: Path) -> Layout:
 
 def get_dataset(conn: sqlite3.Connection, ref: int | str) -> Dataset:
     """A registered data set by id or name (the newest with that name)."""
-    if isinstance(ref, int) or str(ref).isdigit():
-        row = conn.execute("SELECT * FROM datasets WHERE id=?", (int(ref),)).fetchone()
-    else:
-        row = conn.execute("SELECT * FROM datasets WHERE name=? ORDER BY id DESC LIMIT 1",
-                           (ref,)).fetchone()
+    row = row_by_ref(conn, "datasets", ref)
     if row is None:
         raise DatasetError(f"No data set '{ref}' is registered.")
     return _row_to_dataset(row)

@@ -264,6 +264,14 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
+def row_by_ref(conn: sqlite3.Connection, table: str, ref: int | str) -> sqlite3.Row | None:
+    """A row of ``table`` (``runs``, ``datasets``) by id, or the newest one with that name."""
+    if isinstance(ref, int) or str(ref).isdigit():
+        return conn.execute(f"SELECT * FROM {table} WHERE id=?", (int(ref),)).fetchone()
+    return conn.execute(f"SELECT * FROM {table} WHERE name=? ORDER BY id DESC LIMIT 1",
+                        (ref,)).fetchone()
+
+
 @dataclass(frozen=True)
 class SessionInfo:
     """What a detection session ran with."""

@@ -29,7 +29,7 @@ from pathlib import Path
 import yaml
 
 from core.config import MODELS_DIR, PROJECT_ROOT, ensure_home, settings
-from core.store import now, transaction
+from core.store import now, row_by_ref, transaction
 
 STATUSES = ("queued", "running", "finished", "failed", "stopped")
 ACTIVE = ("queued", "running")
@@ -264,11 +264,7 @@ def _row_to_run(row: sqlite3.Row) -> Run:
 
 def get_run(conn: sqlite3.Connection, ref: int | str) -> Run:
     """A run by id or by name (the newest with that name)."""
-    if isinstance(ref, int) or str(ref).isdigit():
-        row = conn.execute("SELECT * FROM runs WHERE id=?", (int(ref),)).fetchone()
-    else:
-        row = conn.execute("SELECT * FROM runs WHERE name=? ORDER BY id DESC LIMIT 1",
-                           (ref,)).fetchone()
+    row = row_by_ref(conn, "runs", ref)
     if row is None:
         raise TrainingError(f"No training run '{ref}'.")
     return _row_to_run(row)

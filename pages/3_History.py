@@ -108,9 +108,10 @@ def _kpis(k: h.Kpis, minutes: float) -> None:
     st.caption(k.basis_note)
 
 
-def _trend_chart(rows: list[h.Stats], by: str) -> go.Figure:
+def _compliance_episodes_chart(rows: list[h.Stats], x: list[str], title: str,
+                               height: int) -> go.Figure:
+    """Episodes as bars and compliance as a line over the same x (days, weeks or hours)."""
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    x = [r.key[0] for r in rows]
     fig.add_bar(x=x, y=[r.episodes for r in rows], name="episodes", opacity=0.35,
                 marker_color=EPISODE_COLOUR, secondary_y=True)
     fig.add_scatter(x=x, y=[r.compliance for r in rows], name="compliance", mode="lines+markers",
@@ -120,8 +121,7 @@ def _trend_chart(rows: list[h.Stats], by: str) -> go.Figure:
                                   "%{customdata[1]} min monitored)<extra></extra>")
     fig.update_yaxes(title_text="compliance", tickformat=".1%", secondary_y=False)
     fig.update_yaxes(title_text="episodes", secondary_y=True)
-    fig.update_layout(title=f"Compliance and episodes per {by} (gaps: no hands seen)",
-                      height=380, margin=dict(t=50, b=30))
+    fig.update_layout(title=title, height=height, margin=dict(t=50, b=30))
     return fig
 
 
@@ -145,19 +145,6 @@ def _heatmap(rows: list[h.Stats]) -> go.Figure:
                                colorbar=dict(tickformat=".1%")))
     fig.update_layout(title="Compliance by station and shift (blank: no data)",
                       height=max(300, 28 * len(stations) + 120), margin=dict(t=50, b=30))
-    return fig
-
-
-def _hours_chart(rows: list[h.Stats]) -> go.Figure:
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    x = [r.key[0] + ":00" for r in rows]
-    fig.add_bar(x=x, y=[r.episodes for r in rows], name="episodes", opacity=0.35,
-                marker_color=EPISODE_COLOUR, secondary_y=True)
-    fig.add_scatter(x=x, y=[r.compliance for r in rows], name="compliance",
-                    mode="lines+markers", connectgaps=False, line_color=COMPLIANCE_COLOUR)
-    fig.update_yaxes(tickformat=".1%", title_text="compliance", secondary_y=False)
-    fig.update_yaxes(title_text="episodes", secondary_y=True)
-    fig.update_layout(title="Hour-of-day profile", height=360, margin=dict(t=50, b=30))
     return fig
 
 
@@ -192,14 +179,18 @@ def _coverage_chart(cells: list[h.CoverageCell]) -> go.Figure:
 def _charts(fig: dict, f: h.HistoryFilter, by_key: str) -> None:
     tabs = st.tabs(["Trend", "Station × shift", "Hour of day", "Top stations", "Coverage"])
     with tabs[0]:
-        st.plotly_chart(_trend_chart(fig["trend"], by_key), width="stretch")
+        st.plotly_chart(_compliance_episodes_chart(
+            fig["trend"], [r.key[0] for r in fig["trend"]],
+            f"Compliance and episodes per {by_key} (gaps: no hands seen)", 380), width="stretch")
     with tabs[1]:
         if fig["station_shift"]:
             st.plotly_chart(_heatmap(fig["station_shift"]), width="stretch")
         else:
             st.info("No station has data in this range.")
     with tabs[2]:
-        st.plotly_chart(_hours_chart(fig["hours"]), width="stretch")
+        st.plotly_chart(_compliance_episodes_chart(
+            fig["hours"], [r.key[0] + ":00" for r in fig["hours"]], "Hour-of-day profile", 360),
+            width="stretch")
     with tabs[3]:
         if fig["top"]:
             st.plotly_chart(_top_chart(fig["top"]), width="stretch")
