@@ -12,9 +12,38 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.errors import ConfigError, DataFolderError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WEIGHTS = PROJECT_ROOT / "weights" / "gloves-yolo11n.pt"
 MODELS_DIR = PROJECT_ROOT / "models"
+DEFAULT_STATION = "default"
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """Defaults the pages and the command line share (one place, so they never disagree)."""
+
+    # Episodes: a hand seen for less than min_duration_s is noise; gaps up to grace_s
+    # (occlusion, missed detections) are merged; a new track overlapping a lost one by
+    # rematch_iou continues its episode.
+    min_duration_s: float = 1.0
+    grace_s: float = 2.0
+    rematch_iou: float = 0.3
+    # Alerts: at most one per station per cooldown (critical ones are never held back by a
+    # warning's cooldown).
+    cooldown_s: float = 30.0
+    # Live: OpenVINO is the fastest CPU backend; a stream that sends nothing for
+    # idle_timeout_s ends its session; a source nobody looks at stops after viewer_timeout_s.
+    backend: str = "openvino"
+    idle_timeout_s: float = 10.0
+    viewer_timeout_s: float = 30.0
+    blur_evidence: bool = True
+    # Coverage: time a frame may account for at most, so a stalled stream is not "watched".
+    max_frame_gap_s: float = 1.0
+
+
+DEFAULTS = Defaults()
 
 
 @dataclass(frozen=True)
@@ -46,15 +75,24 @@ class Settings:
     shifts: tuple[Shift, ...] = DEFAULT_SHIFTS
     ice_servers: list[dict] = field(default_factory=list)
     webhook_url: str = ""
+    webhook_secret: str = ""  # signs each webhook body (HMAC-SHA256) when set
     torch_threads: int | None = None  # None: all cores for PyTorch, 1 beside ONNX/OpenVINO
-    dataset_max_mb: int = 8192  # zip import limits
+    dataset_max_mb: int = 4096  # zip import limits: unpacked size in all, per file, files
+    dataset_max_file_mb: int = 64
     dataset_max_files: int = 200_000
     train_min_free_mb: int = 1024  # free disk a training run needs to start
     user: str = ""  # who promotes models / reviews episodes by default ('' = login name)
+    db_url: str = ""  # SQLAlchemy URL of the store; '' = the SQLite file in the data folder
 
     @property
     def db_path(self) -> Path:
+        """The embedded SQLite store (used when ``db_url`` is empty)."""
         return self.home / "glovewatch.sqlite"
+
+    @property
+    def store_url(self) -> str:
+        """The store's SQLAlchemy URL: ``GLOVEWATCH_DB_URL`` or the SQLite file."""
+        return self.db_url or f"sqlite:///{self.db_path}"
 
     @property
     def batch_dir(self) -> Path:
@@ -91,14 +129,23 @@ class Settings:
         return self.home / "logs"
 
 
+def _env_number(name: str, default: float, kind: type) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a {kind.__name__}; unset it or fix it.") \
+            from None
+
+
 def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    return float(raw) if raw else default
+    return float(_env_number(name, default, float))
 
 
 def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    return int(raw) if raw else default
+    return int(_env_number(name, default, int))
 
 
 def _shifts_from_env() -> tuple[Shift, ...]:
@@ -115,9 +162,17 @@ def _shifts_from_env() -> tuple[Shift, ...]:
 
 
 def _ice_servers_from_env() -> list[dict]:
-    # GLOVEWATCH_ICE_SERVERS='[{"urls": ["turn:turn.example:3478"], "username": "u", "credential": "p"}]'
+    # GLOVEWATCH_ICE_SERVERS='[{"urls": ["turn:turn.example:3478"], "username": "u",
+    #                           "credential": "p"}]'
     raw = os.environ.get("GLOVEWATCH_ICE_SERVERS", "").strip()
-    return json.loads(raw) if raw else []
+    try:
+        servers = json.loads(raw) if raw else []
+    except ValueError:
+        raise ConfigError("GLOVEWATCH_ICE_SERVERS is not valid JSON (a list of objects with "
+                          "'urls').") from None
+    if not isinstance(servers, list):
+        raise ConfigError("GLOVEWATCH_ICE_SERVERS must be a JSON list.")
+    return servers
 
 
 def settings() -> Settings:
@@ -133,17 +188,20 @@ def settings() -> Settings:
         retention_days=_env_int("GLOVEWATCH_RETENTION_DAYS", 90),
         shifts=_shifts_from_env(),
         ice_servers=_ice_servers_from_env(),
-        webhook_url=os.environ.get("GLOVEWATCH_WEBHOOK_URL", ""),
+        webhook_url=os.environ.get("GLOVEWATCH_WEBHOOK_URL", "").strip(),
+        webhook_secret=os.environ.get("GLOVEWATCH_WEBHOOK_SECRET", ""),
         torch_threads=_env_int("GLOVEWATCH_TORCH_THREADS", 0) or None,
-        dataset_max_mb=_env_int("GLOVEWATCH_DATASET_MAX_MB", 8192),
+        dataset_max_mb=_env_int("GLOVEWATCH_DATASET_MAX_MB", 4096),
+        dataset_max_file_mb=_env_int("GLOVEWATCH_DATASET_MAX_FILE_MB", 64),
         dataset_max_files=_env_int("GLOVEWATCH_DATASET_MAX_FILES", 200_000),
         train_min_free_mb=_env_int("GLOVEWATCH_TRAIN_MIN_FREE_MB", 1024),
         user=os.environ.get("GLOVEWATCH_USER", ""),
+        db_url=os.environ.get("GLOVEWATCH_DB_URL", "").strip(),
     )
 
 
 def ensure_home(s: Settings | None = None) -> Settings:
-    """Create the data folders; raise ``PermissionError`` with a clear message if unwritable."""
+    """Create the data folders; raise :class:`DataFolderError` if they cannot be written."""
     s = s or settings()
     try:
         for d in (s.home, s.batch_dir, s.evidence_dir, s.runs_dir, s.datasets_dir,
@@ -153,7 +211,7 @@ def ensure_home(s: Settings | None = None) -> Settings:
         probe.write_text("ok")
         probe.unlink()
     except OSError as exc:
-        raise PermissionError(
+        raise DataFolderError(
             f"The data folder {s.home} is not writable ({exc.strerror or exc}). "
             "Set GLOVEWATCH_HOME to a folder you can write to."
         ) from exc
@@ -172,7 +230,7 @@ def _decline_openvino_telemetry() -> None:
         return
     checker = OptInChecker()
     try:
-        if checker.consent_file_base_dir() and not os.path.exists(checker.consent_file()):
+        if checker.consent_file_base_dir() and not Path(checker.consent_file()).exists():
             checker.update_result(ConsentCheckResult.DECLINED)
     except OSError:
         pass  # an unwritable home: nothing we can record
@@ -190,6 +248,8 @@ def apply_offline_env() -> None:
     os.environ.setdefault("YOLO_VERBOSE", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # weights_only unpickling for every checkpoint Ultralytics loads (core.vision.weights)
+    os.environ["ULTRALYTICS_SAFE_LOAD"] = "1"
     _decline_openvino_telemetry()
     cfg_dir = Path(os.environ.get("YOLO_CONFIG_DIR") or PROJECT_ROOT / ".yolo-config")
     os.environ["YOLO_CONFIG_DIR"] = str(cfg_dir)

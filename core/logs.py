@@ -1,4 +1,8 @@
-"""Logging set-up shared by the app, the CLI and the training worker."""
+"""Logging set-up shared by the app, the CLI and the training worker.
+
+Every record passes :class:`RedactingFilter`, so a camera password or a webhook token in a
+message or an exception never reaches a log file.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,29 @@ import logging
 import sys
 
 from core.config import settings
+from core.errors import GloveWatchError
+from core.text import redact_text
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class RedactingFilter(logging.Filter):
+    """Masks credentials in the rendered message (and drops args once rendered)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            return True
+        clean = redact_text(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and record.exc_info[1] is not None:
+            text = redact_text(str(record.exc_info[1]))
+            if text != str(record.exc_info[1]):
+                record.exc_text = f"{type(record.exc_info[1]).__name__}: {text}"
+                record.exc_info = None
+        return True
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -16,15 +41,18 @@ def setup_logging(level: int = logging.INFO) -> None:
     if getattr(root, "_glovewatch", False):
         return
     root.setLevel(level)
+    redact = RedactingFilter()
     err = logging.StreamHandler(sys.stderr)
     err.setFormatter(logging.Formatter(_FORMAT))
+    err.addFilter(redact)
     root.addHandler(err)
     try:
         logs = settings().logs_dir
         logs.mkdir(parents=True, exist_ok=True)
         fh = logging.FileHandler(logs / "glovewatch.log")
         fh.setFormatter(logging.Formatter(_FORMAT))
+        fh.addFilter(redact)
         root.addHandler(fh)
-    except OSError as exc:  # an unwritable data folder is reported where it is used
-        root.warning("log file unavailable: %s", exc)
+    except (OSError, GloveWatchError):  # an unwritable data folder is reported where used
+        pass
     root._glovewatch = True  # type: ignore[attr-defined]

@@ -1,4 +1,10 @@
-"""Reading images and videos with clear errors, and writing browser-playable video."""
+"""Reading images and videos with clear errors, and writing browser-playable video.
+
+Images are decoded through Pillow, which refuses truncated files that OpenCV would return as
+half-grey pictures. Sizes are checked from the header before decoding, so a decompression bomb
+(a 144-megapixel PNG in 140 KB) is refused without allocating it, and a picture too small to
+show a hand (1x1) is refused rather than judged.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +18,14 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from core.errors import MediaError
+from core.text import redact_url
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
-
-
-class MediaError(ValueError):
-    """An input that cannot be read as an image or video; the message says why."""
+MIN_SIDE_PX = 32  # smaller pictures cannot show a hand
+MAX_PIXELS = 50_000_000  # a 8K frame is 33 Mpx; more is a bomb or a scan, not a camera
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's own guard, for every other Image.open too
 
 
 def kind_of(name: str) -> str | None:
@@ -48,13 +56,24 @@ def read_image(data: bytes | Path | str, name: str | None = None) -> np.ndarray:
         raise MediaError(f"{name}: the file is empty.")
     try:
         with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+            if w * h > MAX_PIXELS:
+                raise MediaError(f"{name}: {w}x{h} pixels is too large to process (at most "
+                                 f"{MAX_PIXELS // 1_000_000} megapixels).")
+            if min(w, h) < MIN_SIDE_PX:
+                raise MediaError(f"{name}: {w}x{h} pixels is too small to show a hand (at "
+                                 f"least {MIN_SIDE_PX} pixels a side).")
             im.load()
-            im = ImageOps.exif_transpose(im).convert("RGB")
-            rgb = np.asarray(im)
+            rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
     except (UnidentifiedImageError, ImportError) as exc:
         # ImportError: Ultralytics patches Image.open to try a HEIF plug-in on unknown data
         raise MediaError(f"{name}: not an image (the content is not a known image format).") \
             from exc
+    except Image.DecompressionBombError as exc:
+        raise MediaError(f"{name}: the image declares too many pixels to decode safely.") \
+            from exc
+    except MediaError:
+        raise
     except (OSError, SyntaxError, ValueError) as exc:
         raise MediaError(f"{name}: the image is damaged or truncated ({exc}).") from exc
     if rgb.size == 0:
@@ -86,7 +105,7 @@ def open_video(path: Path | str, name: str | None = None
 
     ``name`` is how messages call it (e.g. the uploaded file's name).
     """
-    name = name or Path(str(path)).name
+    name = name or (redact_url(str(path)) if "://" in str(path) else Path(str(path)).name)
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         cap.release()
@@ -119,14 +138,19 @@ def iter_video(path: Path | str) -> Iterator[tuple[int, np.ndarray]]:
 
 
 class VideoWriter:
-    """H.264 MP4 writer (via PyAV) so annotated videos play in every browser."""
+    """H.264 MP4 writer (via PyAV) so annotated videos play in every browser.
+
+    The MP4 is fragmented (a header first, then self-contained fragments), so a file cut off
+    by a killed process still plays up to its last fragment.
+    """
 
     def __init__(self, path: Path, fps: float, width: int, height: int):
         import av
 
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._container = av.open(str(path), mode="w")
+        self._container = av.open(str(path), mode="w", options={
+            "movflags": "frag_keyframe+empty_moov+default_base_moof"})
         rate = Fraction(fps).limit_denominator(1000)
         self._stream = self._container.add_stream("libx264", rate=rate)
         # yuv420p needs even sizes
@@ -152,5 +176,5 @@ class VideoWriter:
     def __enter__(self) -> VideoWriter:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

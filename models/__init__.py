@@ -9,6 +9,8 @@ root), because the checkpoint pickles the module classes.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 MODELS_DIR = Path(__file__).resolve().parent
@@ -21,7 +23,7 @@ VARIANTS: dict[str, str] = {
 }
 
 
-def _wrap(parse_model):
+def _wrap(parse_model: Callable[..., Any]) -> Callable[..., Any]:
     """``parse_model`` that also understands the names in ``models.modules.SWAPS``.
 
     Ultralytics decides each layer's channel arguments by identity against its own module sets
@@ -48,7 +50,7 @@ def _wrap(parse_model):
             model[i] = new
         return model, save
 
-    parse_model_with_variants.__wrapped__ = parse_model
+    parse_model_with_variants.__wrapped__ = parse_model  # type: ignore[attr-defined]
     return parse_model_with_variants
 
 

@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -130,7 +132,7 @@ class C3k2_SCConv(C3k2):  # noqa: N801 (the YAML name people know it by)
     @classmethod
     def like(cls, m: C3k2) -> C3k2_SCConv:
         """The SCConv version of a built C3k2 (same widths, depth, C3k choice, shortcut)."""
-        first = m.m[0]
+        first: Any = m.m[0]
         c3k = isinstance(first, C3)
         shortcut = bool(first.m[0].add if c3k else first.add)
         c2 = m.cv2.conv.out_channels
@@ -168,7 +170,7 @@ class DyHeadBlock(nn.Module):
 
         self.offset = nn.Conv2d(c, 27, 3, padding=1)  # 2*9 offsets + 9 modulation masks
         nn.init.zeros_(self.offset.weight)  # start as a plain 3x3 conv with mask 0.5
-        nn.init.zeros_(self.offset.bias)
+        nn.init.zeros_(self.offset.bias)  # type: ignore[arg-type]
         self.dcn = DeformConv2d(c, c, 3, padding=1, bias=False)
         self.max_offset = 32.0  # feature-map pixels
         self.norm = nn.GroupNorm(_groups(c, 16), c)
@@ -200,7 +202,7 @@ class DyDetect(Detect):
     @classmethod
     def like(cls, m: Detect) -> DyDetect:
         """The DyHead version of a built Detect head (same classes, widths, end2end)."""
-        ch = [seq[0].conv.in_channels for seq in m.cv2]
+        ch = [seq[0].conv.in_channels for seq in m.cv2]  # type: ignore[index]
         return cls(m.nc, m.reg_max, getattr(m, "one2one_cv2", None) is not None, ch)
 
 

@@ -1,0 +1,116 @@
+"""Privacy-safe evidence of violation episodes: a redacted frame, a hand crop and the boxes.
+
+Only the violating hand stays sharp: everything else in the frame is pixelated and blurred
+(OpenCV 5 ships no face detector, and a false glove box must not leave a bystander's face
+sharp), and a model's head/face boxes are obscured even where they overlap the hand. The
+hand crop is cut from the redacted frame. Beside the images, ``<stem>.json`` keeps the
+frame's detections with their status at the station, so reviewed evidence can become
+training labels (live episodes included).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core.media import write_image
+from core.text import slug
+from core.vision.annotate import crop
+from core.vision.detections import Detections
+
+log = logging.getLogger(__name__)
+
+HEAD_NAMES = frozenset({"head", "face", "heads", "faces", "person_head"})
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Paths of the saved evidence frame, hand crop and detections file."""
+
+    frame_path: Path
+    crop_path: Path
+    boxes_path: Path
+
+
+def _pad(box: Box, shape: tuple[int, int], pad: float) -> tuple[int, int, int, int]:
+    h, w = shape
+    x1, y1, x2, y2 = box
+    px, py = (x2 - x1) * pad, (y2 - y1) * pad
+    return (max(0, int(x1 - px)), max(0, int(y1 - py)),
+            min(w, int(x2 + px + 1)), min(h, int(y2 + py + 1)))
+
+
+def _obscure(region: np.ndarray) -> np.ndarray:
+    """Pixelate then blur: irreversible at evidence resolution, cheap on a full frame."""
+    h, w = region.shape[:2]
+    if h < 2 or w < 2:
+        return np.zeros_like(region)
+    small = cv2.resize(region, (max(1, w // 24), max(1, h // 24)), interpolation=cv2.INTER_AREA)
+    big = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.GaussianBlur(big, (0, 0), sigmaX=3)
+
+
+def head_mask(dets: Detections) -> np.ndarray:
+    """Which detections are heads or faces."""
+    return np.isin(np.char.lower(dets.class_name.astype(str)), list(HEAD_NAMES))
+
+
+def redact(image: np.ndarray, keep: Box, dets: Detections) -> np.ndarray:
+    """A copy of ``image`` where only the (padded) ``keep`` box is sharp, and heads never."""
+    shape = image.shape[:2]
+    out = _obscure(image)
+    x1, y1, x2, y2 = _pad(keep, shape, 0.1)
+    out[y1:y2, x1:x2] = image[y1:y2, x1:x2]
+    for box in dets.xyxy[head_mask(dets)]:
+        hx1, hy1, hx2, hy2 = _pad(tuple(float(v) for v in box), shape, 0.1)  # type: ignore[arg-type]
+        if hx2 > hx1 and hy2 > hy1:
+            out[hy1:hy2, hx1:hx2] = _obscure(image[hy1:hy2, hx1:hx2])
+    return out
+
+
+def _boxes_doc(dets: Detections, status: np.ndarray, shape: tuple[int, int]) -> dict:
+    return {"shape": list(shape), "detections": [
+        {"class_id": int(c), "class_name": str(n), "role": str(r), "status": str(s),
+         "confidence": round(float(p), 4), "box": [round(float(v), 1) for v in b]}
+        for c, n, r, s, p, b in zip(dets.class_id, dets.class_name, dets.role, status,
+                                    dets.confidence, dets.xyxy)]}
+
+
+class EvidenceWriter:
+    """Saves redacted evidence under ``out_dir/<day>/``."""
+
+    def __init__(self, out_dir: Path, blur: bool = True):
+        self.out_dir = Path(out_dir)
+        self.blur = blur
+
+    def save(self, image: np.ndarray, dets: Detections, status: np.ndarray, box: Box,
+             station: str, stem: str, day: str) -> Evidence | None:
+        """Write ``<stem>.jpg`` (redacted frame), ``<stem>-hand.jpg`` and ``<stem>.json``;
+        None if it fails (a full disk must not stop the live pipeline: it is logged)."""
+        folder = self.out_dir / day
+        name = f"{slug(station, 40, 'station')}-{slug(stem, 120)}"
+        frame = redact(image, box, dets) if self.blur else image
+        try:
+            frame_path = write_image(folder / f"{name}.jpg", frame)
+            crop_path = write_image(folder / f"{name}-hand.jpg", crop(frame, box))
+            boxes_path = folder / f"{name}.json"
+            boxes_path.write_text(json.dumps(_boxes_doc(dets, status, image.shape[:2])))
+        except OSError as exc:
+            log.error("evidence for %s not saved: %s", name, exc)
+            return None
+        return Evidence(frame_path, crop_path, boxes_path)
+
+
+def read_boxes(frame_path: Path) -> dict | None:
+    """The detections saved beside an evidence frame, or None."""
+    try:
+        return json.loads(Path(frame_path).with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,100 @@
+"""Where recorders' episode events and coverage go: the store, alerts, or several at once.
+
+An :class:`EpisodeEvent` is ``new`` (an episode confirmed), ``update`` (its latest figures)
+or ``end`` (closed), with a key unique to that episode, so a sink can apply each event once
+even when it arrives twice (retries, a message bus).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from core.events.alerts import Alert, Alerter
+from core.storage import Store
+from core.storage.coverage import CoverageRow
+from core.storage.events import EventRow, OpenRefresh
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EpisodeEvent:
+    kind: str  # new | update | end
+    key: str
+    row: EventRow
+
+
+class Sink(Protocol):
+    def episode(self, event: EpisodeEvent) -> None: ...
+
+    def coverage(self, station: str, session_id: int | None,
+                 rows: Sequence[CoverageRow]) -> None: ...
+
+
+class StoreSink:
+    """Persists episode events and coverage in the store (the one writer of episodes)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._ids: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def event_id(self, key: str) -> int | None:
+        with self._lock:
+            return self._ids.get(key)
+
+    def episode(self, event: EpisodeEvent) -> None:
+        with self._lock:
+            event_id = self._ids.get(event.key)
+        row = event.row
+        if event.kind == "new" and event_id is None:
+            event_id = self.store.events.insert(row)
+            with self._lock:
+                self._ids[event.key] = event_id
+        elif event.kind == "update" and event_id is not None:
+            self.store.events.refresh_open([OpenRefresh(
+                event_id, row.ended_at or row.started_at, row.duration_s,
+                row.peak_conf or 0.0, row.severity, row.zone)])
+        elif event.kind == "end":
+            if event_id is None:  # ended before anyone stored it (e.g. a photo)
+                self.store.events.insert(row)
+            else:
+                self.store.events.close(event_id, row)
+                with self._lock:
+                    self._ids.pop(event.key, None)
+
+    def coverage(self, station: str, session_id: int | None,
+                 rows: Sequence[CoverageRow]) -> None:
+        self.store.coverage.write(station, session_id, rows)
+
+
+class AlertingSink:
+    """A :class:`StoreSink` that also raises an alert for each new episode it stores."""
+
+    def __init__(self, inner: StoreSink, alerter: Alerter):
+        self.inner, self.alerter = inner, alerter
+
+    def episode(self, event: EpisodeEvent) -> None:
+        self.inner.episode(event)
+        if event.kind != "new":
+            return
+        event_id = self.inner.event_id(event.key)
+        if event_id is None:
+            return
+        row = event.row
+        try:
+            self.alerter.notify(event_id, row.station, row.severity, row.class_name, row.zone,
+                                row.started_at, row.evidence_path)
+        except Exception:  # an alert must never stop recording
+            log.exception("alert for episode %s failed", event_id)
+
+    def coverage(self, station: str, session_id: int | None,
+                 rows: Sequence[CoverageRow]) -> None:
+        self.inner.coverage(station, session_id, rows)
+
+    def recent_alerts(self) -> list[Alert]:
+        return self.alerter.recent()

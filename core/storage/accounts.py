@@ -1,0 +1,97 @@
+"""Local accounts and the audit log of every change (who did what, when)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+
+from core.storage import schema as t
+from core.storage.database import Database, now
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    id: int
+    name: str
+    password_hash: str | None
+    role: str
+    disabled: bool
+    failed_logins: int
+    locked_until: str | None
+    created_at: str
+    last_login_at: str | None
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    id: int
+    at: str
+    actor: str
+    action: str
+    target: str | None
+    details: dict[str, Any]
+
+
+def _user(row: Any) -> UserRecord:
+    return UserRecord(row.id, row.name, row.password_hash, row.role, bool(row.disabled),
+                      int(row.failed_logins), row.locked_until, row.created_at,
+                      row.last_login_at)
+
+
+class UserRepo:
+    def __init__(self, db: Database):
+        self.db = db
+
+    def add(self, name: str, password_hash: str | None, role: str) -> UserRecord:
+        with self.db.write() as c:
+            c.execute(insert(t.users).values(name=name, password_hash=password_hash, role=role,
+                                             created_at=now()))
+        found = self.get(name)
+        assert found is not None
+        return found
+
+    def get(self, name: str) -> UserRecord | None:
+        with self.db.read() as c:
+            row = c.execute(select(t.users).where(t.users.c.name == name)).first()
+        return _user(row) if row else None
+
+    def all(self) -> list[UserRecord]:
+        with self.db.read() as c:
+            return [_user(r) for r in c.execute(select(t.users).order_by(t.users.c.name))]
+
+    def update(self, name: str, **values: Any) -> bool:
+        with self.db.write() as c:
+            return bool(c.execute(update(t.users).where(t.users.c.name == name)
+                                  .values(**values)).rowcount)
+
+    def count_active(self, role: str | None = None) -> int:
+        u = t.users
+        q = select(func.count()).select_from(u).where(u.c.disabled == 0)
+        if role:
+            q = q.where(u.c.role == role)
+        with self.db.read() as c:
+            return int(c.execute(q).scalar_one())
+
+
+class AuditRepo:
+    def __init__(self, db: Database):
+        self.db = db
+
+    def add(self, actor: str, action: str, target: str | None = None,
+            details: dict[str, Any] | None = None) -> None:
+        with self.db.write() as c:
+            c.execute(insert(t.audit_log).values(at=now(), actor=actor, action=action,
+                                                 target=target,
+                                                 details_json=json.dumps(details or {})))
+
+    def recent(self, limit: int = 200, action: str | None = None) -> list[AuditRecord]:
+        a = t.audit_log
+        q = select(a).order_by(a.c.id.desc()).limit(limit)
+        if action:
+            q = q.where(a.c.action == action)
+        with self.db.read() as c:
+            return [AuditRecord(r.id, r.at, r.actor, r.action, r.target,
+                                json.loads(r.details_json)) for r in c.execute(q)]

@@ -1,0 +1,197 @@
+"""History's aggregations: coverage, detection counts and episodes grouped by a key.
+
+Every figure is computed in the database over indexed roll-ups, never by loading rows into
+Python: hand-time from ``coverage_hourly``; judged detections from ``results`` (joined to the
+session's station) plus ``results_hourly`` (what retention rolled up before deleting raw rows);
+episodes from ``events``. Queries are SQLAlchemy Core with ``substr`` and ``CASE`` only, so
+they run unchanged on every backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import date
+from typing import Any
+
+from sqlalchemy import ColumnElement, case, func, not_, select
+
+from core.storage import schema as t
+from core.storage.database import Database
+from core.storage.filters import HistoryFilter, episode_conditions, period_conditions, shift_of
+
+KeyFn = Callable[[Any, Any], list[ColumnElement[Any]]]
+
+
+def key_none(ts: Any, station: Any) -> list[ColumnElement[Any]]:
+    return []
+
+
+def key_day(ts: Any, station: Any) -> list[ColumnElement[Any]]:
+    return [func.substr(ts, 1, 10)]
+
+
+def key_hour(ts: Any, station: Any) -> list[ColumnElement[Any]]:
+    return [func.substr(ts, 12, 2)]
+
+
+def key_day_hour(ts: Any, station: Any) -> list[ColumnElement[Any]]:
+    return [func.substr(ts, 1, 13)]
+
+
+def key_station(ts: Any, station: Any) -> list[ColumnElement[Any]]:
+    return [station]
+
+
+def key_station_shift(ts: Any, station: Any) -> list[ColumnElement[Any]]:
+    return [station, shift_of(ts)]
+
+
+def key_station_day(ts: Any, station: Any) -> list[ColumnElement[Any]]:
+    return [station, func.substr(ts, 1, 10)]
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Raw sums of one group; :mod:`core.analytics.history` turns them into rates."""
+
+    key: tuple[str, ...] = ()
+    watched_s: float = 0.0
+    compliant_s: float = 0.0  # hand-seconds compliant with the station rule
+    violating_s: float = 0.0
+    frames: int = 0
+    compliant_n: int = 0  # judged hand detections (batch photos, frames)
+    violating_n: int = 0
+    episodes: int = 0  # dismissed ones left out
+    critical: int = 0
+    dismissed: int = 0
+    unreviewed: int = 0
+    dismissed_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class DataSpan:
+    """First and last day with any data, and row counts of the main tables."""
+
+    first: date | None
+    last: date | None
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return self.first is None
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Models and rule versions behind the figures of a period."""
+
+    models: tuple[str, ...]
+    rule_versions: tuple[str, ...]
+
+
+_COUNTS = frozenset({"frames", "compliant_n", "violating_n", "episodes", "critical", "dismissed",
+                     "unreviewed"})
+
+
+def _sum_if(cond: ColumnElement[bool], value: Any = 1) -> Any:
+    return func.sum(case((cond, value), else_=0))
+
+
+class HistoryRepo:
+    """Read-only aggregations for the History page and reports."""
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    def grouped(self, f: HistoryFilter, key: KeyFn) -> dict[tuple[str, ...], Figures]:
+        """Coverage, detection and episode figures grouped by ``key``, merged per group."""
+        out: dict[tuple[str, ...], dict[str, float]] = {}
+        c, rh, r, s, e = (t.coverage_hourly, t.results_hourly, t.results, t.sessions,
+                          t.events)
+        dismissed = (select(e.c.id).where(
+            e.c.session_id == r.c.session_id, e.c.review == "dismissed",
+            e.c.source.is_not_distinct_from(r.c.source),
+            func.coalesce(e.c.frame, 0) == r.c.frame).exists())
+        parts: list[tuple[Any, Any, list[Any], list[str], Any, list[Any] | None]] = [
+            (c.c.hour, c.c.station, [func.sum(c.c.watched_s), func.sum(c.c.compliant_s),
+                                     func.sum(c.c.violating_s)],
+             ["watched_s", "compliant_s", "violating_s"], c, []),
+            (rh.c.hour, rh.c.station, [func.sum(rh.c.frames), func.sum(rh.c.compliant_n),
+                                       func.sum(rh.c.violating_n)],
+             ["frames", "compliant_n", "violating_n"], rh, []),
+            (r.c.ts, s.c.station, [func.count(), func.sum(r.c.compliant),
+                                   func.sum(r.c.violating)],
+             ["frames", "compliant_n", "violating_n"], r.join(s, s.c.id == r.c.session_id),
+             [r.c.error.is_(None), not_(dismissed)]),
+            (e.c.started_at, e.c.station,
+             [_sum_if(e.c.review != "dismissed"),
+              _sum_if((e.c.review != "dismissed") & (e.c.severity == "critical")),
+              _sum_if(e.c.review == "dismissed"), _sum_if(e.c.review == "unreviewed"),
+              _sum_if(e.c.review == "dismissed", e.c.duration_s)],
+             ["episodes", "critical", "dismissed", "unreviewed", "dismissed_s"], e, None),
+        ]
+        with self.db.read() as conn:
+            for ts, station, sums, names, source, extra in parts:
+                keys = key(ts, station)
+                conds = (episode_conditions(f, e) if extra is None
+                         else period_conditions(f, ts, station) + extra)
+                q = select(*keys, *sums).select_from(source).where(*conds)
+                if keys:
+                    q = q.group_by(*keys)
+                for row in conn.execute(q):
+                    k = tuple(str(v) for v in row[:len(keys)])
+                    acc = out.setdefault(k, {})
+                    for name, val in zip(names, row[len(keys):]):
+                        acc[name] = acc.get(name, 0) + (val or 0)
+        return {k: Figures(key=k, **{n: int(v) if n in _COUNTS else float(v)  # type: ignore[arg-type]
+                                     for n, v in sums.items()})
+                for k, sums in out.items()}
+
+    def data_span(self) -> DataSpan:
+        """First and last day with coverage, results or episodes (index min/max, cheap)."""
+        firsts, lasts = [], []
+        with self.db.read() as conn:
+            for col in (t.coverage_hourly.c.hour, t.events.c.started_at, t.results.c.ts,
+                        t.results_hourly.c.hour):
+                lo, hi = conn.execute(select(func.min(col), func.max(col))).one()
+                if lo:
+                    firsts.append(lo)
+                    lasts.append(hi)
+            counts = {tbl.name: int(conn.execute(select(func.count()).select_from(tbl))
+                                    .scalar_one())
+                      for tbl in (t.events, t.results, t.sessions)}
+        return DataSpan(date.fromisoformat(min(firsts)[:10]) if firsts else None,
+                        date.fromisoformat(max(lasts)[:10]) if lasts else None, counts)
+
+    def provenance(self, f: HistoryFilter) -> Provenance:
+        """Model files/hashes and rule versions of the sessions and episodes in the filter."""
+        s, e = t.sessions, t.events
+        models: dict[str, str] = {}  # hash -> label
+        period = replace(f, classes=(), severities=(), reviews=())
+        with self.db.read() as conn:
+            conds = [s.c.started_at >= f.lo, s.c.started_at < f.hi]
+            if f.stations:
+                conds.append(s.c.station.in_(f.stations))
+            for path, sha in conn.execute(select(s.c.model_path, s.c.model_hash).distinct()
+                                          .where(*conds)):
+                models[sha] = f"{path.rsplit('/', 1)[-1]} ({sha[:12]})"
+            for name, sha in conn.execute(
+                    select(e.c.model_name, e.c.model_hash).distinct()
+                    .where(*episode_conditions(period, e), e.c.model_hash.is_not(None))):
+                models.setdefault(sha, f"{name or 'model'} ({sha[:12]})")
+            versions: dict[str, set[int]] = {}
+            for station, version in conn.execute(
+                    select(e.c.station, e.c.rule_version).distinct()
+                    .where(*episode_conditions(period, e), e.c.rule_version.is_not(None))):
+                versions.setdefault(station, set()).add(int(version))
+        rules = tuple(f"{st}: v{', v'.join(str(v) for v in sorted(vs))}"
+                      for st, vs in sorted(versions.items()))
+        return Provenance(tuple(sorted(models.values())), rules)
+
+    def table_counts(self, names: tuple[str, ...]) -> dict[str, int]:
+        """Row counts of tables (benchmarks)."""
+        with self.db.read() as conn:
+            return {n: int(conn.execute(select(func.count()).select_from(
+                t.metadata.tables[n])).scalar_one()) for n in names}
+

@@ -1,0 +1,269 @@
+"""Schema history of the embedded SQLite store: one script per version, append only.
+
+Each entry upgrades the schema by one version; ``PRAGMA user_version`` records where a store
+is, so an old store is upgraded in place without losing rows. Never edit a released entry.
+:mod:`core.storage.schema` describes the schema these scripts arrive at (for queries and for
+other database backends); a test checks that both agree.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from core.errors import StoreError
+
+# Each entry upgrades the schema by one version. Append only; never edit a released entry.
+MIGRATIONS: list[str] = [
+    # 1: detection sessions, results, detections, events
+    """
+    CREATE TABLE sessions (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,               -- batch | live | stream | file
+        source TEXT NOT NULL,
+        station TEXT NOT NULL,
+        model_path TEXT NOT NULL,
+        model_hash TEXT NOT NULL,
+        conf REAL NOT NULL,
+        iou REAL NOT NULL,
+        imgsz INTEGER NOT NULL,
+        params_json TEXT NOT NULL DEFAULT '{}',
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        status TEXT NOT NULL DEFAULT 'running'  -- running | finished | failed | interrupted
+    );
+    CREATE TABLE results (
+        id INTEGER PRIMARY KEY,
+        session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        source TEXT NOT NULL,
+        frame INTEGER NOT NULL DEFAULT 0,
+        ts TEXT NOT NULL,
+        verdict TEXT,
+        protected INTEGER NOT NULL DEFAULT 0,
+        violation INTEGER NOT NULL DEFAULT 0,
+        context INTEGER NOT NULL DEFAULT 0,
+        annotated_path TEXT,
+        error TEXT
+    );
+    CREATE INDEX results_session ON results(session_id);
+    CREATE INDEX results_ts ON results(ts);
+    CREATE TABLE detections (
+        id INTEGER PRIMARY KEY,
+        result_id INTEGER NOT NULL REFERENCES results(id) ON DELETE CASCADE,
+        class_id INTEGER NOT NULL,
+        class_name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        confidence REAL NOT NULL,
+        x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
+        track_id INTEGER
+    );
+    CREATE INDEX detections_result ON detections(result_id);
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        session_id INTEGER REFERENCES sessions(id) ON DELETE SET NULL,
+        station TEXT NOT NULL,
+        source TEXT,
+        frame INTEGER,
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        duration_s REAL NOT NULL DEFAULT 0,
+        class_name TEXT,
+        peak_conf REAL,
+        severity TEXT NOT NULL DEFAULT 'warning',   -- warning | critical
+        evidence_path TEXT,
+        model_hash TEXT
+    );
+    CREATE INDEX events_station_time ON events(station, started_at);
+    """,
+    # 2: episodes (track, zone, rule version, crop, thresholds, open/closed state) and review
+    """
+    ALTER TABLE events ADD COLUMN track_id INTEGER;
+    ALTER TABLE events ADD COLUMN zone TEXT;
+    ALTER TABLE events ADD COLUMN rule_version INTEGER;
+    ALTER TABLE events ADD COLUMN thresholds_json TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE events ADD COLUMN crop_path TEXT;
+    ALTER TABLE events ADD COLUMN state TEXT NOT NULL DEFAULT 'closed';  -- open | closed
+    ALTER TABLE events ADD COLUMN review TEXT NOT NULL DEFAULT 'unreviewed';
+    ALTER TABLE events ADD COLUMN review_comment TEXT;
+    ALTER TABLE events ADD COLUMN reviewed_by TEXT;
+    ALTER TABLE events ADD COLUMN reviewed_at TEXT;
+    CREATE INDEX events_started ON events(started_at);
+    CREATE INDEX events_session ON events(session_id);
+    """,
+    # 3: coverage: raw per-second rows plus an hourly roll-up that survives retention
+    """
+    CREATE TABLE coverage_seconds (
+        station TEXT NOT NULL,
+        session_id INTEGER,
+        ts TEXT NOT NULL,
+        hands INTEGER NOT NULL DEFAULT 0,
+        gloved_s REAL NOT NULL DEFAULT 0,
+        bare_s REAL NOT NULL DEFAULT 0
+    );
+    CREATE INDEX coverage_seconds_ts ON coverage_seconds(ts);
+    CREATE TABLE coverage_hourly (
+        station TEXT NOT NULL,
+        hour TEXT NOT NULL,               -- 'YYYY-MM-DD HH:00:00'
+        watched_s REAL NOT NULL DEFAULT 0,
+        hand_s REAL NOT NULL DEFAULT 0,
+        gloved_s REAL NOT NULL DEFAULT 0,
+        bare_s REAL NOT NULL DEFAULT 0,
+        PRIMARY KEY (station, hour)
+    ) WITHOUT ROWID;
+    CREATE INDEX coverage_hourly_hour ON coverage_hourly(hour);
+    """,
+    # 4: stations and versioned glove rules / danger zones
+    """
+    CREATE TABLE stations (
+        name TEXT PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        deleted_at TEXT
+    );
+    CREATE TABLE station_rules (
+        station TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        rule_json TEXT NOT NULL,          -- allowed classes, polarity, zones
+        created_at TEXT NOT NULL,
+        author TEXT,
+        PRIMARY KEY (station, version)
+    );
+    """,
+    # 5: data sets, training runs, model registry
+    """
+    CREATE TABLE datasets (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        path TEXT NOT NULL,
+        task TEXT NOT NULL,
+        names_json TEXT NOT NULL,
+        report_json TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        dataset TEXT NOT NULL,
+        model TEXT NOT NULL,
+        args_json TEXT NOT NULL,
+        device TEXT NOT NULL DEFAULT 'cpu',
+        status TEXT NOT NULL,             -- queued | running | finished | failed | stopped
+        pid INTEGER,
+        run_dir TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        ended_at TEXT,
+        message TEXT,
+        best_json TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE model_registry (
+        id INTEGER PRIMARY KEY,
+        path TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        run_id INTEGER REFERENCES runs(id),
+        dataset TEXT,
+        roles_json TEXT NOT NULL DEFAULT '{}',
+        scores_json TEXT NOT NULL DEFAULT '{}',
+        promoted_by TEXT NOT NULL,
+        promoted_at TEXT NOT NULL,
+        active INTEGER NOT NULL DEFAULT 0
+    );
+    """,
+    # 6: history: review audit trail, roll-up of per-frame results that survives retention,
+    # retention log, marker for evidence removed by retention
+    """
+    CREATE TABLE event_reviews (
+        id INTEGER PRIMARY KEY,
+        event_id INTEGER NOT NULL REFERENCES events(id) ON DELETE CASCADE,
+        review TEXT NOT NULL,             -- unreviewed | confirmed | dismissed
+        comment TEXT,
+        reviewed_by TEXT,
+        reviewed_at TEXT NOT NULL
+    );
+    CREATE INDEX event_reviews_event ON event_reviews(event_id);
+    CREATE TABLE results_hourly (
+        station TEXT NOT NULL,
+        hour TEXT NOT NULL,               -- 'YYYY-MM-DD HH:00:00'
+        frames INTEGER NOT NULL DEFAULT 0,
+        gloved_n INTEGER NOT NULL DEFAULT 0,
+        bare_n INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (station, hour)
+    ) WITHOUT ROWID;
+    CREATE INDEX results_hourly_hour ON results_hourly(hour);
+    CREATE TABLE retention_runs (
+        id INTEGER PRIMARY KEY,
+        ran_at TEXT NOT NULL,
+        days INTEGER NOT NULL,
+        cutoff TEXT NOT NULL,
+        report_json TEXT NOT NULL
+    );
+    ALTER TABLE events ADD COLUMN evidence_removed_at TEXT;
+    -- covering indexes: History's aggregations read only the index, not the tables
+    CREATE INDEX coverage_hourly_cover ON coverage_hourly(hour, station, watched_s, gloved_s,
+                                                          bare_s);
+    CREATE INDEX events_history ON events(started_at, station, review, severity, duration_s,
+                                          class_name);
+    """,
+    # 7: the station rule judges everything: coverage and detection counts become compliant /
+    # violating (by the rule) instead of gloved / bare (by class); sessions know their process
+    # (crash recovery); episodes name the model that judged them; accounts and an audit log.
+    # Old rows were judged by class, which was the same thing at "gloves required" stations.
+    """
+    ALTER TABLE coverage_seconds RENAME COLUMN gloved_s TO compliant_s;
+    ALTER TABLE coverage_seconds RENAME COLUMN bare_s TO violating_s;
+    ALTER TABLE coverage_hourly RENAME COLUMN gloved_s TO compliant_s;
+    ALTER TABLE coverage_hourly RENAME COLUMN bare_s TO violating_s;
+    ALTER TABLE results_hourly RENAME COLUMN gloved_n TO compliant_n;
+    ALTER TABLE results_hourly RENAME COLUMN bare_n TO violating_n;
+    ALTER TABLE results ADD COLUMN compliant INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE results ADD COLUMN violating INTEGER NOT NULL DEFAULT 0;
+    UPDATE results SET compliant = protected, violating = violation;
+    ALTER TABLE detections ADD COLUMN status TEXT;
+    ALTER TABLE sessions ADD COLUMN pid INTEGER;
+    ALTER TABLE sessions ADD COLUMN host TEXT;
+    ALTER TABLE sessions ADD COLUMN heartbeat_at TEXT;
+    ALTER TABLE sessions ADD COLUMN started_by TEXT;
+    CREATE INDEX sessions_status ON sessions(status);
+    ALTER TABLE events ADD COLUMN model_name TEXT;
+    ALTER TABLE events ADD COLUMN reason TEXT;
+    CREATE INDEX events_state ON events(state);
+    CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        password_hash TEXT,
+        role TEXT NOT NULL,               -- viewer | operator | engineer | admin
+        disabled INTEGER NOT NULL DEFAULT 0,
+        failed_logins INTEGER NOT NULL DEFAULT 0,
+        locked_until TEXT,
+        created_at TEXT NOT NULL,
+        last_login_at TEXT
+    );
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT,
+        details_json TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX audit_log_at ON audit_log(at);
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate_sqlite(conn: sqlite3.Connection) -> int:
+    """Bring a SQLite connection's store up to :data:`SCHEMA_VERSION`, one transaction a step.
+
+    Raises :class:`StoreError` for a store written by a newer GloveWatch.
+    """
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"This store has schema version {version}, newer than this GloveWatch "
+            f"({SCHEMA_VERSION}). Upgrade GloveWatch instead of opening it with an old one.")
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        # executescript commits first; the explicit transaction makes a failed step leave the
+        # store at the previous version.
+        conn.executescript(f"BEGIN;\n{MIGRATIONS[target - 1]}\nPRAGMA user_version = {target};"
+                           "\nCOMMIT;")
+    return SCHEMA_VERSION

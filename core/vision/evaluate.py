@@ -1,0 +1,160 @@
+"""Score a model on a split of a YOLO data set: mAP50, mAP50-95, per-class AP, a confusion
+matrix and speed, with full-frame or tiled inference.
+
+One evaluator for every caller (the CLI's ``evaluate`` and ``evaluate-tiled``, Training's
+compare and promote, the adaptation loop): each image goes through the same
+:class:`~core.vision.detector.Detector` the app runs, so a score describes what Live and Batch
+will see. Average precision is Ultralytics' ``ap_per_class`` over greedy, confidence-ordered
+matches at IoU 0.50:0.95 (as its validator does). The confusion matrix is taken at the
+operating point a user runs (confidence 0.25, IoU 0.45), not at the 0.001 used for mAP.
+Only classes the split labels are scored: a class a data set does not label is never counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.errors import DatasetError
+from core.media import read_image
+from core.vision.detections import box_iou
+from core.vision.detector import DETECTORS, InferenceParams
+from core.vision.tiling import TileSpec, detect_tiled
+from core.vision.yolo_data import read_images_dir, read_layout
+
+IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
+CONFUSION_CONF = 0.25
+CONFUSION_IOU = 0.45
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Scores of one model on one data set split."""
+
+    weights: str
+    data: str  # the data.yaml scored on
+    split: str
+    imgsz: int
+    tiles: str | None  # None: full-frame inference
+    images: int
+    map50: float
+    map50_95: float
+    per_class_ap50: dict[str, float]
+    per_class_ap50_95: dict[str, float]
+    ms_per_image: float
+    confusion: list[list[int]] = field(default_factory=list)  # rows predicted, cols true
+    confusion_labels: list[str] = field(default_factory=list)  # classes + "background"
+    operating_point: str = f"conf {CONFUSION_CONF}, IoU {CONFUSION_IOU}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        """Where the score comes from, for captions: data set, split, images, size."""
+        mode = f", tiles {self.tiles}" if self.tiles else ""
+        return (f"{Path(self.data).parent.name or self.data} {self.split} split "
+                f"({self.images} images, imgsz {self.imgsz}{mode})")
+
+
+def match_predictions(pred_xyxy: np.ndarray, pred_cls: np.ndarray, true_xyxy: np.ndarray,
+                      true_cls: np.ndarray, thresholds: np.ndarray = IOU_THRESHOLDS
+                      ) -> np.ndarray:
+    """(N predictions x T thresholds) true-positive flags; predictions must be ordered by
+    descending confidence. Greedy and one-to-one per threshold, as Ultralytics' validator."""
+    correct = np.zeros((len(pred_xyxy), len(thresholds)), dtype=bool)
+    if not len(pred_xyxy) or not len(true_xyxy):
+        return correct
+    iou = box_iou(true_xyxy, pred_xyxy) * (true_cls[:, None] == pred_cls[None, :])
+    matched = np.zeros((len(true_xyxy), len(thresholds)), dtype=bool)
+    for j in np.flatnonzero((iou >= thresholds.min()).any(0)):
+        available = np.where(matched, 0, iou[:, j, None])
+        k = available.argmax(0)
+        correct[j] = available[k, range(len(thresholds))] >= thresholds
+        matched[k, range(len(thresholds))] |= correct[j]
+    return correct
+
+
+def confusion_update(matrix: np.ndarray, pred_xyxy: np.ndarray, pred_cls: np.ndarray,
+                     true_xyxy: np.ndarray, true_cls: np.ndarray,
+                     iou_thres: float = CONFUSION_IOU) -> None:
+    """Add one image to a confusion matrix (rows predicted, columns true, last = background):
+    class-agnostic greedy matching so that a glove called a hand counts as that confusion."""
+    bg = matrix.shape[0] - 1
+    iou = box_iou(pred_xyxy, true_xyxy) if len(pred_xyxy) and len(true_xyxy) else \
+        np.zeros((len(pred_xyxy), len(true_xyxy)))
+    taken = np.zeros(len(true_xyxy), dtype=bool)
+    for i in range(len(pred_xyxy)):  # predictions arrive most confident first
+        cand = np.where(taken, -1.0, iou[i]) if len(true_xyxy) else np.zeros(0)
+        j = int(cand.argmax()) if len(cand) else -1
+        if j >= 0 and cand[j] >= iou_thres:
+            taken[j] = True
+            matrix[int(pred_cls[i]), int(true_cls[j])] += 1
+        else:
+            matrix[int(pred_cls[i]), bg] += 1
+    for miss in np.flatnonzero(~taken):
+        matrix[bg, int(true_cls[miss])] += 1
+
+
+def evaluate(weights: Path | str, data: Path | str, split: str = "test",
+             imgsz: int | None = None, tiles: TileSpec | None = None, conf: float = 0.001,
+             iou: float = 0.7, backend: str = "pytorch") -> EvalResult:
+    """Score ``weights`` on ``split`` of the data set ``data`` (folder or data.yaml).
+
+    ``imgsz`` defaults to the size the model was trained at. Raises
+    :class:`~core.errors.DatasetError` for a missing split or unreadable labels and
+    :class:`~core.errors.ModelError` for unusable weights.
+    """
+    from ultralytics.utils.metrics import ap_per_class
+
+    layout = read_layout(data)
+    items = [item for folder in layout.folders(split) for item in read_images_dir(folder)]
+    with DETECTORS.acquire(weights, backend=backend) as det:
+        size = imgsz or det.info.train_imgsz or 640
+        params = InferenceParams(conf=conf, iou=iou, imgsz=size)
+        names = dict(det.info.names)
+        nc = len(names)
+        if len(layout.names) != nc:
+            raise DatasetError(f"The model has {nc} classes and the data set "
+                               f"{len(layout.names)}: it cannot be scored on this data set.")
+        matrix = np.zeros((nc + 1, nc + 1), dtype=np.int64)
+        tps, confs, pred_classes, targets = [], [], [], []
+        total_ms = 0.0
+        for item in items:
+            image = read_image(item.image)
+            h, w = image.shape[:2]
+            frame = (detect_tiled(det, image, params, tiles) if tiles is not None
+                     else det.detect(image, params))
+            total_ms += frame.inference_ms
+            pred = frame.detections.by_confidence()
+            tb = np.array([b.xyxy(w, h) for b in item.boxes]).reshape(-1, 4)
+            tc = np.array([b.class_id for b in item.boxes], dtype=int)
+            tps.append(match_predictions(pred.xyxy, pred.class_id, tb, tc))
+            confs.append(pred.confidence)
+            pred_classes.append(pred.class_id)
+            targets.append(tc)
+            strong = pred[pred.confidence >= CONFUSION_CONF]
+            confusion_update(matrix, strong.xyxy, strong.class_id, tb, tc)
+    tp = np.concatenate(tps) if tps else np.zeros((0, 10), bool)
+    target_cls = np.concatenate(targets) if targets else np.zeros(0, int)
+    ap, classes = np.zeros((0, 10)), np.zeros(0, int)
+    if len(tp):
+        res = ap_per_class(tp, np.concatenate(confs), np.concatenate(pred_classes), target_cls,
+                           names=names)
+        ap, classes = res[5], res[6]
+    # Classes with labels but no predictions score 0, as in Ultralytics' validator.
+    labelled = [int(c) for c in np.unique(target_cls)]
+    ap_by_class = {int(c): ap[i] for i, c in enumerate(classes)}
+    per50 = {names[c]: float(ap_by_class[c][0]) if c in ap_by_class else 0.0 for c in labelled}
+    per5095 = {names[c]: float(ap_by_class[c].mean()) if c in ap_by_class else 0.0
+               for c in labelled}
+    return EvalResult(
+        weights=str(weights), data=str(layout.yaml_path), split=split, imgsz=size,
+        tiles=tiles.to_text() if tiles else None, images=len(items),
+        map50=float(np.mean(list(per50.values()))) if per50 else 0.0,
+        map50_95=float(np.mean(list(per5095.values()))) if per5095 else 0.0,
+        per_class_ap50=per50, per_class_ap50_95=per5095,
+        ms_per_image=total_ms / max(len(items), 1), confusion=matrix.tolist(),
+        confusion_labels=[names[i] for i in sorted(names)] + ["background"])

@@ -1,0 +1,137 @@
+"""Weights files that cannot run code: an explicit allow-list checked before unpickling.
+
+A ``.pt`` file is a pickle, and unpickling a pickle can call any function (``os.system``
+included). Ultralytics unpickles with ``weights_only=False`` unless its safe loader is on, so
+GloveWatch turns that loader on for the whole process (``ULTRALYTICS_SAFE_LOAD=1``, set by
+``core/__init__``: PyTorch's ``weights_only=True``) and, before any load, reads the list of
+classes a checkpoint references without running it
+(``torch.serialization.get_unsafe_globals_in_checkpoint``). Anything outside
+:data:`ALLOWED_GLOBALS` is refused with one sentence, so the file is never loaded at all.
+
+The allow-list was derived from real checkpoints: the shipped model, the wide-view model, runs
+trained by ``python -m core train`` (``best.pt`` and ``last.pt``, from scratch and
+fine-tuned), a YOLO11 segmentation run, and runs of the ``models/`` variants (SCConv,
+DyHead). YOLO11 sizes n to x share these classes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from core.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+ALLOWED_GLOBALS: frozenset[str] = frozenset({
+    # PyTorch layers
+    "torch.nn.modules.activation.Hardsigmoid",
+    "torch.nn.modules.activation.ReLU",
+    "torch.nn.modules.activation.SiLU",
+    "torch.nn.modules.batchnorm.BatchNorm2d",
+    "torch.nn.modules.container.ModuleList",
+    "torch.nn.modules.container.Sequential",
+    "torch.nn.modules.conv.Conv2d",
+    "torch.nn.modules.conv.ConvTranspose2d",
+    "torch.nn.modules.linear.Identity",
+    "torch.nn.modules.linear.Linear",
+    "torch.nn.modules.normalization.GroupNorm",
+    "torch.nn.modules.pooling.AdaptiveAvgPool2d",
+    "torch.nn.modules.pooling.MaxPool2d",
+    "torch.nn.modules.upsampling.Upsample",
+    "torchvision.ops.deform_conv.DeformConv2d",
+    # Ultralytics YOLO11 detect / segment
+    "ultralytics.nn.modules.block.Attention",
+    "ultralytics.nn.modules.block.Bottleneck",
+    "ultralytics.nn.modules.block.C2PSA",
+    "ultralytics.nn.modules.block.C3k",
+    "ultralytics.nn.modules.block.C3k2",
+    "ultralytics.nn.modules.block.DFL",
+    "ultralytics.nn.modules.block.PSABlock",
+    "ultralytics.nn.modules.block.Proto",
+    "ultralytics.nn.modules.block.SPPF",
+    "ultralytics.nn.modules.conv.Concat",
+    "ultralytics.nn.modules.conv.Conv",
+    "ultralytics.nn.modules.conv.DWConv",
+    "ultralytics.nn.modules.head.Detect",
+    "ultralytics.nn.modules.head.Segment",
+    "ultralytics.nn.tasks.DetectionModel",
+    "ultralytics.nn.tasks.SegmentationModel",
+    # the project's variants (models/modules.py)
+    "models.modules.BottleneckSCConv",
+    "models.modules.C3k2_SCConv",
+    "models.modules.C3kSCConv",
+    "models.modules.CRU",
+    "models.modules.DyDetect",
+    "models.modules.DyHeadBlock",
+    "models.modules.DyReLU",
+    "models.modules.SCConv",
+    "models.modules.SRU",
+    # plain data some checkpoints keep in their training metrics
+    "numpy.dtype",
+    "numpy.core.multiarray.scalar",
+    "numpy._core.multiarray.scalar",
+    "numpy.dtypes.Float64DType",
+    "numpy.dtypes.Float32DType",
+})
+
+_SELF_REGISTERED = ("models.modules.", "torchvision.ops.")
+
+
+def _resolve(name: str) -> Any:
+    module, _, attr = name.rpartition(".")
+    return getattr(importlib.import_module(module), attr)
+
+
+def referenced_globals(path: Path) -> set[str]:
+    """The classes and functions a checkpoint's pickle refers to, read without unpickling.
+
+    Raises :class:`ModelError` for a file that is not a PyTorch zip checkpoint (a legacy or
+    plain pickle can only be inspected by running it, so it is refused).
+    """
+    import torch
+
+    if not zipfile.is_zipfile(path):
+        raise ModelError(f"{path.name} is not a PyTorch checkpoint archive (a plain pickle "
+                         "or another file type); it was not loaded.")
+    try:
+        return set(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
+    except Exception as exc:  # a damaged archive
+        raise ModelError(f"{path.name} is a damaged checkpoint archive; it was not loaded.") \
+            from exc
+
+
+def check_weights(path: Path | str) -> None:
+    """Refuse a ``.pt`` file that references anything a real YOLO checkpoint does not.
+
+    Allowed project classes are registered with PyTorch's safe unpickler, so the following
+    ``weights_only=True`` load can rebuild them.
+    """
+    import torch
+
+    path = Path(path)
+    found = referenced_globals(path)
+    unknown = sorted(found - ALLOWED_GLOBALS)
+    if unknown:
+        log.warning("refused %s: it references %s", path.name, ", ".join(unknown[:5]))
+        raise ModelError(
+            f"{path.name} was refused: it contains code or object types that YOLO weights "
+            f"never hold ({unknown[0]}{' and more' if len(unknown) > 1 else ''}), and loading "
+            "it could run that code.")
+    # Ultralytics' safe loader registers its own and torch.nn classes; the project's layers
+    # and torchvision's deformable convolution (DyHead) are registered here.
+    extra = [name for name in found if name.startswith(_SELF_REGISTERED)]
+    if extra:
+        torch.serialization.add_safe_globals([_resolve(name) for name in extra])
+
+
+def quarantine(path: Path, folder: Path) -> None:
+    """Delete a refused upload, but only inside ``folder`` (the uploads folder)."""
+    try:
+        if path.resolve().is_relative_to(folder.resolve()):
+            path.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("could not delete refused upload %s: %s", path.name, exc)
