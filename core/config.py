@@ -83,6 +83,10 @@ class Settings:
     train_min_free_mb: int = 1024  # free disk a training run needs to start
     user: str = ""  # who promotes models / reviews episodes by default ('' = login name)
     db_url: str = ""  # SQLAlchemy URL of the store; '' = the SQLite file in the data folder
+    oidc_role_claim: str = "groups"  # single sign-on: the claim that carries the role
+    oidc_role_map: str = ""  # "claim value=role,..." e.g. "gw-admins=admin,gw-staff=viewer"
+    session_hours: float = 8.0  # a sign-in lasts at most this long
+    idle_minutes: float = 60.0  # and ends after this long without a page view
 
     @property
     def db_path(self) -> Path:
@@ -197,6 +201,10 @@ def settings() -> Settings:
         train_min_free_mb=_env_int("GLOVEWATCH_TRAIN_MIN_FREE_MB", 1024),
         user=os.environ.get("GLOVEWATCH_USER", ""),
         db_url=os.environ.get("GLOVEWATCH_DB_URL", "").strip(),
+        oidc_role_claim=os.environ.get("GLOVEWATCH_OIDC_ROLE_CLAIM", "groups").strip(),
+        oidc_role_map=os.environ.get("GLOVEWATCH_OIDC_ROLE_MAP", "").strip(),
+        session_hours=_env_float("GLOVEWATCH_SESSION_HOURS", 8.0),
+        idle_minutes=_env_float("GLOVEWATCH_IDLE_MINUTES", 60.0),
     )
 
 

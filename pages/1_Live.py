@@ -1,56 +1,65 @@
 """Live: watch the viewer's own camera, a camera URL or a replayed video; alert on episodes."""
 
+from __future__ import annotations
+
 from dataclasses import replace
 from pathlib import Path
 
 import streamlit as st
 
-from core import store
-from core.alerts import beep_wav
-from core.detector import BACKENDS
-from core.episodes import EpisodeConfig
-from core.live import FrameProcessor, LiveConfig, SourceRunner, SourceStatus, redact_url
+from core.accounts import Permission
+from core.analytics.review import thumbnail_png
+from core.config import DEFAULTS
+from core.events.alerts import beep_wav
+from core.events.episodes import EpisodeConfig
+from core.events.stations import current_rule, list_stations
 from core.media import VIDEO_SUFFIXES
-from core.stations import current_rule, list_stations
+from core.pipeline.live import FrameProcessor, LiveConfig, SourceRunner, valid_camera_url
+from core.pipeline.sources import SourceStatus, shown_source
+from core.vision.detector import BACKENDS
+from ui.text import md
 from ui.widgets import model_picker, page_setup, threshold_controls
 
 SOURCES = ("Browser camera", "Camera URL", "Video file replay")
 
-s = page_setup("Live monitoring", "🎥")
+page = page_setup("Live monitoring", "🎥", Permission.RUN_LIVE)
+s = page.settings
 st.title("Live monitoring")
-st.write("Each hand is tracked; a bare hand (or a glove not allowed at the station) seen for "
+st.write("Each hand is tracked and judged by the station's rule; a hand that breaks it for "
          "longer than the minimum time becomes **one violation episode** with a privacy-safe "
          "snapshot, an alert and a row in the history.")
-if s is None:
-    st.stop()
 
-conn = store.connect()
-with st.sidebar:
-    st.header("Before START")
-    picked = model_picker("live")
+top = st.columns([2, 2])
+source = top[0].radio("Source", SOURCES, horizontal=True, key="live-source")
+station = top[1].selectbox("Station", list_stations(page.store), key="live-station")
+rule = current_rule(page.store, station)
+st.caption(md(rule.describe()))
+
+with st.expander("Advanced: model, thresholds, backend, episode timing, alerts"):
+    picked = model_picker("live", page)
     params = threshold_controls("live", s)
-    backend = st.selectbox("Inference backend", BACKENDS, index=BACKENDS.index("openvino"),
-                           key="live-backend",
-                           help="OpenVINO is the fastest on a CPU; PyTorch is the fallback. "
-                                "The first START with a new backend exports the model (seconds).")
-    station = st.selectbox("Station", list_stations(conn), key="live-station")
-    rule = current_rule(conn, station)
-    st.caption(f"Rule v{rule.version}: {rule.polarity}"
-               + (f", allowed {', '.join(rule.allowed)}" if rule.allowed else "")
-               + (f", zones {', '.join(z.name for z in rule.zones)}" if rule.zones else ""))
-    min_dur = st.slider("Minimum episode length (s)", 0.0, 5.0, 1.0, 0.5, key="live-min")
-    grace = st.slider("Merge gaps up to (s)", 0.0, 10.0, 2.0, 0.5, key="live-grace")
-    cooldown = st.slider("Alert cooldown (s)", 0, 300, 30, 10, key="live-cooldown")
-    blur = st.checkbox("Blur faces in evidence", True, key="live-blur")
-conn.close()
+    c = st.columns(4)
+    backend = c[0].selectbox("Inference backend", BACKENDS,
+                             index=BACKENDS.index(DEFAULTS.backend), key="live-backend",
+                             help="OpenVINO is the fastest on a CPU; PyTorch is the fallback. "
+                                  "The first start with a new backend exports the model "
+                                  "(seconds).")
+    min_dur = c[1].slider("Minimum episode length (s)", 0.0, 5.0, DEFAULTS.min_duration_s,
+                          0.5, key="live-min")
+    grace = c[2].slider("Merge gaps up to (s)", 0.0, 10.0, DEFAULTS.grace_s, 0.5,
+                        key="live-grace")
+    cooldown = c[3].slider("Alert cooldown (s)", 0, 300, int(DEFAULTS.cooldown_s), 10,
+                           key="live-cooldown")
+    blur = st.checkbox("Blur everything but the offending hand in evidence",
+                       DEFAULTS.blur_evidence, key="live-blur")
 
 if picked is None:
     st.stop()
 weights, _ = picked
-source = st.radio("Source", SOURCES, horizontal=True, key="live-source")
 base = LiveConfig(weights=weights, backend=backend, params=params, station=station,
                   episodes=EpisodeConfig(min_dur, grace), blur_evidence=blur,
-                  cooldown_s=float(cooldown), webhook_url=s.webhook_url)
+                  cooldown_s=float(cooldown), webhook_url=s.webhook_url,
+                  webhook_secret=s.webhook_secret, user=page.account.name)
 
 
 def ice_servers() -> list[dict]:
@@ -68,7 +77,7 @@ def ice_servers() -> list[dict]:
 
 def processor_for(cfg: LiveConfig) -> FrameProcessor:
     """The viewer's processor for ``cfg``; a changed configuration gets a fresh one."""
-    held = st.session_state.get("live-proc")
+    held: FrameProcessor | None = st.session_state.get("live-proc")
     if held is not None and held.cfg == cfg:
         return held
     if held is not None:
@@ -78,24 +87,41 @@ def processor_for(cfg: LiveConfig) -> FrameProcessor:
     return proc
 
 
-def show_counters(proc: FrameProcessor) -> None:
+def show_counters(proc: FrameProcessor, running: bool) -> None:
     snap = proc.snapshot()
     c = st.columns(6)
-    c[0].metric("Gloved hands", snap.gloved)
-    c[1].metric("Bare hands", snap.bare)
+    c[0].metric("Compliant hands", snap.compliant)
+    c[1].metric("Violating hands", snap.violating)
     c[2].metric("Compliance (session)",
-                f"{snap.compliance:.0%}" if snap.compliance is not None else "–")
+                f"{snap.compliance:.0%}" if snap.compliance is not None else "–",
+                help="Compliant share of judged hand-time since the session started.")
     c[3].metric("FPS", f"{snap.fps:.1f}")
     c[4].metric("Latency", f"{snap.latency_ms:.0f} ms")
     c[5].metric("Episodes", f"{snap.episodes} ({snap.open_episodes} open)")
-    status_line = f"**{snap.status}** · {snap.message}"
-    (st.error if snap.status in ("failed", "error") else st.caption)(status_line)
-    if snap.alerts:
+    line = f"**{snap.status}** · {md(snap.message)}"
+    (st.error if snap.status in ("failed", "error") else st.caption)(line)
+    if running and snap.alerts:
         last = snap.alerts[-1]
-        st.error(f"🚨 {last.message}", icon="🚨")
+        st.error(md(last.message), icon="🚨")
         if last.seq > st.session_state.get("live-alert-heard", 0):
             st.session_state["live-alert-heard"] = last.seq
             st.audio(beep_wav(), format="audio/wav", autoplay=True)
+
+
+def show_episodes(proc: FrameProcessor) -> None:
+    """This session's episodes with their evidence thumbnails."""
+    eps = proc.episodes(page.store)
+    if not eps:
+        return
+    st.subheader(f"Episodes of this session ({len(eps)})")
+    for row in [eps[::-1][i:i + 6] for i in range(0, min(len(eps), 24), 6)]:
+        cols = st.columns(6)
+        for col, ep in zip(cols, row):
+            png = thumbnail_png(ep, 120)
+            if png:
+                col.image(png)
+            col.caption(f"#{ep.id} {ep.started_at[11:]} · {ep.duration_s:.1f} s · "
+                        f"{ep.severity}{' · open' if ep.state == 'open' else ''}")
 
 
 if source == "Browser camera":
@@ -105,25 +131,29 @@ if source == "Browser camera":
     st.caption("Your own camera, from this browser. Allow camera access when asked; if the "
                "video never connects (firewall or NAT), configure TURN servers in "
                "GLOVEWATCH_ICE_SERVERS, or use a camera URL or a video file instead.")
-
-    @st.fragment(run_every=1.0)
-    def live_panel() -> None:
-        show_counters(proc)
-
-    live_panel()
-    webrtc_streamer(
+    ctx = webrtc_streamer(
         key=f"live-cam-{station}", mode=WebRtcMode.SENDRECV,
         rtc_configuration={"iceServers": ice_servers()},
         media_stream_constraints={"video": True, "audio": False},
         video_frame_callback=proc.webrtc_callback, on_video_ended=proc.finish,
         async_processing=True)
+    playing = bool(getattr(getattr(ctx, "state", None), "playing", False))
+
+    @st.fragment(run_every=1.0)
+    def live_panel() -> None:
+        show_counters(proc, playing)
+        show_episodes(proc)
+
+    live_panel()
 else:
-    runner: SourceRunner | None = st.session_state.get("live-runner")
     if source == "Camera URL":
-        target = st.text_input("Camera URL", placeholder="rtsp://user:pass@192.168.1.20/stream",
-                               key="live-url",
-                               help="An RTSP or HTTP(S) stream the server can reach.")
-        label = redact_url(target.strip())
+        target = st.text_input(
+            "Camera URL", placeholder="rtsp://camera-3/stream or env:SAW3_CAMERA_URL",
+            key="live-url", type="password",
+            help="An RTSP or HTTP(S) stream the server can reach. Keep passwords out of "
+                 "screens and the store: put the URL in an environment variable and type "
+                 "env:NAME here.").strip()
+        label = shown_source(target)
     else:
         up = st.file_uploader("Video file", key="live-file",
                               type=sorted(x.lstrip(".") for x in VIDEO_SUFFIXES))
@@ -135,36 +165,50 @@ else:
                 path.write_bytes(up.getvalue())
             target = str(path)
     kind = "stream" if source == "Camera URL" else "file"
-    running = runner is not None and runner.alive
-    start_col, stop_col = st.columns(2)
-    if start_col.button("Start", type="primary", key="live-start",
-                        disabled=running or not target.strip()):
-        if target.strip().startswith(("rtsp://", "rtsps://", "http://", "https://")) \
-                or kind == "file":
-            proc = processor_for(replace(base, kind=kind, source=label))
-            runner = SourceRunner(target.strip(), proc, realtime=True,
-                                  viewer_timeout_s=30.0).start()
-            st.session_state["live-runner"] = runner
-        else:
-            st.error("A camera URL starts with rtsp://, rtsps://, http:// or https://.")
-    if stop_col.button("Stop", key="live-stop", disabled=not running):
-        runner.stop()
+
+    def start() -> None:
+        if kind == "stream" and not valid_camera_url(target):
+            st.session_state["live-error"] = ("A camera URL starts with rtsp://, rtsps://, "
+                                              "http:// or https://, or is env:NAME.")
+            return
+        st.session_state.pop("live-error", None)
+        proc = processor_for(replace(base, kind=kind, source=label))
+        st.session_state["live-runner"] = SourceRunner(
+            target, proc, realtime=True, viewer_timeout_s=DEFAULTS.viewer_timeout_s).start()
+
+    def stop() -> None:
+        runner = st.session_state.get("live-runner")
+        if runner is not None:
+            runner.stop()
+
+    # Buttons act in callbacks, before the page is drawn: Start and Stop are always right.
+    current: SourceRunner | None = st.session_state.get("live-runner")
+    running = current is not None and current.alive
+    b1, b2, _ = st.columns([1, 1, 4])
+    b1.button("Start", type="primary", key="live-start", on_click=start,
+              disabled=running or not target)
+    b2.button("Stop", key="live-stop", on_click=stop, disabled=not running)
+    if "live-error" in st.session_state:
+        st.error(st.session_state["live-error"])
 
     @st.fragment(run_every=1.0)
     def source_panel() -> None:
-        current: SourceRunner | None = st.session_state.get("live-runner")
-        if current is None:
+        runner: SourceRunner | None = st.session_state.get("live-runner")
+        if runner is None:
             st.info("Choose a source and press **Start**.")
             return
-        current.touch()
-        status, message = current.status()
+        if runner.alive != running:
+            st.rerun()  # started or stopped since the buttons were drawn: redraw them
+        runner.touch()
+        status, message = runner.status()
         shown = st.error if status is SourceStatus.FAILED else \
-            st.warning if status in (SourceStatus.RECONNECTING, SourceStatus.CONNECTING) \
-            else st.info
-        shown(f"{status}: {message}")
-        show_counters(current.processor)
-        frame = current.latest()
-        if frame is not None:
+            st.warning if status in (SourceStatus.RECONNECTING, SourceStatus.CONNECTING,
+                                     SourceStatus.LOADING) else st.info
+        shown(f"{status}: {md(message)}")
+        show_counters(runner.processor, runner.alive)
+        frame = runner.latest()
+        if frame is not None and runner.alive:
             st.image(frame, channels="BGR", width="stretch")
+        show_episodes(runner.processor)
 
     source_panel()

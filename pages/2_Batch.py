@@ -1,46 +1,68 @@
-"""Batch: upload images and videos, see which hands are gloved, save and export the results."""
+"""Batch: upload images and videos, see which hands break the station's rule, save and export."""
 
 import logging
 
 import pandas as pd
 import streamlit as st
 
-from core.batch import BatchInput, BatchReport, TableRow, run_batch
-from core.compliance import Verdict
-from core.detector import ModelError
+from core.accounts import Permission
+from core.config import DEFAULTS
+from core.errors import GloveWatchError
+from core.events.rules import Verdict
+from core.events.stations import current_rule, list_stations
 from core.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from core.pipeline.batch import BatchInput, BatchProgress, BatchReport, TableRow, run_batch
+from core.vision.annotate import BoxStatus, STATUS_HEX
+from core.vision.detector import BACKENDS
+from ui.text import md
 from ui.widgets import model_picker, page_setup, threshold_controls
 
 log = logging.getLogger("glovewatch.pages.batch")
 
-s = page_setup("Batch detection", "🗂️")
+page = page_setup("Batch detection", "🗂️", Permission.RUN_BATCH)
 st.title("Batch detection")
-st.write("Upload photos or videos of work stations. Each hand is marked **gloved** (green) or "
-         "**bare** (red); every file gets a verdict, and the session is saved to the history.")
+st.write("Upload photos or videos of work stations. Each hand is judged by the station's "
+         f"glove rule: :green[compliant] in green, :red[violating] in red, context (heads) in "
+         "grey. Every file gets a verdict, and the session is saved to the history.")
 
 with st.sidebar:
     st.header("Settings")
-    picked = model_picker("batch")
-    params = threshold_controls("batch", s) if s else None
-    station = st.text_input("Station", "default", key="batch-station",
-                            help="Which machine or work place these files show.")
+    picked = model_picker("batch", page)
+    station = st.selectbox("Station", list_stations(page.store), key="batch-station",
+                           help="Which machine these files show: its rule judges them.")
+    st.caption(md(current_rule(page.store, station).describe()))
+    with st.expander("Advanced"):
+        params = threshold_controls("batch", page.settings)
+        backend = st.selectbox("Inference backend", BACKENDS,
+                               index=BACKENDS.index(DEFAULTS.backend), key="batch-backend",
+                               help="OpenVINO is the fastest on a CPU (the first run exports "
+                                    "the model, seconds); PyTorch is the fallback.")
 
 uploads = st.file_uploader(
     "Images and videos", accept_multiple_files=True, key="batch-files",
     type=sorted(x.lstrip(".") for x in IMAGE_SUFFIXES | VIDEO_SUFFIXES))
-run = st.button("Run detection", type="primary",
-                disabled=not (uploads and picked and s), key="batch-run")
+run = st.button("Run detection", type="primary", disabled=not (uploads and picked),
+                key="batch-run")
 
-if run:
+if run and picked and uploads:
     weights, _ = picked
-    bar = st.progress(0.0, "Starting…")
+    bar = st.progress(0.0, "Starting …")
+
+    def show(p: BatchProgress) -> None:
+        bar.progress(min(p.fraction, 1.0), md(p.text))
+
     try:
         st.session_state["batch-report"] = run_batch(
             [BatchInput(u.name, data=u.getvalue()) for u in uploads], weights, params,
-            station=station, progress=lambda f, text: bar.progress(min(f, 1.0), text))
-    except (ModelError, PermissionError, OSError) as exc:
+            station=station, backend=backend, progress=show, store=page.store,
+            user=page.account.name)
+    except GloveWatchError as exc:
         log.error("batch failed: %s", exc)
         st.error(f"Detection could not run: {exc}")
+    except OSError as exc:
+        log.error("batch failed: %s", exc)
+        st.error(f"Detection could not run: the data folder could not be written "
+                 f"({exc.strerror or exc}).")
     bar.empty()
 
 report: BatchReport | None = st.session_state.get("batch-report")
@@ -48,43 +70,51 @@ if report is None:
     st.info("Choose files and press **Run detection**.")
     st.stop()
 
-st.subheader(f"Session {report.session_id}")
+st.subheader(f"Session {report.session_id} at {md(report.station)}")
+st.caption(f"{md(report.rule)} · model {md(report.model)}")
 cols = st.columns(6)
 cols[0].metric("Files", len(report.files))
 cols[1].metric("Compliant", report.count(Verdict.COMPLIANT))
-cols[2].metric("Violations", report.count(Verdict.VIOLATION))
+cols[2].metric("With a violation", report.count(Verdict.VIOLATION))
 cols[3].metric("No hands seen", report.count(Verdict.NO_HANDS))
-cols[4].metric("Gloved / bare hands", f"{report.gloved} / {report.bare}")
+cols[4].metric("Compliant / violating hands", f"{report.compliant} / {report.violating}",
+               help="Photos: hands in the image. Videos: the most seen at once in a frame.")
 cols[5].metric("Failed", report.failed)
 for f in report.files:
     if not f.ok:
-        st.error(f.error)
+        st.error(md(f.error))
 
 ICON = {Verdict.COMPLIANT: "✅", Verdict.VIOLATION: "⛔", Verdict.NO_HANDS: "➖"}
-good = [f for f in report.files if f.ok]
+good = [f for f in report.files if f.ok and f.verdict and f.annotated_path]
 grid = st.columns(3)
 for i, f in enumerate(good):
+    assert f.verdict is not None and f.annotated_path is not None
     with grid[i % 3]:
-        caption = (f"{ICON[f.verdict.verdict]} {f.name}: {f.verdict.verdict} "
-                   f"(gloved {f.verdict.protected}, bare {f.verdict.violation})")
+        caption = f"{ICON[f.verdict]} {md(f.describe())}"
         if f.kind == "image":
-            st.image(str(f.annotated_path), caption=caption)
+            st.image(str(f.annotated_path))
+            st.caption(caption)
         else:
             st.video(str(f.annotated_path))
-            st.caption(f"{caption}; {f.frames} frames, {f.violation_frames} with a bare hand")
+            st.caption(caption)
             st.download_button("Download annotated video", f.annotated_path.read_bytes(),
                                file_name=f.annotated_path.name, mime="video/mp4",
                                key=f"batch-video-{i}")
 
 st.subheader("Detections")
 table = pd.DataFrame([r.values() for r in report.rows], columns=TableRow.HEADER)
-st.dataframe(table, hide_index=True, width="stretch")
+colour = {str(s): f"color: {STATUS_HEX[s]}" for s in BoxStatus}
+st.dataframe(table.style.map(lambda v: colour.get(v, ""), subset=["status at station"]),
+             hide_index=True, width="stretch")
 dl = st.columns(2)
-dl[0].download_button("Download Excel", report.table_xlsx.read_bytes(),
-                      file_name=f"glovewatch-session-{report.session_id}.xlsx",
-                      mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                      key="batch-xlsx")
-dl[1].download_button("Download CSV", report.table_csv.read_bytes(),
-                      file_name=f"glovewatch-session-{report.session_id}.csv",
-                      mime="text/csv", key="batch-csv")
-st.caption(f"Saved in {report.out_dir}")
+if report.table_xlsx and report.table_csv:
+    dl[0].download_button("Download Excel (summary, verdicts, detections)",
+                          report.table_xlsx.read_bytes(),
+                          file_name=f"glovewatch-batch-{report.session_id}.xlsx",
+                          mime="application/vnd.openxmlformats-officedocument.spreadsheetml"
+                               ".sheet", key="batch-xlsx")
+    dl[1].download_button("Download CSV", report.table_csv.read_bytes(),
+                          file_name=f"glovewatch-batch-{report.session_id}.csv",
+                          mime="text/csv", key="batch-csv")
+st.caption(f"Saved with session {report.session_id} in the data folder "
+           f"(batch/session-{report.session_id:06d}).")

@@ -1,37 +1,43 @@
 """Training: import data sets, start runs that live in their own processes, watch their curves,
 compare a run with the active model and promote it."""
 
+from __future__ import annotations
+
 import logging
+import math
 from pathlib import Path
 
 import pandas as pd
-import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import registry, store, training
-from core.compliance import Role, default_role
-from core.datasets import DatasetError, class_count_rows, detect_layout, import_dataset, \
-    list_datasets, sample_images, split_image_counts
-from core.detector import ModelError
+from core.accounts import Permission
+from core.errors import GloveWatchError
+from core.training import registry, runs
+from core.training.datasets import (Dataset, class_count_rows, import_dataset, list_datasets,
+                                    sample_images, split_image_counts)
+from core.vision.annotate import class_colour
+from core.vision.roles import Role, default_role
+from core.vision.yolo_data import read_layout
+from ui.text import md
 from ui.widgets import page_setup, save_upload
 
 log = logging.getLogger("glovewatch.pages.training")
 
-s = page_setup("Training", "🏋️")
+page = page_setup("Training", "🏋️", Permission.TRAIN)
+store = page.store
+s = page.settings
 st.title("Training")
-if s is None:
-    st.stop()
-conn = store.connect()
-# A run whose process died (killed, crashed, machine restarted) must not look "running".
-for dead in training.reconcile(conn):
-    st.warning(f"Run {dead.id} '{dead.name}' failed: {dead.message}")
+# A run whose process died (killed, crashed, machine restarted) must not look "running":
+# reconcile once, then every table and panel below reads the same state.
+for dead in runs.reconcile(store):
+    st.warning(f"Run {dead.id} '{md(dead.name)}' failed: {md(dead.message)}")
+ALL_RUNS = runs.list_runs(store, reconcile_first=False)
 
 
-
-def pick_dataset(key: str, empty_message: str):
-    """A data set selectbox over the registered data sets; None (with a hint) if there are none."""
-    datasets = {d.id: d for d in list_datasets(conn)}
+def pick_dataset(key: str, empty_message: str) -> Dataset | None:
+    """A data set selectbox over the registered data sets; None (with a hint) if none."""
+    datasets = {d.id: d for d in list_datasets(store)}
     if not datasets:
         st.info(empty_message)
         return None
@@ -39,6 +45,10 @@ def pick_dataset(key: str, empty_message: str):
                         format_func=lambda i: f"{i}: {datasets[i].name} ({datasets[i].task}, "
                                               f"{', '.join(datasets[i].names)})")
     return datasets[pick]
+
+
+def _hex(bgr: tuple[int, int, int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*reversed(bgr))
 
 
 tab_data, tab_new, tab_runs, tab_eval = st.tabs(
@@ -56,15 +66,19 @@ with tab_data:
             if up is not None:
                 zip_path = s.uploads_dir / f"dataset-{Path(up.name).name}"
                 zip_path.write_bytes(up.getvalue())
-                ds = import_dataset(conn, zip_path, name=ds_name or Path(up.name).stem)
-                zip_path.unlink(missing_ok=True)
+                try:
+                    ds = import_dataset(store, zip_path, name=ds_name or Path(up.name).stem,
+                                        by=page.account.name)
+                finally:
+                    zip_path.unlink(missing_ok=True)
             else:
-                ds = import_dataset(conn, folder.strip(), name=ds_name or None)
-            st.success(f"Imported data set {ds.id} '{ds.name}' ({ds.task}, "
+                ds = import_dataset(store, folder.strip(), name=ds_name or None,
+                                    by=page.account.name)
+            st.success(f"Imported data set {ds.id} '{md(ds.name)}' ({ds.task}, "
                        f"{len(ds.names)} classes).")
-        except (DatasetError, OSError) as exc:
+        except (GloveWatchError, OSError) as exc:
             log.warning("data set import failed: %s", exc)
-            st.error(f"Import failed: {exc}")
+            st.error(f"Import failed: {md(exc)}")
 
     ds = pick_dataset("ds-pick", "No data set imported yet.")
     if ds is not None:
@@ -87,10 +101,10 @@ with tab_data:
             if items:
                 with st.expander(f"{title} ({len(items)})"):
                     st.code("\n".join(items[:200]))
-        st.caption(f"Training file: `{ds.yaml_path}`")
         if st.checkbox("Show sample images with their labels", key="ds-samples"):
-            samples = sample_images(ds, 6)
-            for col, (name, img) in zip(st.columns(3) * 2, samples):
+            st.caption("Colours as on Live and Batch: " + ", ".join(
+                f"{md(n)} ({default_role(n)})" for n in ds.names))
+            for col, (name, img) in zip(st.columns(3) * 2, sample_images(ds, 6)):
                 col.image(img, channels="BGR", caption=name)
 
 # ------------------------------------------------------------------------------ new run
@@ -102,7 +116,7 @@ with tab_new:
         model: str | None = None
         if source == "YOLO11 from scratch":
             c1, c2 = st.columns(2)
-            size = c1.selectbox("Size", training.SIZES, key="new-size",
+            size = c1.selectbox("Size", runs.SIZES, key="new-size",
                                 format_func=lambda x: {"n": "n (nano, fastest)", "s": "s (small)",
                                                        "m": "m (medium)", "l": "l (large)",
                                                        "x": "x (extra large)"}[x])
@@ -110,10 +124,10 @@ with tab_new:
                                 index=1 if ds.task == "segment" else 0)
             model = f"yolo11{size}{'-seg' if task == 'segment' else ''}.yaml"
         elif source == "Fine-tune local weights":
-            options = {f"Active model ({registry.active_weights(conn).name})":
-                       str(registry.active_weights(conn)),
+            active = registry.active_model(store)
+            options = {f"Active model ({active.path.name})": str(active.path),
                        f"Shipped default ({s.default_weights.name})": str(s.default_weights)}
-            for r in training.list_runs(conn, reconcile_first=False):
+            for r in ALL_RUNS:
                 if r.best_pt.is_file():
                     options[f"Run {r.id} '{r.name}' best.pt"] = str(r.best_pt)
             options["Upload a .pt file"] = ""
@@ -121,14 +135,18 @@ with tab_new:
             model = options[label] or None
             if not model:
                 pt = st.file_uploader("Weights file", type=["pt"], key="new-pt")
-                model = str(save_upload(pt.name, pt.getvalue())) if pt else None
+                if pt is not None:
+                    try:
+                        model = str(save_upload(pt.name, pt.getvalue()))
+                    except GloveWatchError as exc:
+                        st.error(f"This weights file cannot be used: {md(exc)}")
         else:
-            variants = training.project_variants()
+            variants = runs.project_variants()
             if not variants:
                 st.info("The project has no model variants in models/ yet.")
             else:
                 model = st.selectbox("Variant", [v.name for v in variants], key="new-variant")
-                st.caption(training.describe_variant(training.MODELS_DIR / model))
+                st.caption(md(runs.describe_variant(runs.MODELS_DIR / model)))
 
         c1, c2, c3, c4 = st.columns(4)
         epochs = c1.number_input("Epochs", 1, 1000, 50, key="new-epochs")
@@ -139,29 +157,32 @@ with tab_new:
         c1, c2, c3 = st.columns(3)
         augment = c1.slider("Augmentation strength", 0.0, 2.0, 1.0, 0.25, key="new-aug",
                             help="0 = none, 1 = Ultralytics defaults, 2 = strong")
-        recipes = ["default", *(r for r in training.recipe_names() if r != "default")]
-        recipe = c2.selectbox("Recipe", recipes, key="new-recipe",
-                              help=training.recipe_help() or None)
+        recipe = c2.selectbox("Recipe", runs.recipe_names(), key="new-recipe",
+                              help=runs.recipe_help())
         device = c3.selectbox("Device", ["auto", "cpu", "0"], key="new-device",
                               help="auto: the GPU when there is one, else the CPU")
         name = st.text_input("Run name (optional)", key="new-name")
         extra_text = st.text_area("Advanced options (YAML)", key="new-extra",
-                                  placeholder="lr0: 0.005\nmosaic: 0.5\ncos_lr: true")
+                                  placeholder="lr0: 0.005\nmosaic: 0.5\ncos_lr: true",
+                                  help="Hyper-parameters and augmentation only, e.g. lr0, "
+                                       "mosaic, cos_lr, freeze; options that name files or "
+                                       "folders are refused.")
         if st.button("Train", type="primary", key="new-train", disabled=not model):
             try:
-                run = training.submit(conn, training.TrainSpec(
-                    data=str(ds.yaml_path), model=model, epochs=int(epochs), imgsz=int(imgsz),
-                    batch=int(batch), patience=int(patience), augment=float(augment),
-                    device="" if device == "auto" else device, name=name.strip(),
-                    recipe=None if recipe == "default" else recipe, dataset=ds.name,
-                    extra=training.parse_extra(extra_text)))
-                st.success(f"Run {run.id} '{run.name}' is {run.status} on {run.device}. It goes "
-                           "on if you close this page; follow it in the **Runs** tab.")
+                run = runs.submit(store, runs.TrainSpec(
+                    data=str(ds.yaml_path), model=str(model), epochs=int(epochs),
+                    imgsz=int(imgsz), batch=int(batch), patience=int(patience),
+                    augment=float(augment), device="" if device == "auto" else device,
+                    name=name.strip(), recipe=None if recipe == "default" else recipe,
+                    dataset=ds.name, extra=runs.parse_extra(extra_text)),
+                    by=page.account.name)
+                st.success(f"Run {run.id} '{md(run.name)}' is {run.status} on {run.device}. "
+                           "It goes on if you close this page; follow it in the **Runs** tab.")
                 if run.message:
-                    st.info(run.message)
-            except (training.TrainingError, ModelError) as exc:
+                    st.info(md(run.message))
+            except GloveWatchError as exc:
                 log.warning("run not started: %s", exc)
-                st.error(f"The run was not started: {exc}")
+                st.error(f"The run was not started: {md(exc)}")
 
 
 # ------------------------------------------------------------------------------ runs
@@ -169,155 +190,195 @@ def _fmt_time(seconds: float | None) -> str:
     if seconds is None:
         return "–"
     m, sec = divmod(int(seconds), 60)
-    h, m = divmod(m, 60)
-    return f"{h}:{m:02d}:{sec:02d}"
+    hrs, m = divmod(m, 60)
+    return f"{hrs}:{m:02d}:{sec:02d}"
 
 
-def _chart(metrics: training.Metrics, columns: list[str], title: str) -> go.Figure:
+def _chart(metrics: runs.Metrics, columns: list[str], title: str) -> go.Figure:
     epochs = metrics.series("epoch")
     fig = go.Figure()
     for c in columns:
         fig.add_trace(go.Scatter(x=epochs, y=metrics.series(c), mode="lines+markers",
                                  name=c.replace("metrics/", "")))
-    fig.update_layout(title=title, xaxis_title="epoch", height=320,
-                      margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_xaxes(title_text="epoch", tickformat="d",
+                     dtick=max(1, math.ceil(len(epochs) / 10)))
+    fig.update_layout(title=title, height=320, margin=dict(l=10, r=10, t=40, b=10))
     return fig
 
 
 def show_run(run_id: int) -> None:
     """Status, progress, curves and log of one run (re-drawn every few seconds while active)."""
-    run = training.get_run(conn, run_id)
-    if run.status in training.ACTIVE:
-        training.reconcile(conn)  # a process that died meanwhile shows as failed at once
-        run = training.get_run(conn, run_id)
-    metrics = training.read_metrics(run)
-    prog = training.progress(run, metrics)
+    run = runs.get_run(store, run_id)
+    if run.status in runs.ACTIVE:
+        runs.reconcile(store)  # a process that died meanwhile shows as failed at once
+        run = runs.get_run(store, run_id)
+    metrics = runs.read_metrics(run)
+    prog = runs.progress(run, metrics)
     cols = st.columns(4)
     cols[0].metric("Status", run.status)
     cols[1].metric("Epoch", f"{prog.epochs_done} / {prog.epochs}")
-    cols[2].metric("Elapsed", _fmt_time(prog.elapsed_s))
+    cols[2].metric("Elapsed", _fmt_time(prog.elapsed_s), help="Wall-clock time since start.")
     cols[3].metric("Remaining", _fmt_time(prog.remaining_s))
     if prog.epochs:
         st.progress(min(1.0, prog.epochs_done / prog.epochs))
     if run.message:
-        (st.error if run.status == "failed" else st.info)(run.message)
+        (st.error if run.status == "failed" else st.info)(md(run.message))
     if metrics.rows:
         losses = [c for c in metrics.columns if c.endswith("_loss")]
         scores = [c for c in metrics.columns if c.startswith("metrics/")]
         c1, c2 = st.columns(2)
-        c1.plotly_chart(_chart(metrics, losses, "Losses"))
-        c2.plotly_chart(_chart(metrics, scores, "Precision, recall, mAP"))
+        c1.plotly_chart(_chart(metrics, losses, "Losses"), width="stretch")
+        c2.plotly_chart(_chart(metrics, scores, "Precision, recall, mAP"), width="stretch")
     else:
         st.caption("Curves appear after the first epoch.")
-    with st.expander("Log", expanded=run.status in training.ACTIVE):
-        st.code(training.log_tail(run, 30) or "(empty)")
-    st.caption(f"Folder: `{run.run_dir}` · model `{Path(run.model).name}` · data set "
-               f"{run.dataset}")
+    with st.expander("Log", expanded=run.status in runs.ACTIVE):
+        st.code(runs.log_tail(run, 30) or "(empty)")
+    st.caption(f"Model {md(Path(run.model).name)} · data set {md(run.dataset)} · run folder "
+               f"runs/{md(run.run_dir.name)}")
+    if run.status not in runs.ACTIVE and st.session_state.get("run-shown") == (run.id, "live"):
+        st.rerun()  # it just ended: redraw the table above with the same state
+    st.session_state["run-shown"] = (run.id, "live" if run.status in runs.ACTIVE else "done")
 
 
 with tab_runs:
-    runs = training.list_runs(conn, reconcile_first=False)
-    if not runs:
+    if not ALL_RUNS:
         st.info("No training run yet.")
     else:
         st.dataframe(pd.DataFrame([{
             "id": r.id, "name": r.name, "status": r.status, "device": r.device,
             "data set": r.dataset, "model": Path(r.model).name, "created": r.created_at,
-            "best mAP50-95": r.best.get("metrics/mAP50-95(M)",
-                                        r.best.get("metrics/mAP50-95(B)")),
-            "message": r.message or ""} for r in runs]), hide_index=True, width="stretch")
-        run_by_id = {r.id: r for r in runs}
+            "elapsed": _fmt_time(runs.progress(r).elapsed_s),
+            "best mAP50-95": runs.best_metric(r.best, "mAP50-95"),
+            "message": r.message or ""} for r in ALL_RUNS]), hide_index=True, width="stretch")
+        run_by_id = {r.id: r for r in ALL_RUNS}
         pick = st.selectbox("Open run", list(run_by_id), key="run-pick",
                             format_func=lambda i: f"{i}: {run_by_id[i].name}")
         run = run_by_id[pick]
         b1, b2, _ = st.columns([1, 1, 4])
-        if run.status in training.ACTIVE and b1.button("Stop", key="run-stop"):
+        if run.status in runs.ACTIVE and b1.button("Stop", key="run-stop"):
             try:
-                run = training.stop(conn, run.id)
-                st.success(f"Run {run.id} stopped; it can be resumed from its last epoch.")
-            except training.TrainingError as exc:
-                st.error(str(exc))
+                runs.stop(store, run.id, by=page.account.name)
+                st.rerun()
+            except GloveWatchError as exc:
+                st.error(md(exc))
         if run.status in ("stopped", "failed") and b2.button("Resume", key="run-resume"):
             try:
-                run = training.resume(conn, run.id)
-                st.success(f"Run {run.id} is {run.status} again.")
-            except training.TrainingError as exc:
-                st.error(str(exc))
-        live = run.status in training.ACTIVE
+                runs.resume(store, run.id, by=page.account.name)
+                st.rerun()
+            except GloveWatchError as exc:
+                st.error(md(exc))
+        live = run.status in runs.ACTIVE
         st.fragment(show_run, run_every=5 if live else None)(run.id)
 
 # ------------------------------------------------------------------------------ evaluate
 with tab_eval:
-    runs = [r for r in training.list_runs(conn, reconcile_first=False)
-            if r.status not in training.ACTIVE and r.best_pt.is_file()]
-    if not runs:
+    active = registry.active_model(store)
+    st.caption(f"Active model: {md(active.label)}")
+    finished = [r for r in ALL_RUNS if r.status not in runs.ACTIVE and r.best_pt.is_file()]
+    if not finished:
         st.info("No finished run with weights yet.")
     else:
-        eval_by_id = {r.id: r for r in runs}
+        eval_by_id = {r.id: r for r in finished}
         pick = st.selectbox("Run", list(eval_by_id), key="eval-run",
                             format_func=lambda i: f"{i}: {eval_by_id[i].name}")
-        split = st.selectbox("Split", ["val", "test"], key="eval-split")
+        splits = registry.splits_of(store, pick)
+        c1, c2 = st.columns(2)
+        split = c1.selectbox("Split", splits, key="eval-split",
+                             help="Only the splits this run's data set has.")
+        size_choice = c2.selectbox("Image size", ["each model's training size", 320, 480,
+                                                  640, 800, 960, 1280], key="eval-imgsz")
+        imgsz = None if isinstance(size_choice, str) else int(size_choice)
         if st.button("Evaluate against the active model", key="eval-go"):
-            with st.spinner("Evaluating both models on the same images…"):
+            with st.spinner("Scoring both models on the same images …"):
                 try:
-                    st.session_state["eval-result"] = (pick, registry.compare(conn, pick, split))
-                except (registry.RegistryError, ModelError, ValueError, OSError) as exc:
+                    st.session_state["eval-result"] = (pick, registry.compare(store, pick, split,
+                                                                              imgsz))
+                except GloveWatchError as exc:
                     log.warning("evaluation failed: %s", exc)
-                    st.error(f"Evaluation failed: {exc}")
+                    st.error(f"Evaluation failed: {md(exc)}")
         done = st.session_state.get("eval-result")
-        if done and done[0] == pick:
-            cmp = done[1]
+        cmp: registry.Comparison | None = done[1] if done and done[0] == pick else None
+        if cmp is not None:
             models = {f"Run {pick}": cmp.candidate}
             if cmp.active is not None:
                 models[f"Active ({cmp.active_path.name})"] = cmp.active
             else:
-                st.warning(cmp.note)
+                st.warning(md(cmp.note))
+            st.caption(f"Scored on {md(cmp.candidate.describe())}"
+                       + (f"; active model at imgsz {cmp.active.imgsz}" if cmp.active else "")
+                       + f". Confusion matrices at {cmp.candidate.operating_point}.")
             st.dataframe(pd.DataFrame([{
-                "model": k, "images": v.images, "mAP50": v.map50, "mAP50-95": v.map50_95,
-                **{f"AP50 {c}": ap for c, ap in v.per_class_ap50.items()},
-                **{f"{k2} ms": ms for k2, ms in v.speed_ms.items()}}
-                for k, v in models.items()]), hide_index=True, width="stretch")
+                "model": k, "images": v.images, "imgsz": v.imgsz, "mAP50": v.map50,
+                "mAP50-95": v.map50_95, **{f"AP50 {c}": ap for c, ap in v.per_class_ap50.items()},
+                "ms / image": round(v.ms_per_image, 1)} for k, v in models.items()]),
+                hide_index=True, width="stretch")
             for col, (label, res) in zip(st.columns(len(models)), models.items()):
                 if res.confusion:
-                    col.plotly_chart(px.imshow(
-                        res.confusion, x=res.confusion_labels, y=res.confusion_labels,
-                        text_auto=True, labels=dict(x="true", y="predicted"),
-                        title=f"Confusion matrix: {label}"))
+                    fig = go.Figure(go.Heatmap(
+                        z=res.confusion, x=res.confusion_labels, y=res.confusion_labels,
+                        text=res.confusion, texttemplate="%{text}", colorscale="Blues",
+                        showscale=False))
+                    fig.update_layout(title=f"Confusion matrix: {label}", height=360,
+                                      xaxis_title="true", yaxis_title="predicted",
+                                      margin=dict(l=10, r=10, t=40, b=10))
+                    for axis in (fig.layout.xaxis, fig.layout.yaxis):
+                        axis.tickfont = dict(color="#333")
+                    col.plotly_chart(fig, width="stretch")
         st.markdown("**Class roles** of the promoted model (what each class means for "
-                    "compliance):")
+                    "compliance; colours as on Live and Batch):")
         try:
-            class_names = detect_layout(Path(eval_by_id[pick].args["data"])).names
-        except DatasetError as exc:
-            st.warning(f"The run's data set cannot be read ({exc}); default roles are used.")
+            class_names = read_layout(eval_by_id[pick].args["data"]).names
+        except GloveWatchError as exc:
+            st.warning(f"The run's data set cannot be read ({md(exc)}); default roles are used.")
             class_names = ()
         role_cols = st.columns(max(1, min(len(class_names), 6)))
-        roles = {n: role_cols[i % 6].selectbox(
-            n, [r.value for r in Role], index=[r.value for r in Role].index(default_role(n)),
-            key=f"role-{pick}-{n}") for i, n in enumerate(class_names)}
-        who = st.text_input("Promoted by", key="promote-by")
-        if st.button("Promote to active model", type="primary", key="promote",
-                     disabled=not who.strip()):
-            scores = None
-            if done and done[0] == pick:
-                c = done[1].candidate
-                scores = {"split": c.split, "mAP50": c.map50, "mAP50-95": c.map50_95,
-                          "per_class_ap50": c.per_class_ap50}
-            try:
-                entry = registry.promote(conn, pick, promoted_by=who.strip(), scores=scores,
-                                         roles=roles or None)
-                st.success(f"Run {pick} is now the active model ({entry.path.name}).")
-            except (registry.RegistryError, ModelError, OSError) as exc:
-                st.error(f"Promotion failed: {exc}")
+        roles = {}
+        for i, n in enumerate(class_names):
+            col = role_cols[i % 6]
+            roles[n] = col.selectbox(n, [r.value for r in Role],
+                                     index=[r.value for r in Role].index(default_role(n)),
+                                     key=f"role-{pick}-{n}")
+            col.markdown(f"<span style='color:{_hex(class_colour(n))}'>■</span> "
+                         f"{md(default_role(n))} by name", unsafe_allow_html=True)
+        if page.account.can(Permission.PROMOTE_MODELS):
+            worse = cmp is not None and cmp.candidate_is_worse
+            accept = False
+            if worse:
+                assert cmp is not None and cmp.active is not None
+                st.warning(f"Run {pick} scores lower than the active model on this split "
+                           f"(mAP50 {cmp.candidate.map50:.3f} vs {cmp.active.map50:.3f}).")
+                accept = st.checkbox("Promote it anyway", key="promote-accept")
+            if cmp is None:
+                st.caption("Without an evaluation the promotion records the run's best "
+                           "validation epoch as its score.")
+            if st.button("Promote to active model", type="primary", key="promote",
+                         disabled=worse and not accept):
+                try:
+                    entry = registry.promote(store, pick, promoted_by=page.account.name,
+                                             comparison=cmp, roles=roles or None,
+                                             accept_lower=accept)
+                    st.session_state["flash"] = (f"Run {pick} is now the active model "
+                                                 f"({entry.path.name}).")
+                    st.rerun()
+                except GloveWatchError as exc:
+                    st.error(f"Promotion failed: {md(exc)}")
+        else:
+            st.caption("Promoting a model needs the admin role.")
 
     st.subheader("Model registry")
-    entries = registry.history(conn)
+    if "flash" in st.session_state:
+        st.success(md(st.session_state.pop("flash")))
+    entries = registry.history(store)
     if entries:
         st.dataframe(pd.DataFrame([{
-            "id": e.id, "active": e.active, "run": e.run_id, "data set": e.dataset,
-            "by": e.promoted_by, "at": e.promoted_at, "sha256": e.sha256[:12],
+            "id": e.id, "active": e.active, "run": e.run_id, "by": e.promoted_by,
+            "at": e.promoted_at, "mAP50": e.scores.get("mAP50"),
+            "scored on": e.score_source(), "sha256": e.sha256[:12],
             "roles": ", ".join(f"{k}: {v}" for k, v in e.roles.items()),
             "file": e.path.name} for e in entries]), hide_index=True, width="stretch")
-    st.caption(f"Active model: `{registry.active_weights(conn)}`")
-    if entries and st.button("Roll back to the previous model", key="rollback"):
-        entry = registry.rollback(conn)
-        st.success(f"Active model: {entry.path.name if entry else 'shipped default'}.")
+    if entries and page.account.can(Permission.PROMOTE_MODELS) and st.button(
+            "Roll back to the previous model", key="rollback"):
+        registry.rollback(store, by=page.account.name)
+        st.session_state["flash"] = (f"Rolled back: the active model is now "
+                                     f"{registry.active_model(store).label}.")
+        st.rerun()

@@ -3,13 +3,15 @@
 import pandas as pd
 import streamlit as st
 
-from core import store
-from core.detector import ModelError
-from core.media import IMAGE_SUFFIXES, MediaError, read_image
-from core.registry import active_weights
-from core.stations import (DEFAULT_STATION, Polarity, RuleError, StationRule, current_rule,
-                           delete_station, draw_zones, list_stations, parse_zones,
-                           rule_history, save_rule)
+from core.accounts import Permission
+from core.config import DEFAULT_STATION
+from core.errors import GloveWatchError
+from core.events.rules import Polarity, StationRule, draw_zones, parse_zones
+from core.events.stations import (current_rule, delete_station, list_stations, rule_history,
+                                  save_rule)
+from core.media import IMAGE_SUFFIXES, read_image
+from core.training.registry import active_weights
+from ui.text import md
 from ui.widgets import describe_model, page_setup
 
 POLARITY_LABELS = {
@@ -18,35 +20,34 @@ POLARITY_LABELS = {
 }
 NEW = "➕ New station"
 
-s = page_setup("Stations", "🏭")
+page = page_setup("Stations", "🏭", Permission.EDIT_STATIONS)
+store = page.store
 st.title("Stations and rules")
 st.write("A station is one machine or work place. Its rule says which hands are a violation "
          "there; a violation whose hand is inside a **danger zone** (e.g. around the blade) is "
          "**critical**. Every save is a new version, and each episode records the version it "
          "was judged by.")
-if s is None:
-    st.stop()
 
-conn = store.connect()
-names = list_stations(conn)
+names = list_stations(store)
 choice = st.selectbox("Station", names + [NEW], key="stations-pick")
 name = st.text_input("New station name", key="stations-new").strip() if choice == NEW \
     else choice
-rule = current_rule(conn, name) if name else StationRule(DEFAULT_STATION)
+rule = current_rule(store, name) if name else StationRule(DEFAULT_STATION)
 
 try:
-    model_names = list(describe_model(active_weights()).names.values())
-except (ModelError, OSError):  # a missing model must not hide the rules
+    model_names = list(describe_model(active_weights(store)).names.values())
+except (GloveWatchError, OSError):  # a missing model must not hide the rules
     model_names = []
 
 with st.form("stations-form"):
     polarity = st.radio("Glove rule", list(Polarity), format_func=POLARITY_LABELS.get,
-                        index=list(Polarity).index(rule.polarity), key=f"stations-polarity-{name}")
+                        index=list(Polarity).index(rule.polarity),
+                        key=f"stations-polarity-{name}")
     allowed_text = st.text_input(
         "Glove classes allowed here (comma-separated; empty = any glove)",
         ", ".join(rule.allowed), key=f"stations-allowed-{name}",
         help="E.g. only steel mesh gloves at the bandsaw: glove_steel. Classes of the active "
-             f"model: {', '.join(model_names) or 'unknown'}.")
+             f"model: {md(', '.join(model_names) or 'unknown')}.")
     zones_text = st.text_area(
         "Danger zones, one per line: name: x,y x,y x,y … (fractions 0..1 of width and height)",
         "\n".join(z.to_text() for z in rule.zones), height=120, key=f"stations-zones-{name}",
@@ -56,22 +57,21 @@ with st.form("stations-form"):
         placeholder="320:0.25",
         help="Tile size in pixels and overlap: finds hands of 20-60 px in a 1080p view, at "
              "several times the CPU cost per frame.")
-    author = st.text_input("Your name (for the audit trail)", key="stations-author")
-    save = st.form_submit_button("Save as new version", type="primary", key="stations-save")
+    save = st.form_submit_button("Save as new version", type="primary")
 
 if save:
     try:
         if not name:
-            raise RuleError("Give the new station a name.")
-        saved = save_rule(conn, StationRule(
+            raise ValueError("Give the new station a name.")
+        saved = save_rule(store, StationRule(
             name, polarity=Polarity(polarity),
             allowed=tuple(a.strip() for a in allowed_text.split(",") if a.strip()),
             zones=parse_zones(zones_text), tiles=tiles_text.strip()),
-            author=author.strip() or None)
-        st.success(f"Saved {saved.station} rule v{saved.version}.")
+            author=page.account.name)
+        st.success(f"Saved {md(saved.station)}: {md(saved.describe())}.")
         rule = saved
-    except RuleError as exc:
-        st.error(str(exc))
+    except (GloveWatchError, ValueError) as exc:
+        st.error(md(str(exc)))
 
 st.subheader("Zones over a snapshot")
 snap = st.file_uploader("A frame from this station's camera",
@@ -81,16 +81,16 @@ if snap is not None:
         preview = rule
         try:
             preview = StationRule(name or DEFAULT_STATION, zones=parse_zones(zones_text))
-        except RuleError as exc:
-            st.warning(f"Showing the saved zones; the typed ones are not valid: {exc}")
+        except GloveWatchError as exc:
+            st.warning(f"Showing the saved zones; the typed ones are not valid: {md(exc)}")
         st.image(draw_zones(read_image(snap.getvalue(), snap.name), preview), channels="BGR")
-    except MediaError as exc:
-        st.error(str(exc))
+    except GloveWatchError as exc:
+        st.error(md(str(exc)))
 
 if name:
-    history = rule_history(conn, name)
+    history = rule_history(store, name)
     if history:
-        st.subheader(f"Versions of {name}")
+        st.subheader(f"Versions of {md(name)}")
         st.dataframe(pd.DataFrame([{
             "version": h.rule.version, "saved": h.created_at, "by": h.author or "",
             "rule": str(h.rule.polarity), "allowed": ", ".join(h.rule.allowed) or "any glove",
@@ -98,6 +98,5 @@ if name:
             hide_index=True)
     if name != DEFAULT_STATION and choice != NEW and st.button("Hide this station",
                                                                 key="stations-delete"):
-        delete_station(conn, name)
-        st.success(f"{name} hidden; its rules and events stay in the history.")
-conn.close()
+        delete_station(store, name, page.account.name)
+        st.success(f"{md(name)} hidden; its rules and events stay in the history.")

@@ -1,1 +1,1 @@
-"""Streamlit widgets shared by the pages (the pages themselves stay thin views over core)."""
+"""Streamlit pieces shared by the pages: set-up, sign-in, model choice, safe text."""

@@ -1,31 +1,84 @@
-"""Widgets several pages share: page set-up, model choice, thresholds."""
+"""Widgets the pages share: page set-up (data folder, store, sign-in, role), model choice,
+thresholds."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 
-import core  # noqa: F401  (applies the offline settings before anything imports ultralytics)
+import core  # noqa: F401  (offline settings and safe loading before anything imports ultralytics)
+from core.accounts import Account, Permission, serve_refusal
 from core.config import Settings, ensure_home, settings
-from core.detector import InferenceParams, ModelError, ModelInfo, file_sha256, inspect_model
+from core.errors import AccessDenied, GloveWatchError, ModelError
+from core.events.recovery import recover
 from core.logs import setup_logging
-from core.registry import active_weights
+from core.storage import Store, open_store
+from core.training.registry import active_model
+from core.vision.detector import InferenceParams, ModelInfo, file_sha256, inspect_model
+from core.vision.weights import check_weights, quarantine
+from ui.auth import current_account, sign_out_button
+from ui.text import md
 
 log = logging.getLogger("glovewatch.ui")
 
 
-def page_setup(title: str, icon: str = "🧤") -> Settings | None:
-    """Page config, logging and the data folder; shows an error and returns None if unwritable."""
+@dataclass(frozen=True)
+class Page:
+    """What a page works with once it may be shown."""
+
+    settings: Settings
+    store: Store
+    account: Account
+
+
+@st.cache_resource(show_spinner=False)
+def _recover_once(url: str) -> None:
+    # Once per app process: close what a crashed process left open.
+    recover(open_store(url))
+
+
+def page_setup(title: str, icon: str = "🧤", permission: Permission | None = None) -> Page:
+    """Page config, logging, data folder, store, sign-in and the page's permission.
+
+    Anything that stops the page (an unwritable data folder, a broken store, no sign-in, a
+    role that may not see the page) is said on the page and ends the script here.
+    """
     st.set_page_config(page_title=f"{title} · GloveWatch", page_icon=icon, layout="wide")
     setup_logging()
     try:
-        return ensure_home()
-    except PermissionError as exc:
+        s = ensure_home()
+        store = open_store()
+        _recover_once(store.url)
+    except GloveWatchError as exc:
         log.error("%s", exc)
         st.error(str(exc))
-        return None
+        st.stop()
+    refusal = serve_refusal(store, str(st.get_option("server.address") or ""))
+    if refusal:
+        log.error("%s", refusal)
+        st.error(refusal)
+        st.stop()
+    account = current_account(store, s)
+    if account is None:
+        st.stop()
+    assert account is not None
+    sign_out_button(account)
+    if permission is not None:
+        try:
+            account.require(permission)
+        except AccessDenied as exc:
+            log.warning("page %s refused: %s", title, exc)
+            st.error(f"{exc} Ask an admin for access.")
+            st.stop()
+    return Page(s, store, account)
+
+
+def guard(page: Page, permission: Permission) -> bool:
+    """Whether the signed-in account may do ``permission`` (for actions inside a page)."""
+    return page.account.can(permission)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -39,21 +92,35 @@ def describe_model(path: Path) -> ModelInfo:
 
 
 def save_upload(name: str, data: bytes) -> Path:
-    """Keep an uploaded weights file under the data folder, named by content hash."""
+    """Keep an uploaded weights file under the data folder, named by content hash.
+
+    The file is checked before anything loads it; a refused file is deleted again and the
+    :class:`ModelError` says why.
+    """
     folder = settings().uploads_dir
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".incoming-{Path(name).name}"
+    safe_name = Path(name).name.replace("/", "_")[:100] or "weights.pt"
+    tmp = folder / f".incoming-{safe_name}"
     tmp.write_bytes(data)
-    target = folder / f"{file_sha256(tmp)[:16]}-{Path(name).name}"
+    target = folder / f"{file_sha256(tmp)[:16]}-{safe_name}"
     tmp.replace(target)
+    try:
+        check_weights(target)
+    except ModelError:
+        quarantine(target, folder)
+        raise
     return target
 
 
-def model_picker(key: str) -> tuple[Path, ModelInfo] | None:
-    """Choose the active model or upload a ``.pt``; returns ``None`` (with a message) if unusable."""
-    choice = st.radio("Model", ["Active model", "Upload weights (.pt)"], key=f"{key}-src",
-                      horizontal=True)
-    path: Path | None = active_weights()
+def model_picker(key: str, page: Page) -> tuple[Path, ModelInfo] | None:
+    """Choose the active model, or (engineers) upload a ``.pt``; None (with a message) if
+    unusable."""
+    choices = ["Active model"]
+    if page.account.can(Permission.UPLOAD_MODELS):
+        choices.append("Upload weights (.pt)")
+    choice = st.radio("Model", choices, key=f"{key}-src", horizontal=True)
+    active = active_model(page.store)
+    path = active.path
     if choice != "Active model":
         up = st.file_uploader("Weights file", type=["pt"], key=f"{key}-upload",
                               help="A YOLO detect or segment .pt file, e.g. a model trained on "
@@ -61,14 +128,20 @@ def model_picker(key: str) -> tuple[Path, ModelInfo] | None:
         if up is None:
             st.info("Upload a .pt weights file, or choose the active model.")
             return None
-        path = save_upload(up.name, up.getvalue())
+        try:
+            path = save_upload(up.name, up.getvalue())
+        except ModelError as exc:
+            log.warning("upload %s refused: %s", up.name, exc)
+            st.error(f"This weights file cannot be used: {exc}")
+            return None
     try:
         info = describe_model(path)
     except ModelError as exc:
         log.warning("model rejected: %s", exc)
         st.error(f"This weights file cannot be used: {exc}")
         return None
-    st.caption(f"**{info.name}** · {info.task} · classes: {', '.join(info.names.values())}")
+    label = active.label if choice == "Active model" else md(info.name)
+    st.caption(f"{label} · {info.task} · classes: {md(', '.join(info.names.values()))}")
     return path, info
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from core.cli.common import Subparsers, add_filter_args, add_json, emit, history_filter, say, store
 from core.config import settings
-from core.errors import EXIT_INPUT, EXIT_OK
+from core.errors import EXIT_INPUT, EXIT_OK, GloveWatchError
 from core.storage.filters import REVIEW_STATES
 
 
@@ -64,22 +64,23 @@ def cmd_export_reviewed(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    from core.analytics.demo import demo_path
     from core.analytics.synth import generate
     from core.storage import open_store
 
-    target = Path(args.out) if args.out else settings().db_path
+    target = demo_path() if args.demo else Path(args.out) if args.out else None
+    if target is None:
+        raise GloveWatchError("Give --out FILE.sqlite, or --demo for the app's demo data.")
     rep = generate(open_store(str(target)), stations=args.stations, days=args.days,
                    seconds_rows=args.rows, seed=args.seed)
     if args.json:
-        emit(asdict(rep))
+        emit({**asdict(rep), "path": str(target)})
     else:
-        say(f"{target}: {rep.stations} stations, {rep.start} to {rep.end}, "
+        say(f"{target.name}: {rep.stations} stations, {rep.start} to {rep.end}, "
             f"{rep.coverage_seconds} per-second rows, {rep.coverage_hourly} hourly rows, "
             f"{rep.events} episodes in {rep.seconds:.1f} s")
-        if args.out:
-            say(f"Look at it in the app: GLOVEWATCH_HOME={Path(args.out).parent} "
-                ".venv/bin/streamlit run Home.py (the store must be named glovewatch.sqlite), "
-                "or run `python -m core synth --demo` for a ready demo data folder.")
+        if args.demo:
+            say("Open the History page and switch on 'Demo data' to look at it.")
     return EXIT_OK
 
 
@@ -143,8 +144,10 @@ def register(sub: Subparsers) -> None:
     ex.set_defaults(func=cmd_export_reviewed)
 
     sy = sub.add_parser("synth", help="fill a store with a synthetic year of monitoring")
-    sy.add_argument("--out", metavar="DB", help="SQLite file to create (default: the data "
-                                               "folder's own store, which must be empty)")
+    target = sy.add_mutually_exclusive_group()
+    target.add_argument("--out", metavar="DB", help="a new SQLite file to fill")
+    target.add_argument("--demo", action="store_true",
+                        help="fill the app's demo store (History page, 'Demo data' switch)")
     sy.add_argument("--stations", type=int, default=20)
     sy.add_argument("--days", type=int, default=365)
     sy.add_argument("--rows", type=int, default=3_000_000, help="raw per-second rows")

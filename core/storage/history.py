@@ -189,6 +189,13 @@ class HistoryRepo:
                       for st, vs in sorted(versions.items()))
         return Provenance(tuple(sorted(models.values())), rules)
 
+    def version(self) -> tuple[int, ...]:
+        """Changes whenever episodes, reviews, results or retention change (cache key)."""
+        with self.db.read() as conn:
+            return tuple(int(conn.execute(select(func.coalesce(func.max(col), 0))).scalar_one())
+                         for col in (t.events.c.id, t.event_reviews.c.id, t.results.c.id,
+                                     t.retention_runs.c.id, t.sessions.c.id))
+
     def table_counts(self, names: tuple[str, ...]) -> dict[str, int]:
         """Row counts of tables (benchmarks)."""
         with self.db.read() as conn:
