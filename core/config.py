@@ -15,7 +15,7 @@ from pathlib import Path
 from core.errors import ConfigError, DataFolderError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_WEIGHTS = PROJECT_ROOT / "weights" / "gloves-yolo11n.pt"
+DEFAULT_WEIGHTS = PROJECT_ROOT / "weights" / "gloves-yolo11n-wide.pt"
 MODELS_DIR = PROJECT_ROOT / "models"
 DEFAULT_STATION = "default"
 

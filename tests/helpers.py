@@ -1,12 +1,15 @@
-"""Test helpers that build real media from the gloves test images."""
+"""Test helpers that build real media and open pages."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import cv2
 
 from core.media import VideoWriter, read_image
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def make_video(path: Path, images: list[Path], repeat: int = 2, fps: float = 5,
@@ -20,12 +23,11 @@ def make_video(path: Path, images: list[Path], repeat: int = 2, fps: float = 5,
     return path
 
 
-def open_page(page: str | None = None, timeout: float = 120):
+def open_page(page: str | None = None, timeout: float = 120) -> Any:
     """An AppTest of the app, switched to ``page`` (e.g. ``"pages/2_Batch.py"``)."""
     from streamlit.testing.v1 import AppTest
 
-    root = Path(__file__).resolve().parent.parent
-    at = AppTest.from_file(str(root / "Home.py"), default_timeout=timeout).run()
+    at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=timeout).run()
     if page:
         at.switch_page(page).run()
     assert not at.exception, at.exception

@@ -11,7 +11,7 @@ from core.config import ensure_home, settings
 from core.storage.accounts import AuditRepo, UserRepo
 from core.storage.bulk import BulkRepo
 from core.storage.coverage import CoverageRepo
-from core.storage.database import Database, now, open_database
+from core.storage.database import Database, forget, now, open_database
 from core.storage.events import EventRepo
 from core.storage.history import HistoryRepo
 from core.storage.retention import RetentionRepo
@@ -66,4 +66,10 @@ def open_store(url: str | None = None) -> Store:
     return store
 
 
-__all__ = ["Database", "Store", "now", "open_store"]
+def close_store(store: Store) -> None:
+    """Forget a store and close its connections (tests; before a store file is replaced)."""
+    _STORES.pop(store.url, None)
+    forget(store.url)
+
+
+__all__ = ["Database", "Store", "close_store", "now", "open_store"]
