@@ -12,7 +12,7 @@ from core.events.rules import Verdict
 from core.events.stations import current_rule, list_stations
 from core.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from core.pipeline.batch import BatchInput, BatchProgress, BatchReport, TableRow, run_batch
-from core.vision.annotate import BoxStatus, STATUS_HEX
+from core.vision.annotate import STATUS_HEX, BoxStatus
 from core.vision.detector import BACKENDS
 from ui.text import md
 from ui.widgets import model_picker, page_setup, threshold_controls
@@ -22,7 +22,7 @@ log = logging.getLogger("glovewatch.pages.batch")
 page = page_setup("Batch detection", "🗂️", Permission.RUN_BATCH)
 st.title("Batch detection")
 st.write("Upload photos or videos of work stations. Each hand is judged by the station's "
-         f"glove rule: :green[compliant] in green, :red[violating] in red, context (heads) in "
+         "glove rule: :green[compliant] in green, :red[violating] in red, context (heads) in "
          "grey. Every file gets a verdict, and the session is saved to the history.")
 
 with st.sidebar:

@@ -20,8 +20,13 @@ from core.analytics import history as h
 from core.analytics.demo import demo_store
 from core.analytics.reports import episodes_csv, report_name, write_history_xlsx
 from core.analytics.retention import last_runs, run_retention
-from core.analytics.review import export_reviewed, load_evidence, review_history, set_review
-from core.analytics.review import thumbnail_png
+from core.analytics.review import (
+    export_reviewed,
+    load_evidence,
+    review_history,
+    set_review,
+    thumbnail_png,
+)
 from core.errors import GloveWatchError
 from core.storage import Store, open_store
 from core.storage.events import EpisodeRecord

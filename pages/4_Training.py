@@ -14,8 +14,14 @@ import streamlit as st
 from core.accounts import Permission
 from core.errors import GloveWatchError
 from core.training import registry, runs
-from core.training.datasets import (Dataset, class_count_rows, import_dataset, list_datasets,
-                                    sample_images, split_image_counts)
+from core.training.datasets import (
+    Dataset,
+    class_count_rows,
+    import_dataset,
+    list_datasets,
+    sample_images,
+    split_image_counts,
+)
 from core.vision.annotate import class_colour
 from core.vision.roles import Role, default_role
 from core.vision.yolo_data import read_layout

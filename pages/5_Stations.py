@@ -7,8 +7,13 @@ from core.accounts import Permission
 from core.config import DEFAULT_STATION
 from core.errors import GloveWatchError
 from core.events.rules import Polarity, StationRule, draw_zones, parse_zones
-from core.events.stations import (current_rule, delete_station, list_stations, rule_history,
-                                  save_rule)
+from core.events.stations import (
+    current_rule,
+    delete_station,
+    list_stations,
+    rule_history,
+    save_rule,
+)
 from core.media import IMAGE_SUFFIXES, read_image
 from core.training.registry import active_weights
 from ui.text import md

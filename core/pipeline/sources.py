@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -58,9 +59,12 @@ def resolve_source(source: str) -> str:
 
 
 def shown_source(source: str) -> str:
-    """How a source is shown and stored: an ``env:`` reference as is, URLs redacted."""
+    """How a source is shown and stored: an ``env:`` reference as is, URLs redacted, files
+    by their name only (no server paths on screens)."""
     source = source.strip()
-    return source if source.startswith("env:") else redact_url(source)
+    if source.startswith("env:"):
+        return source
+    return redact_url(source) if "://" in source else Path(source).name
 
 
 def is_url(source: str) -> bool:
