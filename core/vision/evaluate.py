@@ -2,28 +2,35 @@
 matrix and speed, with full-frame or tiled inference.
 
 One evaluator for every caller (the CLI's ``evaluate`` and ``evaluate-tiled``, Training's
-compare and promote, the adaptation loop): each image goes through the same
-:class:`~core.vision.detector.Detector` the app runs, so a score describes what Live and Batch
-will see. Average precision is Ultralytics' ``ap_per_class`` over greedy, confidence-ordered
-matches at IoU 0.50:0.95 (as its validator does). The confusion matrix is taken at the
-operating point a user runs (confidence 0.25, IoU 0.45), not at the 0.001 used for mAP.
+compare and promote, the adaptation loop):
+
+- full-frame scores are Ultralytics' own validator (``model.val``), so they are the numbers
+  every YOLO user quotes for a data set;
+- tiled scores run each image through :func:`~core.vision.tiling.detect_tiled` (there is no
+  Ultralytics equivalent) and score with Ultralytics' ``ap_per_class`` over greedy,
+  confidence-ordered matches at IoU 0.50:0.95, as its validator does;
+- in both cases the confusion matrix and the time per image come from the app's own
+  :class:`~core.vision.detector.Detector` at the operating point a user runs (confidence
+  0.25, IoU 0.45), not at the 0.001 used for mAP.
+
 Only classes the split labels are scored: a class a data set does not label is never counted.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from core.errors import DatasetError
+from core.errors import DatasetError, ModelError
 from core.media import read_image
 from core.vision.detections import box_iou
 from core.vision.detector import DETECTORS, InferenceParams
 from core.vision.tiling import TileSpec, detect_tiled
-from core.vision.yolo_data import read_images_dir, read_layout
+from core.vision.yolo_data import Layout, read_images_dir, read_layout, write_data_yaml
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 CONFUSION_CONF = 0.25
@@ -98,6 +105,26 @@ def confusion_update(matrix: np.ndarray, pred_xyxy: np.ndarray, pred_cls: np.nda
         matrix[bg, int(true_cls[miss])] += 1
 
 
+def _ultralytics_val(weights: Path | str, layout: Layout, split: str, imgsz: int | None,
+                     conf: float, iou: float) -> tuple[dict[str, float], dict[str, float]]:
+    """Per-class AP50 and AP50-95 from Ultralytics' validator (offline, no plots)."""
+    with tempfile.TemporaryDirectory(prefix="gw-eval-") as tmp, \
+            DETECTORS.acquire(weights) as det:
+        data_yaml = write_data_yaml(layout, Path(tmp) / "data.yaml")
+        size = imgsz or det.info.train_imgsz or 640
+        try:
+            m = det.yolo.val(data=str(data_yaml), split=split, imgsz=size, batch=16, conf=conf,
+                             iou=iou, plots=False, verbose=False, save_json=False,
+                             project=tmp, name="val", workers=0, device="cpu")
+        except (FileNotFoundError, RuntimeError) as exc:
+            raise ModelError(f"Evaluation failed: {str(exc).splitlines()[0]}") from exc
+        names = det.info.names
+        box = m.box
+        per50 = {names[int(c)]: float(box.ap50[i]) for i, c in enumerate(box.ap_class_index)}
+        per5095 = {names[int(c)]: float(box.ap[i]) for i, c in enumerate(box.ap_class_index)}
+    return per50, per5095
+
+
 def evaluate(weights: Path | str, data: Path | str, split: str = "test",
              imgsz: int | None = None, tiles: TileSpec | None = None, conf: float = 0.001,
              iou: float = 0.7, backend: str = "pytorch") -> EvalResult:
@@ -111,6 +138,9 @@ def evaluate(weights: Path | str, data: Path | str, split: str = "test",
 
     layout = read_layout(data)
     items = [item for folder in layout.folders(split) for item in read_images_dir(folder)]
+    validated = None
+    if tiles is None:
+        validated = _ultralytics_val(weights, layout, split, imgsz, conf, iou)
     with DETECTORS.acquire(weights, backend=backend) as det:
         size = imgsz or det.info.train_imgsz or 640
         params = InferenceParams(conf=conf, iou=iou, imgsz=size)
@@ -125,31 +155,38 @@ def evaluate(weights: Path | str, data: Path | str, split: str = "test",
         for item in items:
             image = read_image(item.image)
             h, w = image.shape[:2]
-            frame = (detect_tiled(det, image, params, tiles) if tiles is not None
-                     else det.detect(image, params))
-            total_ms += frame.inference_ms
-            pred = frame.detections.by_confidence()
             tb = np.array([b.xyxy(w, h) for b in item.boxes]).reshape(-1, 4)
             tc = np.array([b.class_id for b in item.boxes], dtype=int)
-            tps.append(match_predictions(pred.xyxy, pred.class_id, tb, tc))
-            confs.append(pred.confidence)
-            pred_classes.append(pred.class_id)
-            targets.append(tc)
+            if tiles is None:  # scores from the validator; here the operating point only
+                frame = det.detect(image, replace(params, conf=CONFUSION_CONF))
+                pred = frame.detections.by_confidence()
+            else:
+                frame = detect_tiled(det, image, params, tiles)
+                pred = frame.detections.by_confidence()
+                tps.append(match_predictions(pred.xyxy, pred.class_id, tb, tc))
+                confs.append(pred.confidence)
+                pred_classes.append(pred.class_id)
+                targets.append(tc)
+            total_ms += frame.inference_ms
             strong = pred[pred.confidence >= CONFUSION_CONF]
             confusion_update(matrix, strong.xyxy, strong.class_id, tb, tc)
-    tp = np.concatenate(tps) if tps else np.zeros((0, 10), bool)
-    target_cls = np.concatenate(targets) if targets else np.zeros(0, int)
-    ap, classes = np.zeros((0, 10)), np.zeros(0, int)
-    if len(tp):
-        res = ap_per_class(tp, np.concatenate(confs), np.concatenate(pred_classes), target_cls,
-                           names=names)
-        ap, classes = res[5], res[6]
-    # Classes with labels but no predictions score 0, as in Ultralytics' validator.
-    labelled = [int(c) for c in np.unique(target_cls)]
-    ap_by_class = {int(c): ap[i] for i, c in enumerate(classes)}
-    per50 = {names[c]: float(ap_by_class[c][0]) if c in ap_by_class else 0.0 for c in labelled}
-    per5095 = {names[c]: float(ap_by_class[c].mean()) if c in ap_by_class else 0.0
-               for c in labelled}
+    if validated is not None:
+        per50, per5095 = validated
+    else:
+        tp = np.concatenate(tps) if tps else np.zeros((0, 10), bool)
+        target_cls = np.concatenate(targets) if targets else np.zeros(0, int)
+        ap, classes = np.zeros((0, 10)), np.zeros(0, int)
+        if len(tp):
+            res = ap_per_class(tp, np.concatenate(confs), np.concatenate(pred_classes),
+                               target_cls, names=names)
+            ap, classes = res[5], res[6]
+        # Classes with labels but no predictions score 0, as in Ultralytics' validator.
+        labelled = [int(c) for c in np.unique(target_cls)]
+        ap_by_class = {int(c): ap[i] for i, c in enumerate(classes)}
+        per50 = {names[c]: float(ap_by_class[c][0]) if c in ap_by_class else 0.0
+                 for c in labelled}
+        per5095 = {names[c]: float(ap_by_class[c].mean()) if c in ap_by_class else 0.0
+                   for c in labelled}
     return EvalResult(
         weights=str(weights), data=str(layout.yaml_path), split=split, imgsz=size,
         tiles=tiles.to_text() if tiles else None, images=len(items),
