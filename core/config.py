@@ -85,6 +85,7 @@ class Settings:
     db_url: str = ""  # SQLAlchemy URL of the store; '' = the SQLite file in the data folder
     oidc_role_claim: str = "groups"  # single sign-on: the claim that carries the role
     oidc_role_map: str = ""  # "claim value=role,..." e.g. "gw-admins=admin,gw-staff=viewer"
+    base_data: str = ""  # the data set the base model was trained on (site fine-tunes)
     session_hours: float = 8.0  # a sign-in lasts at most this long
     idle_minutes: float = 60.0  # and ends after this long without a page view
 
@@ -203,6 +204,7 @@ def settings() -> Settings:
         db_url=os.environ.get("GLOVEWATCH_DB_URL", "").strip(),
         oidc_role_claim=os.environ.get("GLOVEWATCH_OIDC_ROLE_CLAIM", "groups").strip(),
         oidc_role_map=os.environ.get("GLOVEWATCH_OIDC_ROLE_MAP", "").strip(),
+        base_data=os.environ.get("GLOVEWATCH_BASE_DATA", "").strip(),
         session_hours=_env_float("GLOVEWATCH_SESSION_HOURS", 8.0),
         idle_minutes=_env_float("GLOVEWATCH_IDLE_MINUTES", 60.0),
     )

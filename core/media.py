@@ -141,7 +141,10 @@ class VideoWriter:
     """H.264 MP4 writer (via PyAV) so annotated videos play in every browser.
 
     The MP4 is fragmented (a header first, then self-contained fragments), so a file cut off
-    by a killed process still plays up to its last fragment.
+    by a killed process still plays up to its last fragment. A keyframe every second starts a
+    new fragment, and every packet is flushed to the file as it is muxed: otherwise a video
+    shorter than the encoder's default 250-frame keyframe interval (or the I/O buffer) leaves
+    only a few header bytes behind when the process is killed.
     """
 
     def __init__(self, path: Path, fps: float, width: int, height: int):
@@ -150,9 +153,10 @@ class VideoWriter:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._container = av.open(str(path), mode="w", options={
-            "movflags": "frag_keyframe+empty_moov+default_base_moof"})
+            "movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"})
         rate = Fraction(fps).limit_denominator(1000)
         self._stream = self._container.add_stream("libx264", rate=rate)
+        self._stream.codec_context.gop_size = max(1, round(fps))  # a fragment per second
         # yuv420p needs even sizes
         self._stream.width = width - width % 2
         self._stream.height = height - height % 2

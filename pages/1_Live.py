@@ -36,7 +36,7 @@ rule = current_rule(page.store, station)
 st.caption(md(rule.describe()))
 
 with st.expander("Advanced: model, thresholds, backend, episode timing, alerts"):
-    picked = model_picker("live", page)
+    picked = model_picker("live", page, station)
     params = threshold_controls("live", s)
     c = st.columns(4)
     backend = c[0].selectbox("Inference backend", BACKENDS,
@@ -50,8 +50,13 @@ with st.expander("Advanced: model, thresholds, backend, episode timing, alerts")
                         key="live-grace")
     cooldown = c[3].slider("Alert cooldown (s)", 0, 300, int(DEFAULTS.cooldown_s), 10,
                            key="live-cooldown")
-    blur = st.checkbox("Blur everything but the offending hand in evidence",
-                       DEFAULTS.blur_evidence, key="live-blur")
+    c2 = st.columns(2)
+    blur = c2[0].checkbox("Blur everything but the offending hand in evidence",
+                          DEFAULTS.blur_evidence, key="live-blur")
+    collect_every = c2[1].number_input(
+        "Collect a frame for labelling every … s (0: off)", 0, 600, 0, 5, key="live-collect",
+        help="Keeps the most uncertain frame of each interval for the station's own data "
+             "set (Label page); near-copies are skipped.")
 
 if picked is None:
     st.stop()
@@ -59,7 +64,8 @@ weights, _ = picked
 base = LiveConfig(weights=weights, backend=backend, params=params, station=station,
                   episodes=EpisodeConfig(min_dur, grace), blur_evidence=blur,
                   cooldown_s=float(cooldown), webhook_url=s.webhook_url,
-                  webhook_secret=s.webhook_secret, user=page.account.name)
+                  webhook_secret=s.webhook_secret, user=page.account.name,
+                  collect_every_s=float(collect_every))
 
 
 def ice_servers() -> list[dict]:

@@ -27,9 +27,9 @@ st.write("Upload photos or videos of work stations. Each hand is judged by the s
 
 with st.sidebar:
     st.header("Settings")
-    picked = model_picker("batch", page)
     station = st.selectbox("Station", list_stations(page.store), key="batch-station",
                            help="Which machine these files show: its rule judges them.")
+    picked = model_picker("batch", page, station)
     st.caption(md(current_rule(page.store, station).describe()))
     with st.expander("Advanced"):
         params = threshold_controls("batch", page.settings)

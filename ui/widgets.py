@@ -112,14 +112,15 @@ def save_upload(name: str, data: bytes) -> Path:
     return target
 
 
-def model_picker(key: str, page: Page) -> tuple[Path, ModelInfo] | None:
-    """Choose the active model, or (engineers) upload a ``.pt``; None (with a message) if
-    unusable."""
+def model_picker(key: str, page: Page, station: str | None = None
+                 ) -> tuple[Path, ModelInfo] | None:
+    """Choose the active model (the station's own when it has one), or (engineers) upload a
+    ``.pt``; None (with a message) if unusable."""
     choices = ["Active model"]
     if page.account.can(Permission.UPLOAD_MODELS):
         choices.append("Upload weights (.pt)")
     choice = st.radio("Model", choices, key=f"{key}-src", horizontal=True)
-    active = active_model(page.store)
+    active = active_model(page.store, station)
     path = active.path
     if choice != "Active model":
         up = st.file_uploader("Weights file", type=["pt"], key=f"{key}-upload",

@@ -14,13 +14,13 @@ import logging
 import sys
 from collections.abc import Callable
 
-from core.cli import detection, history, live, training, users
+from core.cli import detection, history, live, site, training, users
 from core.errors import GloveWatchError, exit_code
 from core.logs import setup_logging
 
 log = logging.getLogger("glovewatch.cli")
 
-GROUPS = (detection, live, history, training, users)
+GROUPS = (detection, live, history, training, site, users)
 
 
 def build_parser() -> argparse.ArgumentParser:

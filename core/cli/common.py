@@ -31,12 +31,13 @@ def store() -> Store:
 
 
 def weights(args: argparse.Namespace) -> Path:
-    """``--weights``, or the active model (the promoted one, else the shipped default)."""
+    """``--weights``, or the model that judges ``--station`` (its own promoted model, else
+    the plant-wide one, else the shipped default)."""
     if getattr(args, "weights", None):
         return Path(args.weights)
     from core.training.registry import active_weights
 
-    return active_weights()
+    return active_weights(station=getattr(args, "station", None))
 
 
 def tiles_arg(text: str) -> TileSpec | None:

@@ -105,9 +105,30 @@ def _comparison_dict(cmp) -> dict:  # type: ignore[no-untyped-def]
             "candidate_is_worse": cmp.candidate_is_worse}
 
 
+def _station_comparison(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from core.cli.site import _base
+    from core.training import site
+
+    return site.compare_station(store(), args.station, args.run, _base(args), args.imgsz)
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from core.training.registry import compare
 
+    if args.station:
+        scmp = _station_comparison(args)
+        out = {"station": args.station, "base_drop": scmp.base_drop,
+               "needs_confirmation": scmp.needs_confirmation,
+               "holdout": [r.as_dict() for r in scmp.holdout] if scmp.holdout else None,
+               "base": [r.as_dict() for r in scmp.base]}
+        if args.json:
+            emit(out)
+        else:
+            for label, pair in (("held-out frames", scmp.holdout), ("base test", scmp.base)):
+                if pair:
+                    say(f"{label}: fine-tune mAP50 {pair[0].map50:.3f}, station model "
+                        f"{pair[1].map50:.3f} ({pair[0].images} images)")
+        return EXIT_OK
     cmp = compare(store(), args.run, split=args.split, imgsz=args.imgsz)
     if args.json:
         emit(_comparison_dict(cmp))
@@ -140,6 +161,15 @@ def cmd_promote(args: argparse.Namespace) -> int:
     from core.training.registry import compare, promote
 
     st = store()
+    if args.station:
+        from core.training import site
+
+        entry = site.promote_station(st, args.station, args.run, _station_comparison(args),
+                                     args.by or settings().user or "cli",
+                                     accept_drop=args.accept_lower)
+        say(f"{entry.path.name} now judges {args.station}; scores from "
+            f"{entry.score_source()}")
+        return EXIT_OK
     cmp = compare(st, args.run, split=args.split, imgsz=args.imgsz) if args.split else None
     entry = promote(st, args.run, promoted_by=args.by, comparison=cmp, roles=_roles(args.role),
                     accept_lower=args.accept_lower)
@@ -218,6 +248,9 @@ def register(sub: Subparsers) -> None:
     cp.add_argument("run", metavar="RUN")
     cp.add_argument("--split", default="val")
     cp.add_argument("--imgsz", type=int, help="default: each model's own training size")
+    cp.add_argument("--station", help="a station fine-tune: score on the station's held-out "
+                                      "frames and the base test split")
+    cp.add_argument("--base", help="with --station: the base data set")
     add_json(cp)
     cp.set_defaults(func=cmd_compare)
 
@@ -229,7 +262,10 @@ def register(sub: Subparsers) -> None:
     pr.add_argument("--role", action="append", metavar="CLASS=ROLE",
                     help="class role: protected, violation or context (repeatable)")
     pr.add_argument("--accept-lower", action="store_true",
-                    help="promote even if it scores lower than the active model")
+                    help="promote even if it scores lower than the active model (with "
+                         "--station: even if it loses more than 0.02 mAP50 on the base test)")
+    pr.add_argument("--station", help="promote for this station only")
+    pr.add_argument("--base", help="with --station: the base data set")
     pr.set_defaults(func=cmd_promote, json=False)
 
     b = sub.add_parser("rollback", help="re-activate the previously promoted model")

@@ -57,6 +57,7 @@ from core.storage import Store, open_store
 from core.storage.events import EpisodeRecord
 from core.storage.sessions import SessionInfo
 from core.text import redact_text
+from core.training.site import LiveCollector
 from core.vision.annotate import draw
 from core.vision.detector import DETECTORS, Detector, InferenceParams
 from core.vision.tiling import TileSpec
@@ -85,6 +86,7 @@ class LiveConfig:
     tiles: TileSpec | None = None  # None: the station's setting
     user: str | None = None  # who started it
     store_url: str | None = None  # None: the configured store
+    collect_every_s: float = 0.0  # > 0: sample frames for the station's site data set
 
 
 @dataclass(frozen=True)
@@ -231,6 +233,9 @@ class LiveSession:
         self.recorder = EpisodeRecorder(
             ctx, self.rule, self.sink, cfg.episodes,
             EvidenceWriter(settings().evidence_dir, blur=cfg.blur_evidence))
+        self.collector = (LiveCollector(self.store, cfg.station, cfg.collect_every_s,
+                                        cfg.params.conf, info.name, cfg.user or "live")
+                          if cfg.collect_every_s > 0 else None)
         self.t0 = time.monotonic()
         self.last_frame = self.t0
         self._last_beat = self.t0
@@ -242,6 +247,8 @@ class LiveSession:
         t = self.last_frame - self.t0 if t is None else t
         fd = self.video(image)
         outcome = self.recorder.process(t, fd, image, frame_index)
+        if self.collector is not None:
+            self.collector.offer(t, image, fd)
         out = draw(image, fd, outcome.judgement.status)
         if self.rule.zones:
             out = draw_zones(out, self.rule)

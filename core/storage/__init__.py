@@ -16,6 +16,7 @@ from core.storage.events import EventRepo
 from core.storage.history import HistoryRepo
 from core.storage.retention import RetentionRepo
 from core.storage.sessions import SessionRepo
+from core.storage.site import SiteRepo
 from core.storage.stations import StationRepo
 from core.storage.training import DatasetRepo, RegistryRepo, RunRepo
 
@@ -37,6 +38,7 @@ class Store:
         self.users = UserRepo(db)
         self.audit = AuditRepo(db)
         self.bulk = BulkRepo(db)
+        self.site = SiteRepo(db)
 
     @property
     def url(self) -> str:

@@ -246,6 +246,37 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX audit_log_at ON audit_log(at);
     """,
+    # 8: the on-site adaptation loop: frames collected per station, every label change, and
+    # station-specific models in the registry.
+    """
+    CREATE TABLE site_frames (
+        id INTEGER PRIMARY KEY,
+        station TEXT NOT NULL,
+        file TEXT NOT NULL,               -- image path relative to the data folder
+        source TEXT NOT NULL,             -- live | batch | video | episode | import
+        captured_at TEXT NOT NULL,
+        phash TEXT NOT NULL,              -- 64-bit difference hash, hex
+        uncertainty REAL NOT NULL DEFAULT 0,
+        block INTEGER NOT NULL,           -- time block of captured_at (hold-out unit)
+        split TEXT NOT NULL,              -- train | holdout
+        status TEXT NOT NULL DEFAULT 'new',  -- new | prelabelled | done
+        boxes_json TEXT NOT NULL DEFAULT '[]',
+        prelabel_model TEXT,
+        updated_at TEXT,
+        updated_by TEXT
+    );
+    CREATE INDEX site_frames_station ON site_frames(station, status);
+    CREATE TABLE label_changes (
+        id INTEGER PRIMARY KEY,
+        frame_id INTEGER NOT NULL REFERENCES site_frames(id) ON DELETE CASCADE,
+        at TEXT NOT NULL,
+        by TEXT NOT NULL,
+        action TEXT NOT NULL,             -- prelabel | edit | done | import
+        boxes_json TEXT NOT NULL
+    );
+    CREATE INDEX label_changes_frame ON label_changes(frame_id);
+    ALTER TABLE model_registry ADD COLUMN station TEXT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

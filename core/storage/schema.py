@@ -186,6 +186,7 @@ model_registry = Table(
     Column("promoted_by", Text, nullable=False),
     Column("promoted_at", Text, nullable=False),
     Column("active", Integer, nullable=False, server_default=text("0")),
+    Column("station", Text),  # None: the plant-wide model
 )
 
 event_reviews = Table(
@@ -236,4 +237,33 @@ audit_log = Table(
     Column("target", Text),
     Column("details_json", Text, nullable=False, server_default=text("'{}'")),
     Index("audit_log_at", "at"),
+)
+
+site_frames = Table(
+    "site_frames", metadata, _pk(),
+    Column("station", Text, nullable=False),
+    Column("file", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("captured_at", Text, nullable=False),
+    Column("phash", Text, nullable=False),
+    Column("uncertainty", Float, nullable=False, server_default=text("0")),
+    Column("block", Integer, nullable=False),
+    Column("split", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default=text("'new'")),
+    Column("boxes_json", Text, nullable=False, server_default=text("'[]'")),
+    Column("prelabel_model", Text),
+    Column("updated_at", Text),
+    Column("updated_by", Text),
+    Index("site_frames_station", "station", "status"),
+)
+
+label_changes = Table(
+    "label_changes", metadata, _pk(),
+    Column("frame_id", Integer, ForeignKey("site_frames.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("at", Text, nullable=False),
+    Column("by", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("boxes_json", Text, nullable=False),
+    Index("label_changes_frame", "frame_id"),
 )

@@ -55,6 +55,7 @@ class RegistryRecord:
     promoted_by: str
     promoted_at: str
     active: bool
+    station: str | None = None  # None: the plant-wide model
 
 
 def _dataset(row: Any) -> DatasetRecord:
@@ -72,7 +73,7 @@ def _run(row: Any) -> RunRecord:
 def _registry(row: Any) -> RegistryRecord:
     return RegistryRecord(row.id, row.path, row.sha256, row.run_id, row.dataset,
                           json.loads(row.roles_json or "{}"), json.loads(row.scores_json or "{}"),
-                          row.promoted_by, row.promoted_at, bool(row.active))
+                          row.promoted_by, row.promoted_at, bool(row.active), row.station)
 
 
 def _by_ref(table: Table, ref: int | str) -> Any:
@@ -203,10 +204,12 @@ class RegistryRepo:
     def __init__(self, db: Database):
         self.db = db
 
-    def active(self) -> RegistryRecord | None:
+    def active(self, station: str | None = None) -> RegistryRecord | None:
+        """The active plant-wide entry, or the one of ``station``."""
         m = t.model_registry
+        where = m.c.station.is_(None) if station is None else m.c.station == station
         with self.db.read() as c:
-            row = c.execute(select(m).where(m.c.active == 1).order_by(m.c.id.desc())
+            row = c.execute(select(m).where(m.c.active == 1, where).order_by(m.c.id.desc())
                             .limit(1)).first()
         return _registry(row) if row else None
 
@@ -222,23 +225,28 @@ class RegistryRepo:
             return [_registry(r) for r in c.execute(select(m).order_by(m.c.id.desc()))]
 
     def promote(self, path: str, sha256: str, run_id: int | None, dataset: str | None,
-                roles: dict[str, str], scores: dict[str, Any], by: str) -> RegistryRecord:
-        """Record a promotion and make it the only active entry."""
+                roles: dict[str, str], scores: dict[str, Any], by: str,
+                station: str | None = None) -> RegistryRecord:
+        """Record a promotion and make it the only active entry of its scope (the plant, or
+        one station)."""
         m = t.model_registry
+        scope = m.c.station.is_(None) if station is None else m.c.station == station
         with self.db.write() as c:
-            c.execute(update(m).where(m.c.active == 1).values(active=0))
+            c.execute(update(m).where(m.c.active == 1, scope).values(active=0))
             created = new_id(c.execute(insert(m).values(
                 path=path, sha256=sha256, run_id=run_id, dataset=dataset,
                 roles_json=json.dumps(roles), scores_json=json.dumps(scores), promoted_by=by,
-                promoted_at=now(), active=1)))
+                promoted_at=now(), active=1, station=station)))
         found = self.get(created)
         assert found is not None
         return found
 
-    def activate(self, entry_id: int | None) -> None:
-        """Make ``entry_id`` the active entry (None: none, i.e. the shipped default)."""
+    def activate(self, entry_id: int | None, station: str | None = None) -> None:
+        """Make ``entry_id`` the active entry of its scope (None: none there, i.e. the
+        shipped default plant-wide, or the plant-wide model at a station)."""
         m = t.model_registry
+        scope = m.c.station.is_(None) if station is None else m.c.station == station
         with self.db.write() as c:
-            c.execute(update(m).where(m.c.active == 1).values(active=0))
+            c.execute(update(m).where(m.c.active == 1, scope).values(active=0))
             if entry_id is not None:
                 c.execute(update(m).where(m.c.id == entry_id).values(active=1))

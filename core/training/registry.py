@@ -45,6 +45,7 @@ class RegistryEntry:
     promoted_by: str
     promoted_at: str
     active: bool
+    station: str | None = None  # None: the plant-wide model
 
     def score_source(self) -> str:
         s = self.scores
@@ -56,7 +57,8 @@ class RegistryEntry:
 
 def _entry(rec: RegistryRecord) -> RegistryEntry:
     return RegistryEntry(rec.id, Path(rec.path), rec.sha256, rec.run_id, rec.dataset,
-                         rec.roles, rec.scores, rec.promoted_by, rec.promoted_at, rec.active)
+                         rec.roles, rec.scores, rec.promoted_by, rec.promoted_at, rec.active,
+                         rec.station)
 
 
 @dataclass(frozen=True)
@@ -72,27 +74,32 @@ class ActiveModel:
         if self.entry is None:
             return f"shipped default {self.path.name}"
         run = f"run {self.entry.run_id}, " if self.entry.run_id else ""
-        return f"{self.path.name} ({run}promoted by {self.entry.promoted_by} on " \
+        where = f" for {self.entry.station}" if self.entry.station else ""
+        return f"{self.path.name} ({run}promoted{where} by {self.entry.promoted_by} on " \
                f"{self.entry.promoted_at[:10]})"
 
 
-def active_weights(store: Store | None = None) -> Path:
-    """The promoted model if one is active and its file exists, else the shipped default."""
-    return active_model(store).path
+def active_weights(store: Store | None = None, station: str | None = None) -> Path:
+    """The model that judges ``station`` (or the plant-wide one): see :func:`active_model`."""
+    return active_model(store, station).path
 
 
-def active_model(store: Store | None = None) -> ActiveModel:
-    """The active model with its registry entry and card (the shipped default if none)."""
+def active_model(store: Store | None = None, station: str | None = None) -> ActiveModel:
+    """The model that judges ``station``: its own promoted model, else the plant-wide
+    promoted one, else the shipped default (a missing weights file is skipped)."""
     s = settings()
     try:
         from core.storage import open_store
 
-        rec = (store or open_store()).registry.active()
+        registry = (store or open_store()).registry
+        recs = [registry.active(station)] if station else []
+        recs.append(registry.active())
     except GloveWatchError as exc:  # unreadable store: fall back, never fail here
         log.warning("model registry unavailable (%s); using the shipped model", exc)
-        rec = None
-    if rec is not None and Path(rec.path).exists():
-        return ActiveModel(Path(rec.path), _entry(rec), read_card(Path(rec.path)))
+        recs = []
+    for rec in recs:
+        if rec is not None and Path(rec.path).exists():
+            return ActiveModel(Path(rec.path), _entry(rec), read_card(Path(rec.path)))
     return ActiveModel(s.default_weights, None, read_card(s.default_weights))
 
 
@@ -155,13 +162,14 @@ def eval_scores(res: EvalResult, dataset: str) -> dict[str, Any]:
 def promote(store: Store, run_ref: int | str, promoted_by: str | None = None,
             comparison: Comparison | None = None,
             roles: dict[str, Role | str] | None = None,
-            accept_lower: bool = False) -> RegistryEntry:
+            accept_lower: bool = False, station: str | None = None) -> RegistryEntry:
     """Make a run's ``best.pt`` the active model and record the promotion.
 
     Scores come from ``comparison`` (an evaluation on a named split) or, without one, the
     run's best validation epoch. A candidate that scores lower than the active model in the
     comparison needs ``accept_lower``. ``roles`` overrides the class roles implied by the
-    class names (``{class name: protected|violation|context}``).
+    class names (``{class name: protected|violation|context}``). With ``station`` the model
+    judges only that station; the plant-wide model stays as it is.
     """
     run = get_run(store, run_ref)
     if run.status in ACTIVE:
@@ -198,36 +206,39 @@ def promote(store: Store, run_ref: int | str, promoted_by: str | None = None,
         per_class_ap50=scores.get("per_class_ap50", {}), roles=role_map,
         notes=f"Promoted by {by}."))
     entry = _entry(store.registry.promote(str(target), sha, run.id, run.dataset, role_map,
-                                          scores, by))
-    store.audit.add(by, "model.promote", target.name, {"run": run.id, "scores": {
+                                          scores, by, station))
+    store.audit.add(by, "model.promote", target.name, {"run": run.id, "station": station,
+                                                       "scores": {
         k: v for k, v in scores.items() if k != "per_class_ap50"}, "accepted_lower":
         bool(comparison and comparison.candidate_is_worse)})
     log.info("run %s promoted to the active model by %s", run.id, by)
     return entry
 
 
-def rollback(store: Store, to_id: int | None = None, by: str | None = None
-             ) -> RegistryEntry | None:
-    """Re-activate entry ``to_id``, or the promotion before the active one.
+def rollback(store: Store, to_id: int | None = None, by: str | None = None,
+             station: str | None = None) -> RegistryEntry | None:
+    """Re-activate entry ``to_id``, or the promotion before the active one (of the plant, or
+    of ``station``).
 
-    Returns the now active entry, or None when the shipped default model is active again.
+    Returns the now active entry, or None when no promotion is active in that scope any more
+    (the shipped default, or at a station the plant-wide model, judges again).
     """
-    current = store.registry.active()
+    current = store.registry.active(station)
     target: RegistryRecord | None
     if to_id is not None:
         target = store.registry.get(to_id)
-        if target is None:
-            raise RegistryError(f"No registry entry {to_id}.")
+        if target is None or target.station != station:
+            raise RegistryError(f"No registry entry {to_id}"
+                                + (f" for {station}." if station else " for the plant."))
         if not Path(target.path).exists():
             raise RegistryError(f"The weights of entry {to_id} are gone.")
     else:
         below = current.id if current else 1 << 62
         target = next((r for r in store.registry.all()
-                       if r.id < below and Path(r.path).exists()), None)
-    store.registry.activate(target.id if target else None)
-    after = store.registry.active()
+                       if r.id < below and r.station == station and Path(r.path).exists()),
+                      None)
+    store.registry.activate(target.id if target else None, station)
+    after = store.registry.active(station)
     store.audit.add(by or settings().user or getpass.getuser(), "model.rollback",
-                    Path(after.path).name if after else "shipped default")
+                    Path(after.path).name if after else "no promotion", {"station": station})
     return _entry(after) if after else None
-
-
