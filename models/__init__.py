@@ -20,6 +20,7 @@ VARIANTS: dict[str, str] = {
     "yolo11n-scconv.yaml": "C3k2 bottlenecks use SCConv (spatial + channel reconstruction)",
     "yolo11n-dyhead.yaml": "DyHead-style attention (scale, deformable spatial, DyReLU task) "
                            "on each level before Detect",
+    "yolo11n-p2.yaml": "a fourth detection level at stride 4 (P2) for small hands",
 }
 
 

@@ -42,8 +42,13 @@ class SRU(nn.Module):
         gn_x = self.gn(x)
         w_gamma = (self.gn.weight / self.gn.weight.sum()).view(1, -1, 1, 1)
         weights = torch.sigmoid(gn_x * w_gamma)
-        informative = weights >= self.gate
-        x1, x2 = informative * x, (~informative) * x
+        # The paper's gate multiplies by the sigmoid re-weights (informative parts pass at
+        # weight 1, the rest keeps its re-weight in both branches as the reference code
+        # does), so the GroupNorm's gamma and beta get a gradient; a hard 0/1 mask gave none.
+        informative = weights > self.gate
+        w1 = torch.where(informative, torch.ones_like(weights), weights)
+        w2 = torch.where(informative, torch.zeros_like(weights), weights)
+        x1, x2 = w1 * x, w2 * x
         c, half = x.shape[1], x.shape[1] // 2
         # Cross-reconstruct: informative first half + redundant second half and vice versa
         # (splits chosen so the widths also pair up for odd ``c``).

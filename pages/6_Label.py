@@ -30,7 +30,9 @@ st.write("No base model is right on every camera. Collect frames of a station, c
          f"Frames are grouped in {site.BLOCK_MINUTES}-minute blocks; every "
          f"{site.HOLDOUT_EVERY}th block is held out to score models on, never trained on.")
 
-station = st.selectbox("Station", list_stations(store), key="label-station")
+known = list_stations(store)
+station = st.selectbox("Station", known + [c.station for c in site.counts(store)
+                                           if c.station not in known], key="label-station")
 active = registry.active_model(store, station)
 names = list(model_names(active.path))
 st.caption(f"Model judging {md(station)}: {md(active.label)}")

@@ -96,6 +96,10 @@ def run_retention(store: Store, days: int | None = None, by: str | None = None
     home = s.home.resolve()
     for path in purged.files:
         _remove(path, home, report)
+        # an evidence frame's detections file (core.events.evidence) goes with it
+        boxes = Path(path).with_suffix(".json")
+        if boxes.is_file() and boxes.resolve().is_relative_to(home):
+            boxes.unlink()
     store.retention.record(purged.run_id, asdict(report))
     store.audit.add(by or "-", "retention.run", f"{days} days", {"cutoff": cutoff,
                                                                  "files": report.files_removed})

@@ -105,7 +105,28 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return EXIT_OK if run.status != "failed" else EXIT_INPUT
 
 
+def cmd_complete(args: argparse.Namespace) -> int:
+    from core.training import site
+
+    rep = site.complete_missing(args.source, args.missing, Path(args.out),
+                                Path(args.weights) if args.weights else None, args.conf)
+    out = {"images": rep.images, "kept": rep.kept, "added": rep.added, "out": args.out}
+    emit(out) if args.json else say(f"{rep.images} images: {rep.kept} labelled boxes kept, "
+                                    f"{rep.added} '{args.missing}' boxes added -> {args.out}")
+    return EXIT_OK
+
+
 def register(sub: Subparsers) -> None:
+    cm = sub.add_parser("complete-labels",
+                        help="add a class a data set does not label, from the model's boxes")
+    cm.add_argument("source", metavar="DATA")
+    cm.add_argument("--missing", required=True, help="the unlabelled class, e.g. hand")
+    cm.add_argument("--out", required=True, metavar="DIR")
+    cm.add_argument("--weights", help="default: the shipped model")
+    cm.add_argument("--conf", type=float, default=0.5)
+    add_json(cm)
+    cm.set_defaults(func=cmd_complete)
+
     c = sub.add_parser("collect", help="collect a station's frames for labelling")
     c.add_argument("sources", nargs="*", metavar="IMAGE_VIDEO_OR_FOLDER")
     c.add_argument("--station", required=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -13,6 +14,8 @@ from core.config import Shift, settings
 SEVERITIES = ("warning", "critical")
 REVIEW_STATES = ("unreviewed", "confirmed", "dismissed")
 OFF_SHIFT = "Off shift"
+# Characters a file name cannot hold (path separators, Windows' reserved ones, controls).
+_NOT_IN_FILE_NAMES = re.compile(r'[\\/:*?"<>|\x00-\x1f]+')
 
 
 @dataclass(frozen=True)
@@ -59,11 +62,12 @@ class HistoryFilter:
         return "; ".join(parts)
 
     def slug(self) -> str:
-        """The filter as a short file-name part (for exported reports)."""
+        """The filter as a short file-name part (for exported reports); user text such as a
+        station named ``Band saw/3`` cannot make it a path."""
         parts = [f"{self.start.isoformat()}_{self.end.isoformat()}"]
         for vals in (self.stations, self.shifts, self.classes, self.severities, self.reviews):
             if vals:
-                parts.append("+".join(vals))
+                parts.append("+".join(_NOT_IN_FILE_NAMES.sub("-", v) for v in vals))
         return "_".join(parts)
 
 

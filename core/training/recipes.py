@@ -7,19 +7,26 @@ calls ``prepare(data_yaml, out_dir)`` to get the data.yaml to train on and merge
 - ``default``: Ultralytics' own augmentation on the data set as it is.
 - ``wide``: for wide camera views where hands are small. Adds zoomed-out composites of the
   TRAIN split (train images shrunk to 1/6..1/2 and pasted onto backgrounds made of other
-  train images, the copy-paste of hands onto varied backgrounds; see :mod:`core.training.wideview`)
-  and widens the scale augmentation so mosaics also show small hands. Validation and test
-  splits are left untouched, so scores stay comparable with the default recipe.
+  train images, the copy-paste of hands onto varied backgrounds; see
+  :mod:`core.training.wideview`) and widens the scale augmentation so mosaics also show small
+  hands.
+- ``camera``: one camera-degraded copy of every train image (grayscale, blur, JPEG, low
+  resolution, lighting, noise, any rotation; :mod:`core.training.camera`).
+- ``wide-camera``: both.
+
+Validation and test splits are always left untouched, so scores stay comparable.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import yaml
 
+from core.training.camera import build_degraded
 from core.training.wideview import CompositeSpec, build_composites
 from core.vision.yolo_data import read_images_dir, read_layout
 
@@ -49,7 +56,7 @@ WIDE_SEED = 0
 
 
 def prepare_wide(data_yaml: Path, out_dir: Path, spec: CompositeSpec = WIDE_TRAIN_SPEC,
-                 seed: int = WIDE_SEED) -> Path:
+                 seed: int = WIDE_SEED, camera: bool = False, composites: bool = True) -> Path:
     """Write zoomed-out composites of the train split and a data.yaml that adds them to train.
 
     One composite per ``spec.per_canvas`` train images (every train image pasted once), made
@@ -60,19 +67,27 @@ def prepare_wide(data_yaml: Path, out_dir: Path, spec: CompositeSpec = WIDE_TRAI
     train_dirs = layout.folders("train")
     items = [item for d in train_dirs for item in read_images_dir(d)]
     out_dir = Path(out_dir).resolve()
-    comp = build_composites(items, out_dir / "images" / "train",
-                            out_dir / "labels" / "train", seed=seed, spec=spec,
-                            prefix="widetrain")
+    added: list[str] = []
+    if composites:
+        comp = build_composites(items, out_dir / "images" / "train",
+                                out_dir / "labels" / "train", seed=seed, spec=spec,
+                                prefix="widetrain")
+        added.append(f"{comp.images} zoomed-out composites")
+    if camera:
+        n = build_degraded(items, out_dir / "images" / "train", out_dir / "labels" / "train",
+                           seed=seed)
+        added.append(f"{n} camera-degraded copies")
     new: dict[str, object] = {"path": str(layout.root),
-                              "train": [str(d) for d in train_dirs] + [str(comp.images_dir)]}
+                              "train": [str(d) for d in train_dirs]
+                              + [str(out_dir / "images" / "train")]}
     for split in ("val", "test"):
         if split in layout.splits:
             folders = [str(d) for d in layout.splits[split]]
             new[split] = folders if len(folders) > 1 else folders[0]
     new["names"] = dict(enumerate(layout.names))
     out = out_dir / "data.yaml"
-    out.write_text(f"# {data_yaml} plus {comp.images} zoomed-out composites of its train split "
-                   f"(recipe 'wide', seed {seed}).\n" + yaml.safe_dump(new, sort_keys=False))
+    out.write_text(f"# {data_yaml} plus {' and '.join(added)} of its train split "
+                   f"(seed {seed}).\n" + yaml.safe_dump(new, sort_keys=False))
     return out
 
 
@@ -97,4 +112,19 @@ RECIPES: dict[str, Recipe] = {
         },
         preparer=prepare_wide,
     ),
+    "camera": Recipe(
+        name="camera",
+        description=(
+            "For cameras unlike the close-up photos: adds one camera-degraded copy of every "
+            "train image (grayscale, blur, JPEG 15-50, low resolution, lighting, noise, any "
+            "rotation), labels moved along."),
+        train_overrides={"degrees": 0.0},
+        preparer=partial(prepare_wide, camera=True, composites=False),
+    ),
 }
+RECIPES["wide-camera"] = Recipe(
+    name="wide-camera",
+    description="Both 'wide' and 'camera': zoomed-out composites and camera-degraded copies.",
+    train_overrides=RECIPES["wide"].train_overrides,
+    preparer=partial(prepare_wide, camera=True),
+)

@@ -27,7 +27,7 @@ import random
 import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -142,9 +142,11 @@ def frame_path(rec: FrameRecord) -> Path:
 def collect(store: Store, station: str, image: np.ndarray, source: str,
             captured_at: str | None = None, dets: Detections | None = None,
             conf: float = 0.25, model: str | None = None, by: str = "-",
-            score: float | None = None) -> int | None:
+            score: float | None = None, split: str | None = None) -> int | None:
     """Add a frame to the station's site data set; None when it is a near-copy of one
-    already there. With ``dets`` (the model's detections) it arrives pre-labelled."""
+    already there. With ``dets`` (the model's detections) it arrives pre-labelled. The
+    hold-out follows the capture time's block unless ``split`` is given (a source that comes
+    with its own split, e.g. an imported data set)."""
     captured_at = captured_at or now()
     h = dhash(image)
     if any(hamming(h, other) < MIN_HAMMING for other in store.site.recent_hashes(station)):
@@ -157,7 +159,8 @@ def collect(store: Store, station: str, image: np.ndarray, source: str,
     return store.site.add(
         station, str(path.relative_to(settings().home)), source, captured_at, h,
         score if score is not None else (uncertainty(dets, conf) if dets is not None else 0.0),
-        block, split_of(block), boxes, "prelabelled" if boxes is not None else "new", model, by)
+        block, split or split_of(block), boxes,
+        "prelabelled" if boxes is not None else "new", model, by)
 
 
 class LiveCollector:
@@ -230,12 +233,28 @@ def collect_images(store: Store, station: str, items: Sequence[tuple[str, bytes 
             rep.errors.append(str(exc))
             continue
         dets, model = _prelabelled(store, station, image, weights, conf)
-        if collect(store, station, image, source, dets=dets, conf=conf, model=model,
-                   by=by) is None:
+        if collect(store, station, image, source, _photo_time(data), dets=dets, conf=conf,
+                   model=model, by=by) is None:
             rep.near_copies += 1
         else:
             rep.added += 1
     return rep
+
+
+def _photo_time(data: bytes | Path) -> str | None:
+    """When a photo was taken (EXIF), else None (then: when it was collected)."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as im:
+            raw = im.getexif().get(36867) or im.getexif().get(306)  # DateTimeOriginal/Time
+    except (OSError, ValueError):
+        return None
+    if not isinstance(raw, str) or len(raw) < 19:
+        return None
+    return raw[:10].replace(":", "-") + raw[10:19]
 
 
 def collect_video(store: Store, station: str, path: Path, every_s: float = 2.0,
@@ -245,12 +264,15 @@ def collect_video(store: Store, station: str, path: Path, every_s: float = 2.0,
     weights = weights or registry.active_weights(store, station)
     _, info = open_video(path, name)
     step = max(1, round(info.fps * every_s))
+    start = datetime.now() - timedelta(seconds=(info.frames or 0) / info.fps)
     rep = CollectReport()
     for index, image in iter_video(path):
         if index % step:
             continue
         dets, model = _prelabelled(store, station, image, weights, conf)
-        if collect(store, station, image, "video", dets=dets, conf=conf, model=model,
+        # media time: a long recording spans several time blocks
+        taken = (start + timedelta(seconds=index / info.fps)).strftime(_TS)
+        if collect(store, station, image, "video", taken, dets=dets, conf=conf, model=model,
                    by=by) is None:
             rep.near_copies += 1
         else:
@@ -389,7 +411,9 @@ def import_yolo(store: Store, station: str, source: Path, by: str = "-",
     known = {fr.path.name: fr for fr in frames(store, station)}
     rep = CollectReport()
     classes = len(layout.names)
-    for folders in layout.splits.values():
+    for split_name, folders in layout.splits.items():
+        # the source's own split is kept: its val/test images are held out
+        split = "train" if split_name == "train" else "holdout"
         for folder in folders:
             for img in images_in(folder):
                 boxes = [{"class_id": s.class_id, "x1": float(s.points[:, 0].min()),
@@ -408,7 +432,7 @@ def import_yolo(store: Store, station: str, source: Path, by: str = "-",
                 except MediaError as exc:
                     rep.errors.append(str(exc))
                     continue
-                fid = collect(store, station, image, "import", by=by)
+                fid = collect(store, station, image, "import", by=by, split=split)
                 if fid is None:
                     rep.near_copies += 1
                     continue
@@ -584,3 +608,66 @@ def promote_station(store: Store, station: str, run_ref: int | str, cmp: Station
                             comparison=registry.Comparison(cmp.base[0], cmp.base[1],
                                                            cmp.active_path),
                             accept_lower=True)
+
+
+# ---------------------------------------------------------------------------- completion
+
+
+@dataclass
+class CompletionReport:
+    images: int = 0
+    kept: int = 0  # labelled boxes kept as they were
+    added: int = 0  # missing-class boxes added from the model
+
+
+def complete_missing(source: Path | str, missing: str, out_dir: Path,
+                     weights: Path | None = None, conf: float = 0.5,
+                     max_overlap: float = 0.3) -> CompletionReport:
+    """Copy a data set whose labels lack class ``missing`` (e.g. industrial photos where only
+    gloves are labelled), adding the model's ``missing`` boxes (confidence >= ``conf``) that
+    do not overlap a labelled box: the pre-labels a person then checks on the Label page.
+    The copy keeps the source's splits; its yaml says what was added."""
+    import yaml
+
+    from core.vision.detections import box_iou
+
+    layout = read_layout(source)
+    if missing not in layout.names:
+        raise DatasetError(f"The data set has no class '{missing}'.")
+    cid = layout.names.index(missing)
+    weights = weights or settings().default_weights
+    rep = CompletionReport()
+    out_dir = Path(out_dir)
+    with DETECTORS.acquire(weights) as det:
+        for split, folders in layout.splits.items():
+            for folder in folders:
+                for img in images_in(folder):
+                    image = read_image(img)
+                    h, w = image.shape[:2]
+                    shapes = read_labels(label_path(img, folder))
+                    truth = np.array([s.to_box().xyxy(w, h) for s in shapes]).reshape(-1, 4)
+                    found = det.detect(image, InferenceParams(conf=conf)).detections
+                    found = found[found.class_id == cid]
+                    if len(found) and len(truth):
+                        found = found[box_iou(found.xyxy, truth).max(1) < max_overlap]
+                    lines = [f"{s.class_id} {b.cx:.6f} {b.cy:.6f} {b.w:.6f} {b.h:.6f}\n"
+                             for s in shapes for b in [s.to_box()]]
+                    lines += [f"{cid} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} "
+                              f"{(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}\n"
+                              for x1, y1, x2, y2 in found.xyxy.tolist()]
+                    dst = out_dir / "images" / split / img.name
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(img, dst)
+                    lab = out_dir / "labels" / split / f"{img.stem}.txt"
+                    lab.parent.mkdir(parents=True, exist_ok=True)
+                    lab.write_text("".join(lines))
+                    rep.images += 1
+                    rep.kept += len(shapes)
+                    rep.added += len(found)
+    doc = {"path": str(out_dir.resolve()), **{s: f"images/{s}" for s in layout.splits},
+           "names": dict(enumerate(layout.names))}
+    (out_dir / "data.yaml").write_text(
+        f"# {layout.yaml_path} with '{missing}' boxes added from {Path(weights).name} "
+        f"(confidence >= {conf}, not overlapping a labelled box): {rep.added} added.\n"
+        + yaml.safe_dump(doc, sort_keys=False))
+    return rep

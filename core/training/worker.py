@@ -32,6 +32,10 @@ def register_project_modules() -> None:
     module = importlib.import_module("models")
     if hasattr(module, "register"):
         module.register()
+    # Ultralytics reloads best.pt / last.pt with the safe unpickler during the run
+    from core.vision.weights import allow_project_layers
+
+    allow_project_layers()
 
 
 def _apply_recipe(args: dict[str, Any], run: runs.Run) -> dict[str, Any]:

@@ -128,6 +128,19 @@ def check_weights(path: Path | str) -> None:
         torch.serialization.add_safe_globals([_resolve(name) for name in extra])
 
 
+def allow_project_layers() -> None:
+    """Register the project's own layers with PyTorch's safe unpickler for the whole process.
+
+    :func:`check_weights` does this for a file it has checked; a training run needs it up
+    front, because Ultralytics itself reloads the run's ``best.pt`` (final validation) and
+    ``last.pt`` (resume) with the safe loader, which does not know ``models.modules``.
+    """
+    import torch
+
+    torch.serialization.add_safe_globals(
+        [_resolve(name) for name in sorted(ALLOWED_GLOBALS) if name.startswith(_SELF_REGISTERED)])
+
+
 def quarantine(path: Path, folder: Path) -> None:
     """Delete a refused upload, but only inside ``folder`` (the uploads folder)."""
     try:

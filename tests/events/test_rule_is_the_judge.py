@@ -42,7 +42,7 @@ def _table(rows, header_start):
     i = next(i for i, r in enumerate(rows) if r[:len(header_start)] == header_start)
     out = []
     for r in rows[i + 1:]:
-        if r[0] is None:
+        if all(v is None for v in r):
             break
         out.append(r)
     return out
@@ -87,6 +87,7 @@ def test_rule_decides_episodes_coverage_kpis_and_report(case, store, tmp_path, g
     assert cov[(rule.station, DAY.isoformat())][3] == pytest.approx(compliance)
     episodes_sheet = _table(_rows(wb["Episodes"]), ("thumbnail", "id"))
     assert len(episodes_sheet) == n_episodes
+    assert len(wb["Episodes"]._images) == n_episodes  # the evidence thumbnail
     if n_episodes:
         assert episodes_sheet[0][4] == rule.station and episodes_sheet[0][6] == cls
 
