@@ -114,11 +114,15 @@ def open_video(path: Path | str, name: str | None = None
     if not ok or first is None:
         cap.release()
         raise MediaError(f"{name}: no frame could be decoded (corrupt or unsupported video).")
-    cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
     fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
     info = VideoInfo(fps=fps if 0 < fps < 240 else 25.0,
                      frames=max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0),
                      width=first.shape[1], height=first.shape[0])
+    if "://" not in str(path):
+        # Back to the first frame by opening the file again: OpenCV's seek to frame 0 lands
+        # on a later keyframe in a fragmented MP4 (such as VideoWriter's), losing frames.
+        cap.release()
+        cap = cv2.VideoCapture(str(path))
     return cap, info
 
 

@@ -22,15 +22,11 @@ def demo_path() -> Path:
     return ensure_home().home / "demo" / "glovewatch.sqlite"
 
 
-def demo_exists() -> bool:
-    return demo_path().exists() and not open_store(str(demo_path())).bulk.is_empty()
-
-
-def demo_store(build: bool = True) -> tuple[Store, SynthReport | None]:
-    """The demo store, generated on first use when ``build``; with the report if it was."""
+def demo_store() -> tuple[Store, SynthReport | None]:
+    """The demo store, generated on first use; with the generation report if it was."""
     store = open_store(str(demo_path()))
     report = None
-    if build and store.bulk.is_empty():
+    if store.bulk.is_empty():
         report = generate(store, stations=DEMO_STATIONS, days=DEMO_DAYS,
                           seconds_rows=DEMO_SECONDS_ROWS, seed=0)
     return store, report

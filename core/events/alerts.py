@@ -2,8 +2,8 @@
 
 The webhook is sent by one background thread from a bounded queue, so a slow or dead
 receiver never stalls the video pipeline: each call has a total deadline (a receiver that
-trickles its answer is cut off), failures are retried with back-off, a full queue drops the
-oldest-waiting alert with a log line, and nothing in a log line shows the URL's secret path
+trickles its answer is cut off), failures are retried with back-off, a full queue refuses
+new alerts (logged and counted), and nothing in a log line shows the URL's secret path
 or token. With ``GLOVEWATCH_WEBHOOK_SECRET`` each body is signed
 (``X-GloveWatch-Signature: sha256=<HMAC-SHA256 of the body>``).
 """

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from core.events.alerts import Alert, Alerter
@@ -36,7 +36,11 @@ class Sink(Protocol):
 
 
 class StoreSink:
-    """Persists episode events and coverage in the store (the one writer of episodes)."""
+    """Persists episode events and coverage in the store (the one writer of episodes).
+
+    Episodes are written by their key, so an event applied twice (a retried message) changes
+    nothing, and an ``update`` or ``end`` whose ``new`` was never seen still lands.
+    """
 
     def __init__(self, store: Store):
         self.store = store
@@ -45,27 +49,26 @@ class StoreSink:
 
     def event_id(self, key: str) -> int | None:
         with self._lock:
-            return self._ids.get(key)
+            known = self._ids.get(key)
+        return known if known is not None else self.store.events.id_by_key(key)
 
     def episode(self, event: EpisodeEvent) -> None:
-        with self._lock:
-            event_id = self._ids.get(event.key)
-        row = event.row
-        if event.kind == "new" and event_id is None:
-            event_id = self.store.events.insert(row)
+        row = replace(event.row, event_key=event.key)
+        event_id = self.event_id(event.key)
+        if event_id is None:
+            event_id = self.store.events.upsert_by_key(row)
             with self._lock:
                 self._ids[event.key] = event_id
-        elif event.kind == "update" and event_id is not None:
+            if event.kind == "new":
+                return
+        if event.kind == "update":
             self.store.events.refresh_open([OpenRefresh(
                 event_id, row.ended_at or row.started_at, row.duration_s,
                 row.peak_conf or 0.0, row.severity, row.zone)])
         elif event.kind == "end":
-            if event_id is None:  # ended before anyone stored it (e.g. a photo)
-                self.store.events.insert(row)
-            else:
-                self.store.events.close(event_id, row)
-                with self._lock:
-                    self._ids.pop(event.key, None)
+            self.store.events.close(event_id, row)
+            with self._lock:
+                self._ids.pop(event.key, None)
 
     def coverage(self, station: str, session_id: int | None,
                  rows: Sequence[CoverageRow]) -> None:

@@ -151,9 +151,14 @@ class FrameReader:
     def run(self) -> None:
         failures, ever_connected = 0, False
         try:
+            try:
+                address = resolve_source(self.source)
+            except MediaError as exc:  # an unset env: variable: retrying cannot help
+                self.on_status(SourceStatus.FAILED, f"{exc} Nothing more will be tried.")
+                return
             while not self.stop.is_set():
                 try:
-                    cap, info = self.opener(resolve_source(self.source))
+                    cap, info = self.opener(address)
                 except MediaError as exc:
                     failures += 1
                     msg = (f"Camera {self.shown} cannot be reached or sends no video."

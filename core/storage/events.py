@@ -41,6 +41,7 @@ class EventRow:
     reason: str | None = None
     thresholds: dict[str, Any] = field(default_factory=dict)
     state: str = "closed"
+    event_key: str | None = None  # unique per episode: a repeated write changes nothing
 
     def values(self) -> dict[str, Any]:
         return {"station": self.station, "started_at": self.started_at,
@@ -51,7 +52,8 @@ class EventRow:
                 "crop_path": self.crop_path, "model_hash": self.model_hash,
                 "model_name": self.model_name, "track_id": self.track_id, "zone": self.zone,
                 "rule_version": self.rule_version, "reason": self.reason,
-                "thresholds_json": json.dumps(self.thresholds), "state": self.state}
+                "thresholds_json": json.dumps(self.thresholds), "state": self.state,
+                "event_key": self.event_key}
 
 
 @dataclass(frozen=True)
@@ -142,8 +144,23 @@ class EventRepo:
 
     def insert(self, row: EventRow) -> int:
         with self.db.write() as c:
-            return new_id(c.execute(insert(t.events).values(**row.values()))
-                       )
+            return new_id(c.execute(insert(t.events).values(**row.values())))
+
+    def upsert_by_key(self, row: EventRow) -> int:
+        """Insert an episode once per ``event_key``; a second call returns the same id and
+        leaves the row as it is (messages that arrive twice)."""
+        assert row.event_key
+        with self.db.write() as c:
+            found = c.execute(select(t.events.c.id).where(
+                t.events.c.event_key == row.event_key)).first()
+            if found:
+                return int(found[0])
+            return new_id(c.execute(insert(t.events).values(**row.values())))
+
+    def id_by_key(self, key: str) -> int | None:
+        with self.db.read() as c:
+            found = c.execute(select(t.events.c.id).where(t.events.c.event_key == key)).first()
+        return int(found[0]) if found else None
 
     def insert_many(self, rows: Sequence[EventRow]) -> int:
         """Bulk insert (demo data); returns the number written."""

@@ -277,6 +277,37 @@ MIGRATIONS: list[str] = [
     CREATE INDEX label_changes_frame ON label_changes(frame_id);
     ALTER TABLE model_registry ADD COLUMN station TEXT;
     """,
+    # 9: many cameras on shared infrastructure: episodes keyed so that a message applied
+    # twice changes nothing, the ids of messages already applied, workers and cameras status.
+    """
+    ALTER TABLE events ADD COLUMN event_key TEXT;
+    CREATE UNIQUE INDEX events_key ON events(event_key);
+    CREATE TABLE ingested (
+        id TEXT PRIMARY KEY,
+        at TEXT NOT NULL
+    );
+    CREATE TABLE workers (
+        name TEXT PRIMARY KEY,
+        host TEXT,
+        status TEXT NOT NULL,             -- online | offline
+        started_at TEXT,
+        heartbeat_at TEXT,
+        details_json TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE cameras (
+        name TEXT PRIMARY KEY,
+        worker TEXT,
+        station TEXT NOT NULL,
+        source TEXT,
+        status TEXT NOT NULL,             -- live | stalled | disconnected | stopped
+        fps REAL NOT NULL DEFAULT 0,
+        analysed INTEGER NOT NULL DEFAULT 0,
+        skipped INTEGER NOT NULL DEFAULT 0,
+        last_frame_at TEXT,
+        heartbeat_at TEXT,
+        message TEXT
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

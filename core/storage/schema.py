@@ -100,12 +100,14 @@ events = Table(
     Column("evidence_removed_at", Text),
     Column("model_name", Text),
     Column("reason", Text),
+    Column("event_key", Text),  # unique per episode across processes (idempotent writes)
     Index("events_station_time", "station", "started_at"),
     Index("events_started", "started_at"),
     Index("events_session", "session_id"),
     Index("events_history", "started_at", "station", "review", "severity", "duration_s",
           "class_name"),
     Index("events_state", "state"),
+    Index("events_key", "event_key", unique=True),
 )
 
 coverage_seconds = Table(
@@ -266,4 +268,35 @@ label_changes = Table(
     Column("action", Text, nullable=False),
     Column("boxes_json", Text, nullable=False),
     Index("label_changes_frame", "frame_id"),
+)
+
+ingested = Table(
+    "ingested", metadata,
+    Column("id", Text, primary_key=True),  # a message applied once
+    Column("at", Text, nullable=False),
+)
+
+workers = Table(
+    "workers", metadata,
+    Column("name", Text, primary_key=True),
+    Column("host", Text),
+    Column("status", Text, nullable=False),
+    Column("started_at", Text),
+    Column("heartbeat_at", Text),
+    Column("details_json", Text, nullable=False, server_default=text("'{}'")),
+)
+
+cameras = Table(
+    "cameras", metadata,
+    Column("name", Text, primary_key=True),
+    Column("worker", Text),
+    Column("station", Text, nullable=False),
+    Column("source", Text),
+    Column("status", Text, nullable=False),
+    Column("fps", Float, nullable=False, server_default=text("0")),
+    Column("analysed", Integer, nullable=False, server_default=text("0")),
+    Column("skipped", Integer, nullable=False, server_default=text("0")),
+    Column("last_frame_at", Text),
+    Column("heartbeat_at", Text),
+    Column("message", Text),
 )

@@ -265,6 +265,10 @@ def read_layout(source: Path | str, within: Path | None = None) -> Layout:
             if not isinstance(entry, str) or not entry.strip():
                 continue
             cand = Path(entry) if Path(entry).is_absolute() else root / entry
+            if entry.startswith("../") and not cand.resolve().is_dir():
+                # Ultralytics' own rule for Roboflow exports: their data.yaml beside train/
+                # says '../train/images', meant relative to the yaml's folder.
+                cand = root / entry[3:]
             if within is not None:
                 _inside(cand, within, f"'{key}'")
             if cand.resolve().is_dir():

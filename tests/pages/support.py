@@ -3,6 +3,8 @@ stand-in for the browser camera (unreachable under AppTest)."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 PASSWORD = "correct-horse-7"
@@ -46,3 +48,36 @@ class FakeWebrtc:
 
     def __call__(self, **kwargs: Any) -> None:
         self.kwargs = kwargs
+
+
+def plain(text: str) -> str:
+    """``text`` as the reader sees it: the backslashes of Markdown escaping removed."""
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+class _Payload:
+    """Unpickling this runs a shell command (what a booby-trapped weights file does)."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self) -> tuple:
+        import os
+
+        return (os.system, (self.command,))
+
+
+def malicious_pt(path: Path, marker: Path) -> Path:
+    """A ``.pt`` file in PyTorch's format whose pickle would create ``marker`` when loaded."""
+    import torch
+
+    torch.save({"model": _Payload(f"touch {marker}"), "epoch": 3}, path)
+    return path
+
+
+def tiny_png() -> bytes:
+    """A valid 1x1 PNG (too small to show a hand)."""
+    import cv2
+    import numpy as np
+
+    return cv2.imencode(".png", np.zeros((1, 1, 3), np.uint8))[1].tobytes()

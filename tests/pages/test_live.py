@@ -15,7 +15,7 @@ from core.analytics import history as h
 from core.media import read_image
 from core.storage.filters import HistoryFilter
 from tests.helpers import make_video, open_page
-from tests.pages.support import metrics, values
+from tests.pages.support import metrics, plain, values
 
 WIDGETS = ("text_input", "text_area", "number_input", "selectbox", "multiselect", "radio",
            "checkbox", "toggle", "slider", "select_slider", "file_uploader", "button")
@@ -121,7 +121,8 @@ def test_file_replay_start_stop_banner_and_episodes(gw_home, store, fake_webrtc,
     assert not runner.alive
     assert _start_stop(at) == (True, False)
     assert not _banner(at)
-    assert any("Stopped watching bare-hand.mp4" in i for i in values(at.info))
+    assert any("Stopped watching" in plain(i) and "bare-hand.mp4" in plain(i)
+               for i in values(at.info))
     eps = runner.processor.episodes(store)
     assert eps and all(e.state == "closed" for e in eps)
     assert f"Episodes of this session ({len(eps)})" in values(at.subheader)
@@ -132,14 +133,15 @@ def test_file_replay_start_stop_banner_and_episodes(gw_home, store, fake_webrtc,
     assert (session.kind, session.source, session.status) == ("file", "bare-hand.mp4",
                                                               "finished")
     total = h.kpis(store, HistoryFilter(date.today(), date.today())).total
-    assert total.watched_s > 1  # monitored time reached the history
+    assert total.watched_s > 0  # monitored time reached the history
 
 
 @pytest.mark.parametrize("url, expect", [
     ("camera-7", "starts with rtsp://"),
     # refused at once; the password never shows
-    ("rtsp://user:secret@127.0.0.1:9/stream",
-     "Camera rtsp://user:***@127.0.0.1:9/stream cannot be reached"),
+    pytest.param("rtsp://user:secret@127.0.0.1:9/stream",
+                 "Camera rtsp://user:***@127.0.0.1:9/stream cannot be reached",
+                 marks=pytest.mark.slow),  # three tries with back-off
 ])
 def test_bad_camera_url_gets_a_clear_message(gw_home, fake_webrtc, url, expect):
     at = _live_page()
@@ -154,6 +156,6 @@ def test_bad_camera_url_gets_a_clear_message(gw_home, fake_webrtc, url, expect):
             time.sleep(0.2)
         at.run()
         runner.stop()
-    messages = values(at.error) + values(at.warning)
+    messages = [plain(m) for m in values(at.error) + values(at.warning)]
     assert any(expect in m for m in messages), messages
     assert not any("secret" in m for m in messages)

@@ -1,0 +1,43 @@
+"""The overview page under AppTest: today's figures from a real batch, the active model and
+its classes, and a broken active model explained."""
+
+from __future__ import annotations
+
+from core.pipeline.batch import BatchInput, run_batch
+from core.vision.detector import InferenceParams
+from tests.helpers import open_page
+from tests.pages.support import metrics, plain, values
+
+
+def test_home_empty_store(gw_home):
+    at = open_page()
+    assert {"Sessions", "Violation episodes", "Compliance (judged hands)"} <= set(metrics(at))
+    assert metrics(at)["Compliance (judged hands)"] == "no hands yet"
+    assert any("Nothing recorded today" in i for i in values(at.info))
+    classes = at.dataframe[0].value
+    assert {"glove", "hand"} <= set(classes["class"])  # the shipped model's classes and roles
+    model = [plain(m) for m in values(at.markdown) if "sha256" in m]
+    assert len(model) == 1 and "shipped default gloves-yolo11n-wide.pt · detect" in model[0]
+    links = {p.proto.page for p in at.get("page_link")}
+    assert {"Live", "Batch", "History", "Training", "Stations", "Admin"} <= links
+
+
+def test_home_shows_todays_figures(gw_home, store, default_weights, bare_images):
+    run_batch([BatchInput.from_path(p) for p in bare_images[:2]], default_weights,
+              InferenceParams(), backend="pytorch", store=store)
+    at = open_page()
+    m = metrics(at)
+    assert m["Sessions"] == "1" and m["Images / frames checked"] == "2"
+    assert int(m["Violation episodes"]) >= 1
+    assert m["Compliance (judged hands)"].endswith("%")
+    assert not at.info
+
+
+def test_home_with_broken_active_model(gw_home, tmp_path, monkeypatch):
+    bad = tmp_path / "broken.pt"
+    bad.write_text("not a model")
+    monkeypatch.setenv("GLOVEWATCH_WEIGHTS", str(bad))
+    at = open_page()
+    assert not at.exception
+    assert any("cannot be loaded" in e for e in values(at.error))
+    assert "Sessions" in metrics(at)  # the rest of the overview still shows
