@@ -83,6 +83,8 @@ PAGES = [
     ("pages/6_Label.py", "Label: the plant's own frames, fine-tuning per station", "🏷️",
      Permission.LABEL),
     ("pages/7_Admin.py", "Admin: users and the audit log", "🔐", Permission.MANAGE_USERS),
+    ("pages/8_Cameras.py", "Cameras: workers and camera status", "📹",
+     Permission.VIEW_HISTORY),
 ]
 for path, label, icon, needs in PAGES:
     if (PROJECT_ROOT / path).exists() and page.account.can(needs):

@@ -88,6 +88,8 @@ class Settings:
     base_data: str = ""  # the data set the base model was trained on (site fine-tunes)
     session_hours: float = 8.0  # a sign-in lasts at most this long
     idle_minutes: float = 60.0  # and ends after this long without a page view
+    mqtt_url: str = ""  # camera workers' broker, e.g. mqtt://127.0.0.1:1883; '' = no broker
+    worker_name: str = ""  # this camera worker's name ('' = the host name)
 
     @property
     def db_path(self) -> Path:
@@ -132,6 +134,11 @@ class Settings:
     @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def outbox_dir(self) -> Path:
+        """Camera workers' outboxes: messages not yet acknowledged by the ingester."""
+        return self.home / "outbox"
 
 
 def _env_number(name: str, default: float, kind: type) -> float:
@@ -207,6 +214,8 @@ def settings() -> Settings:
         base_data=os.environ.get("GLOVEWATCH_BASE_DATA", "").strip(),
         session_hours=_env_float("GLOVEWATCH_SESSION_HOURS", 8.0),
         idle_minutes=_env_float("GLOVEWATCH_IDLE_MINUTES", 60.0),
+        mqtt_url=os.environ.get("GLOVEWATCH_MQTT_URL", "").strip(),
+        worker_name=os.environ.get("GLOVEWATCH_WORKER_NAME", "").strip(),
     )
 
 

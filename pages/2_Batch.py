@@ -77,7 +77,7 @@ cols[0].metric("Files", len(report.files))
 cols[1].metric("Compliant", report.count(Verdict.COMPLIANT))
 cols[2].metric("With a violation", report.count(Verdict.VIOLATION))
 cols[3].metric("No hands seen", report.count(Verdict.NO_HANDS))
-cols[4].metric("Compliant / violating hands", f"{report.compliant} / {report.violating}",
+cols[4].metric("Hands ok / violating", f"{report.compliant} / {report.violating}",
                help="Photos: hands in the image. Videos: the most seen at once in a frame.")
 cols[5].metric("Failed", report.failed)
 for f in report.files:
@@ -104,7 +104,10 @@ for i, f in enumerate(good):
 st.subheader("Detections")
 table = pd.DataFrame([r.values() for r in report.rows], columns=TableRow.HEADER)
 colour = {str(s): f"color: {STATUS_HEX[s]}" for s in BoxStatus}
-st.dataframe(table.style.map(lambda v: colour.get(v, ""), subset=["status at station"]),
+# the Styler would show every float with 6 decimals (174.600000): coordinates to 0.1 px
+st.dataframe(table.style.map(lambda v: colour.get(v, ""), subset=["status at station"])
+             .format(precision=1, subset=["x1", "y1", "x2", "y2"])
+             .format(precision=3, subset=["confidence"]),
              hide_index=True, width="stretch")
 dl = st.columns(2)
 if report.table_xlsx and report.table_csv:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import logging
 import math
+import zlib
 from datetime import date, timedelta
 
 import plotly.graph_objects as go
@@ -261,10 +262,16 @@ def _episode_table(store: Store, f: h.HistoryFilter, total: int) -> list[Episode
 def _episode_detail(store: Store, eps: list[EpisodeRecord]) -> None:
     if not eps:
         return
-    by_id = {e.id: e for e in eps}
-    eid = st.selectbox("Open episode", list(by_id), key="episode",
-                       format_func=lambda i: f"#{i} {by_id[i].station} {by_id[i].started_at} "
-                                             f"({by_id[i].severity}, {by_id[i].review})")
+    labels = {e.id: f"#{e.id} {e.station} {e.started_at} ({e.severity}, {e.review})"
+              for e in eps}
+    ids = list(labels)
+    chosen = st.session_state.get("episode-chosen")
+    # The browser's picker keeps showing the old text of the chosen episode when only its label
+    # changes (a review): a key that changes with the labels redraws it; the choice carries over.
+    key = f"episode-{zlib.crc32('|'.join(labels.values()).encode()):08x}"
+    eid = st.selectbox("Open episode", ids, index=ids.index(chosen) if chosen in ids else 0,
+                       key=key, format_func=labels.__getitem__)
+    st.session_state["episode-chosen"] = eid
     ep = h.get_episode(store, eid)
     if ep is None:
         st.warning(f"Episode #{eid} no longer exists.")

@@ -241,9 +241,12 @@ def show_run(run_id: int) -> None:
         st.code(runs.log_tail(run, 30) or "(empty)")
     st.caption(f"Model {md(Path(run.model).name)} · data set {md(run.dataset)} · run folder "
                f"runs/{md(run.run_dir.name)}")
-    if run.status not in runs.ACTIVE and st.session_state.get("run-shown") == (run.id, "live"):
-        st.rerun()  # it just ended: redraw the table above with the same state
+    just_ended = run.status not in runs.ACTIVE and \
+        st.session_state.get("run-shown") == (run.id, "live")
+    # recorded before the rerun: otherwise every rerun sees "live" again and reruns forever
     st.session_state["run-shown"] = (run.id, "live" if run.status in runs.ACTIVE else "done")
+    if just_ended:
+        st.rerun()  # it just ended: redraw the table above with the same state
 
 
 with tab_runs:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -131,3 +132,73 @@ def tiny_gloves(tmp_path: Path) -> Path:
     root = tmp_path / "tiny-gloves"
     shutil.copytree(MINI, root)
     return root
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A throwaway PostgreSQL server on 127.0.0.1 for the whole test session
+    (:class:`tests.postgres.PgServer`: Debian's binaries, a temp folder, gone afterwards).
+
+    Skips, saying why, where PostgreSQL is not installed; with ``GLOVEWATCH_REQUIRE_PG=1`` (CI)
+    a missing PostgreSQL fails instead.
+    """
+    from core.storage.database import forget, open_database
+    from tests.postgres import TEMPLATE, PgServer, unavailable
+
+    why = unavailable()
+    if why:
+        if os.environ.get("GLOVEWATCH_REQUIRE_PG"):
+            pytest.fail(f"GLOVEWATCH_REQUIRE_PG is set but {why}")
+        pytest.skip(why)
+    server = PgServer()
+    try:
+        server.start()
+        # a database at the current schema that each test's database is copied from (fast)
+        server.create_database(TEMPLATE)
+        open_database(server.url(TEMPLATE))
+        forget(server.url(TEMPLATE))
+        yield server
+    finally:
+        server.stop()
+
+
+def _drop_pg(postgres: Any, name: str) -> None:
+    from core.storage import _STORES, close_store
+    from core.storage.database import forget
+
+    url = postgres.url(name)
+    for store in [s for key, s in list(_STORES.items()) if key == url]:
+        close_store(store)
+    forget(url)
+    postgres.drop_database(name)
+
+
+@pytest.fixture
+def pg_url(postgres: Any) -> str:
+    """The URL of a PostgreSQL database at the current schema, emptied for this test (one
+    database serves the session; a test that changes the schema takes ``pg_fresh_url``)."""
+    from tests.postgres import SHARED, TEMPLATE
+
+    if not getattr(postgres, "shared_ready", False):
+        postgres.create_database(SHARED, template=TEMPLATE)
+        postgres.shared_ready = True
+    postgres.empty(SHARED)
+    return str(postgres.url(SHARED))
+
+
+@pytest.fixture
+def pg_fresh_url(postgres: Any) -> Iterator[str]:
+    """The URL of a new PostgreSQL database at the current schema, dropped after the test."""
+    from tests.postgres import TEMPLATE
+
+    name = postgres.create_database(template=TEMPLATE)
+    yield postgres.url(name)
+    _drop_pg(postgres, name)
+
+
+@pytest.fixture
+def pg_empty_url(postgres: Any) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database (no tables), dropped after the test."""
+    name = postgres.create_database()
+    yield postgres.url(name)
+    _drop_pg(postgres, name)

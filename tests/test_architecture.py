@@ -111,8 +111,8 @@ def test_every_core_package_has_a_layer():
     assert set(RANK) - found == set(), "LAYERS names packages that no longer exist"
 
 
-def test_no_import_cycles_between_core_packages():
-    edges = _package_edges()
+def _cycles(edges: dict[str, dict[str, list[str]]]) -> list[str]:
+    """Each import cycle as 'a -> b -> a  (where)'."""
     state: dict[str, int] = {}  # 1 visiting, 2 done
     stack: list[str] = []
     cycles: list[list[str]] = []
@@ -131,12 +131,10 @@ def test_no_import_cycles_between_core_packages():
     for node in sorted(edges):
         if node not in state:
             visit(node)
-    detail = [" -> ".join(c) + "  (" + "; ".join(edges[c[-2]][c[-1]][:2]) + ")" for c in cycles]
-    assert not cycles, "import cycles between core packages:\n" + "\n".join(detail)
+    return [" -> ".join(c) + "  (" + "; ".join(edges[c[-2]][c[-1]][:2]) + ")" for c in cycles]
 
 
-def test_packages_import_only_their_own_or_lower_layers():
-    edges = _package_edges()
+def _layer_violations(edges: dict[str, dict[str, list[str]]]) -> list[str]:
     wrong = []
     for src, targets in sorted(edges.items()):
         for dst, where in sorted(targets.items()):
@@ -147,7 +145,29 @@ def test_packages_import_only_their_own_or_lower_layers():
             elif src in ONLY_FOUNDATIONS and dst not in FOUNDATIONS:
                 wrong.append(f"{src} imports {dst} (storage may use only the foundations) at "
                              f"{', '.join(where[:3])}")
+    return wrong
+
+
+def test_no_import_cycles_between_core_packages():
+    cycles = _cycles(_package_edges())
+    assert not cycles, "import cycles between core packages:\n" + "\n".join(cycles)
+
+
+def test_packages_import_only_their_own_or_lower_layers():
+    wrong = _layer_violations(_package_edges())
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_checks_catch_cycles_and_upward_imports():
+    edges = {"vision": {"events": ["core/vision/x.py:1"]},
+             "events": {"vision": ["core/events/y.py:2"]},
+             "storage": {"vision": ["core/storage/z.py:3"]},
+             "pipeline": {"analytics": ["core/pipeline/ok.py:4"]}}
+    assert _cycles(edges) == ["events -> vision -> events  (core/vision/x.py:1)"]
+    wrong = _layer_violations(edges)
+    assert len(wrong) == 2
+    assert wrong[0].startswith("storage imports vision (storage may use only the foundations)")
+    assert wrong[1].startswith("vision imports events (a higher layer)")
 
 
 def test_the_layer_check_sees_lazy_and_relative_imports(tmp_path, monkeypatch):

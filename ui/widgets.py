@@ -106,9 +106,10 @@ def save_upload(name: str, data: bytes) -> Path:
     tmp.replace(target)
     try:
         check_weights(target)
-    except ModelError:
+    except ModelError as exc:
         quarantine(target, folder)
-        raise
+        # name the file as the user uploaded it, not by its stored (hash-prefixed) name
+        raise ModelError(str(exc).replace(target.name, safe_name)) from exc
     return target
 
 

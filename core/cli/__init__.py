@@ -14,13 +14,14 @@ import logging
 import sys
 from collections.abc import Callable
 
-from core.cli import detection, history, live, site, training, users
+from core.cli import db, detection, fleet, history, live, site, training, users
+from core.cli.common import json_output
 from core.errors import GloveWatchError, exit_code
 from core.logs import setup_logging
 
 log = logging.getLogger("glovewatch.cli")
 
-GROUPS = (detection, live, history, training, site, users)
+GROUPS = (detection, live, fleet, history, training, site, users, db)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(logging.WARNING)
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
+    json_output(bool(getattr(args, "json", False)))
     # Library chatter must never mix with JSON on stdout.
     with contextlib.redirect_stdout(sys.stderr):
         try:

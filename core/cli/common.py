@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.errors import TilingError
+from core.errors import GloveWatchError, TilingError
 from core.storage import Store, open_store
 from core.storage.filters import REVIEW_STATES, SEVERITIES, HistoryFilter
 from core.vision.tiling import TileSpec
@@ -21,9 +21,18 @@ def emit(obj: Any) -> None:
     print(json.dumps(obj, default=str), file=sys.__stdout__, flush=True)
 
 
+_json_only = False  # set per command by main(): with --json, stdout carries JSON only
+
+
+def json_output(on: bool) -> None:
+    """Whether the running command prints JSON (``--json``): then :func:`say` uses stderr."""
+    global _json_only
+    _json_only = on
+
+
 def say(text: str) -> None:
-    """A line for people on the real stdout."""
-    print(text, file=sys.__stdout__, flush=True)
+    """A line for people on the real stdout (on stderr while a command prints JSON)."""
+    print(text, file=sys.__stderr__ if _json_only else sys.__stdout__, flush=True)
 
 
 def store() -> Store:
@@ -72,8 +81,11 @@ def add_filter_args(p: argparse.ArgumentParser) -> None:
 def history_filter(args: argparse.Namespace) -> HistoryFilter:
     from core.analytics.history import as_date
 
-    return HistoryFilter(start=as_date(args.date_from), end=as_date(args.date_to),
-                         stations=tuple(args.station or ()), shifts=tuple(args.shift or ()),
-                         classes=tuple(args.classes or ()),
-                         severities=tuple(args.severity or ()),
-                         reviews=tuple(args.review or ()))
+    try:
+        return HistoryFilter(start=as_date(args.date_from), end=as_date(args.date_to),
+                             stations=tuple(args.station or ()), shifts=tuple(args.shift or ()),
+                             classes=tuple(args.classes or ()),
+                             severities=tuple(args.severity or ()),
+                             reviews=tuple(args.review or ()))
+    except ValueError as exc:  # a bad date or a backwards range: one line, not a traceback
+        raise GloveWatchError(str(exc)) from None

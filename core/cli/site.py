@@ -41,7 +41,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
             if kind == "video":
                 rep = site.collect_video(st, args.station, f, args.every, by=_by())
             elif kind == "image":
-                rep = site.collect_images(st, args.station, [(f.name, f)], by=_by())
+                rep = site.collect_images(st, args.station, [(f.name, f)], by=_by(),
+                                          split=args.split)
             else:
                 continue
             total.added += rep.added
@@ -131,6 +132,9 @@ def register(sub: Subparsers) -> None:
     c.add_argument("sources", nargs="*", metavar="IMAGE_VIDEO_OR_FOLDER")
     c.add_argument("--station", required=True)
     c.add_argument("--every", type=float, default=2.0, help="videos: one frame every N s")
+    c.add_argument("--split", choices=("train", "holdout"),
+                   help="photos that come with their own split (e.g. a set's test images); "
+                        "default: by capture time, or look-alike clusters without one")
     c.add_argument("--reviewed", action="store_true",
                    help="also the evidence of the station's reviewed episodes")
     add_json(c)

@@ -44,6 +44,9 @@ class RecordingContext:
     model_name: str | None = None
     thresholds: dict[str, Any] = field(default_factory=dict)
     started: datetime = field(default_factory=datetime.now)  # wall time of t = 0
+    # Episode keys start with this when set (a camera worker: worker/camera/run), so keys stay
+    # unique across processes that have no session id of their own.
+    key_prefix: str | None = None
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,10 @@ class EpisodeRecorder:
         return (self.ctx.started + timedelta(seconds=t)).strftime("%Y-%m-%d %H:%M:%S")
 
     def _key(self, ep: Episode) -> str:
-        # unique across processes and restarts: the session id plus the episode number
+        # unique across processes and restarts: the session id (or the worker's camera run)
+        # plus the episode number
+        if self.ctx.key_prefix:
+            return f"{self.ctx.key_prefix}:{ep.number}"
         return f"{self.ctx.session_id or 0}:{self.ctx.started.timestamp():.3f}:{ep.number}"
 
     def _row(self, ep: Episode, state: str) -> EventRow:

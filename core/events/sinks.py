@@ -39,7 +39,8 @@ class StoreSink:
     """Persists episode events and coverage in the store (the one writer of episodes).
 
     Episodes are written by their key, so an event applied twice (a retried message) changes
-    nothing, and an ``update`` or ``end`` whose ``new`` was never seen still lands.
+    nothing, an ``update`` or ``end`` whose ``new`` was never seen still lands, and an
+    ``update`` that arrives after its episode was closed (a resent message) changes nothing.
     """
 
     def __init__(self, store: Store):
@@ -54,13 +55,25 @@ class StoreSink:
 
     def episode(self, event: EpisodeEvent) -> None:
         row = replace(event.row, event_key=event.key)
-        event_id = self.event_id(event.key)
+        with self._lock:
+            event_id = self._ids.get(event.key)
         if event_id is None:
-            event_id = self.store.events.upsert_by_key(row)
-            with self._lock:
-                self._ids[event.key] = event_id
-            if event.kind == "new":
-                return
+            event_id = self.store.events.id_by_key(event.key)
+            if event_id is None:
+                event_id = self.store.events.upsert_by_key(row)
+                if event.kind == "new":
+                    with self._lock:
+                        self._ids[event.key] = event_id
+                    return
+            elif event.kind != "end":
+                # not open in this sink: it may have been closed already (by its end, applied
+                # earlier, or by crash recovery), and then its final figures must stay
+                stored = self.store.events.get(event_id)
+                if stored is None or stored.state == "closed":
+                    return
+            if event.kind != "end":
+                with self._lock:
+                    self._ids[event.key] = event_id
         if event.kind == "update":
             self.store.events.refresh_open([OpenRefresh(
                 event_id, row.ended_at or row.started_at, row.duration_s,

@@ -121,6 +121,20 @@ class LatestFrame:
             self._cond.notify_all()
             return frame
 
+    def poll(self) -> Frame | None:
+        """The newest frame if one came since the last take, else None (never blocks)."""
+        with self._cond:
+            frame, self._frame = self._frame, None
+            if frame is not None:
+                self._cond.notify_all()
+            return frame
+
+    @property
+    def closed(self) -> bool:
+        """Whether the reader has ended (no more frames will come)."""
+        with self._cond:
+            return self._closed and self._frame is None
+
     def close(self) -> None:
         """No more frames will come."""
         with self._cond:
@@ -212,6 +226,42 @@ class FrameReader:
                              stop=self.stop):
                 self.on_dropped(1)
         return False
+
+
+class LoopingCapture:
+    """A video file read over and over (a file standing in for a camera: benchmarks, demos).
+
+    At the end of the file it is opened again; it ends only if a fresh opening yields no
+    frame."""
+
+    def __init__(self, address: str, opener: Opener):
+        self.address, self.opener = address, opener
+        self._cap, _ = opener(address)
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        ok, image = self._cap.read()
+        if ok and image is not None:
+            return ok, image
+        self._cap.release()
+        try:
+            self._cap, _ = self.opener(self.address)
+        except MediaError:
+            return False, None
+        return self._cap.read()
+
+    def release(self) -> None:
+        self._cap.release()
+
+
+def looping(opener: Opener = open_video) -> Opener:
+    """An :data:`Opener` whose files never end (see :class:`LoopingCapture`)."""
+
+    def open_looping(address: str) -> tuple[Capture, VideoInfo]:
+        cap, info = opener(address)
+        cap.release()
+        return LoopingCapture(address, opener), info
+
+    return open_looping
 
 
 def describe_wait(status: SourceStatus, shown: str, waited_s: float, stalled_s: float,

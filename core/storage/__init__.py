@@ -2,7 +2,8 @@
 
 Nothing outside this package writes SQL. :func:`open_store` gives the process's
 :class:`Store` for the configured database (``GLOVEWATCH_DB_URL``, else the SQLite file in
-the data folder); each repository returns typed rows.
+the data folder; ``postgresql://`` URLs select PostgreSQL); each repository returns typed rows.
+The same repositories and queries run on both backends.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from core.config import ensure_home, settings
 from core.storage.accounts import AuditRepo, UserRepo
 from core.storage.bulk import BulkRepo
 from core.storage.coverage import CoverageRepo
-from core.storage.database import Database, forget, now, open_database
+from core.storage.database import Database, forget, normalize_url, now, open_database
 from core.storage.events import EventRepo
+from core.storage.fleet import FleetRepo
 from core.storage.history import HistoryRepo
 from core.storage.retention import RetentionRepo
 from core.storage.sessions import SessionRepo
@@ -39,6 +41,7 @@ class Store:
         self.audit = AuditRepo(db)
         self.bulk = BulkRepo(db)
         self.site = SiteRepo(db)
+        self.fleet = FleetRepo(db)
 
     @property
     def url(self) -> str:
@@ -61,6 +64,7 @@ def open_store(url: str | None = None) -> Store:
         url = s.store_url
     elif "://" not in url:  # a plain path: a SQLite file
         url = f"sqlite:///{url}"
+    url = normalize_url(url)
     db = open_database(url)
     store = _STORES.get(url)
     if store is None or store.db is not db:

@@ -6,10 +6,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Connection, exc, func, insert, literal, select
 
 from core.storage import schema as t
-from core.storage.database import Database
+from core.storage.coverage import rebuild_daily
+from core.storage.database import Database, advance_sequences, analyze
 
 
 def _chunks(rows: Iterable[Sequence[Any]], size: int) -> Iterator[list[Sequence[Any]]]:
@@ -25,7 +26,7 @@ class BulkRepo:
     def is_empty(self) -> bool:
         """True when the store holds no sessions, episodes or coverage."""
         with self.db.read() as c:
-            return not any(c.execute(select(func.count()).select_from(tbl)).scalar_one()
+            return not any(c.execute(select(literal(1)).select_from(tbl).limit(1)).first()
                            for tbl in (t.sessions, t.events, t.coverage_hourly))
 
     def max_id(self, table: str) -> int:
@@ -37,23 +38,58 @@ class BulkRepo:
              ) -> dict[str, int]:
         """Insert ``(table, columns, rows)`` for each table, all in one transaction.
 
-        Rows may be a generator (streamed, never all in memory). Returns rows per table.
+        Rows may be a generator (streamed, never all in memory); rows may carry explicit ids
+        (the id sequences move past them, so later inserts get new ids). Hourly coverage rows
+        are summed into the daily roll-up. Returns rows per table.
         """
         counts: dict[str, int] = {}
         with self.db.write() as c:
             for table, columns, rows in tables:
-                n = 0
-                if self.db.dialect == "sqlite":
-                    # the driver's executemany streams an iterator at full speed
-                    sql = (f"INSERT INTO {t.metadata.tables[table].name} ({', '.join(columns)})"
-                           f" VALUES ({', '.join('?' * len(columns))})")
-                    for chunk in _chunks(rows, 50_000):
-                        c.exec_driver_sql(sql, [tuple(r) for r in chunk])
-                        n += len(chunk)
-                else:
-                    stmt = insert(t.metadata.tables[table])
-                    for chunk in _chunks(rows, 5_000):
-                        c.execute(stmt, [dict(zip(columns, r)) for r in chunk])
-                        n += len(chunk)
-                counts[table] = n
+                counts[table] = load_rows(c, table, columns, rows)
+            advance_sequences(c, counts)
+            loaded = list(counts)
+            if "coverage_hourly" in counts and "coverage_daily" not in counts:
+                rebuild_daily(c)
+                loaded.append("coverage_daily")
+            analyze(c, loaded)
         return counts
+
+
+def load_rows(c: Connection, table: str, columns: Sequence[str],
+              rows: Iterable[Sequence[Any]]) -> int:
+    """Insert rows (tuples in ``columns`` order) into ``table`` on an open write connection, by
+    the fastest path of its backend; returns how many. Id sequences are left to the caller
+    (:func:`~core.storage.database.advance_sequences`)."""
+    tbl = t.metadata.tables[table]
+    for name in columns:  # the names go into SQL text: only the schema's own
+        if name not in tbl.c:
+            raise ValueError(f"{table} has no column {name!r}")
+    cols = ", ".join(f'"{name}"' for name in columns)
+    n = 0
+    if c.dialect.name == "sqlite":
+        # the driver's executemany streams an iterator at full speed
+        sql = f'INSERT INTO "{tbl.name}" ({cols}) VALUES ({", ".join("?" * len(columns))})'
+        for chunk in _chunks(rows, 50_000):
+            c.exec_driver_sql(sql, [tuple(r) for r in chunk])
+            n += len(chunk)
+    elif c.dialect.name == "postgresql":
+        # COPY in the write transaction: an order of magnitude faster than INSERTs
+        import psycopg
+
+        raw: Any = c.connection.driver_connection
+        sql = f'COPY "{tbl.name}" ({cols}) FROM STDIN'
+        try:
+            with raw.cursor() as cur, cur.copy(sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+                    n += 1
+        except psycopg.errors.IntegrityError as err:  # the driver's own: as SQLAlchemy's
+            raise exc.IntegrityError(sql, None, err) from err
+        except psycopg.errors.DataError as err:
+            raise exc.DataError(sql, None, err) from err
+    else:
+        stmt = insert(tbl)
+        for chunk in _chunks(rows, 5_000):
+            c.execute(stmt, [dict(zip(columns, r)) for r in chunk])
+            n += len(chunk)
+    return n

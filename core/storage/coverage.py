@@ -1,7 +1,11 @@
-"""Coverage: per-second rows of watched time and judged hand-time, plus an hourly roll-up.
+"""Coverage: per-second rows of watched time and judged hand-time, plus hourly and daily
+roll-ups.
 
-The hourly roll-up is what History reads; raw seconds are kept until retention folds them in.
-"Compliant" and "violating" are judged by the station's rule at the time of recording.
+The roll-ups are what History reads (daily for figures by day, week or station, hourly for
+hours of the day and shifts); raw seconds are kept until retention folds them in. Every write
+to the hourly roll-up adds the same figures to the daily one, in the same transaction, so the
+daily roll-up is always the hourly one summed per day. "Compliant" and "violating" are judged
+by the station's rule at the time of recording.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, case, func, insert, select
+from sqlalchemy import Connection, Table, case, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.storage import schema as t
@@ -40,25 +44,41 @@ class HourRow:
     violating_s: float
 
 
+_SUMS = ("watched_s", "hand_s", "compliant_s", "violating_s")
+
+
+def _upsert(conn: Connection, table: Table, key: str,
+            rows: dict[tuple[str, str], list[float]]) -> None:
+    """Add figures into a roll-up keyed by (station, ``key``), summing into existing rows."""
+    ins = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+    stmt = ins.on_conflict_do_update(
+        index_elements=["station", key],
+        set_={n: table.c[n] + ins.excluded[n] for n in _SUMS})
+    conn.execute(stmt, [{"station": st, key: k, **dict(zip(_SUMS, v))}
+                        for (st, k), v in rows.items()])
+
+
 def upsert_hours(conn: Connection, dialect: str, rows: Sequence[HourRow]) -> None:
-    """Add hourly figures into the roll-up (summing into existing hours)."""
+    """Add hourly figures into the hourly and daily roll-ups (summing into existing rows)."""
     if not rows:
         return
-    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(t.coverage_hourly)
-    ex = ins.excluded
-    h = t.coverage_hourly.c
-    stmt = ins.on_conflict_do_update(
-        index_elements=["station", "hour"],
-        set_={"watched_s": h.watched_s + ex.watched_s, "hand_s": h.hand_s + ex.hand_s,
-              "compliant_s": h.compliant_s + ex.compliant_s,
-              "violating_s": h.violating_s + ex.violating_s})
-    conn.execute(stmt, [vars(r) for r in rows])
+    # one row per key: PostgreSQL refuses to update a row twice in one statement
+    hours: dict[tuple[str, str], list[float]] = {}
+    days: dict[tuple[str, str], list[float]] = {}
+    for r in rows:
+        values = (r.watched_s, r.hand_s, r.compliant_s, r.violating_s)
+        for acc in (hours.setdefault((r.station, r.hour), [0.0] * 4),
+                    days.setdefault((r.station, r.hour[:10] + " 00:00:00"), [0.0] * 4)):
+            for i, v in enumerate(values):
+                acc[i] += v
+    _upsert(conn, t.coverage_hourly, "hour", hours)
+    _upsert(conn, t.coverage_daily, "day", days)
 
 
 def rollup_missing(conn: Connection, dialect: str, before: str) -> int:
     """Hourly rows for hours before ``before`` that have raw seconds but no roll-up yet (one
-    raw row is one watched second). Hours the recorder already rolled up are kept as they are.
-    Returns the number of hours added."""
+    raw row is one watched second), added to the daily roll-up too. Hours the recorder already
+    rolled up are kept as they are. Returns the number of hours added."""
     s, h = t.coverage_seconds, t.coverage_hourly
     hour = func.substr(s.c.ts, 1, 13).concat(":00:00")
     grouped = (select(s.c.station, hour.label("hour"), func.count().label("watched_s"),
@@ -67,10 +87,29 @@ def rollup_missing(conn: Connection, dialect: str, before: str) -> int:
                       func.sum(s.c.violating_s).label("violating_s"))
                .where(s.c.ts < before).group_by(s.c.station, hour))
     ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(h)
-    stmt = ins.from_select(["station", "hour", "watched_s", "hand_s", "compliant_s",
-                            "violating_s"], grouped).on_conflict_do_nothing(
-        index_elements=["station", "hour"])
-    return int(conn.execute(stmt).rowcount or 0)
+    stmt = (ins.from_select(["station", "hour", *_SUMS], grouped)
+            .on_conflict_do_nothing(index_elements=["station", "hour"])
+            .returning(h.c.station, h.c.hour, *(h.c[n] for n in _SUMS)))
+    added = conn.execute(stmt).all()  # only the hours that were missing
+    days: dict[tuple[str, str], list[float]] = {}
+    for station, hour_text, *values in added:
+        acc = days.setdefault((station, hour_text[:10] + " 00:00:00"), [0.0] * 4)
+        for i, v in enumerate(values):
+            acc[i] += float(v or 0)
+    if days:
+        _upsert(conn, t.coverage_daily, "day", days)
+    return len(added)
+
+
+def rebuild_daily(conn: Connection) -> None:
+    """Recompute the daily roll-up from the hourly one (after hourly rows were bulk-loaded)."""
+    h, d = t.coverage_hourly, t.coverage_daily
+    day = func.substr(h.c.hour, 1, 10).concat(" 00:00:00")
+    conn.execute(delete(d))
+    conn.execute(insert(d).from_select(
+        ["station", "day", *_SUMS],
+        select(h.c.station, day, *(func.sum(h.c[n]) for n in _SUMS))
+        .group_by(h.c.station, day)))
 
 
 class CoverageRepo:

@@ -4,8 +4,10 @@
 engine's pool for just that block, so threads and Streamlit sessions never share one
 connection (SQLite connections are not safe to share, and a write transaction on a shared
 connection would hold the lock for everyone). The embedded default is a SQLite file in WAL
-mode; ``GLOVEWATCH_DB_URL`` selects another backend. Write blocks on SQLite start with
-``BEGIN IMMEDIATE`` so that two writers queue on the lock instead of failing half-way.
+mode; ``GLOVEWATCH_DB_URL`` selects another backend: PostgreSQL through psycopg 3
+(``postgresql://`` URLs are read as ``postgresql+psycopg://``). Write blocks on SQLite start
+with ``BEGIN IMMEDIATE`` so that two writers queue on the lock instead of failing half-way;
+read blocks on PostgreSQL run in one ``REPEATABLE READ`` snapshot, as they do on SQLite.
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, exc
+from sqlalchemy import Connection, Engine, Integer, create_engine, event, exc, func, select, text
 from sqlalchemy.engine import make_url
 
 from core.errors import StoreError
@@ -40,6 +42,53 @@ def new_id(result: Any) -> int:
     return int(key[0])
 
 
+# Session settings of every PostgreSQL connection (unless the URL gives ``?options=``):
+# History's groupings sort and hash a year of roll-ups in memory instead of on disk, and
+# skip JIT compilation, which costs more than it saves on queries of well under a second.
+PG_SESSION_OPTIONS = "-c work_mem=64MB -c jit=off"
+
+
+def normalize_url(url: str) -> str:
+    """The SQLAlchemy URL GloveWatch connects with: PostgreSQL URLs without a driver
+    (``postgresql://``, ``postgres://``) use psycopg 3; every other URL is kept as given."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def lock(conn: Connection, name: str) -> None:
+    """Take a named lock until the end of the write transaction, so that processes doing the
+    same check-then-write take turns (PostgreSQL advisory lock; SQLite's write transaction
+    already holds the whole store)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"),
+                     {"name": f"glovewatch:{name}"})
+
+
+def advance_sequences(conn: Connection, tables: Iterable[str]) -> None:
+    """After rows were written with explicit ids, move each table's id sequence past the
+    largest id (PostgreSQL; SQLite picks the next id from the table itself)."""
+    if conn.dialect.name != "postgresql":
+        return
+    for name in tables:
+        table = schema.metadata.tables[name]
+        if "id" not in table.c or not isinstance(table.c.id.type, Integer):
+            continue
+        conn.execute(text(
+            f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
+            f"COALESCE((SELECT max(id) FROM {name}), 0) + 1, false)"))
+
+
+def analyze(conn: Connection, tables: Iterable[str]) -> None:
+    """Refresh the planner's statistics of tables that were just bulk-loaded (PostgreSQL;
+    otherwise autovacuum gets to them only later, and History's first queries plan blind)."""
+    if conn.dialect.name != "postgresql":
+        return
+    for name in tables:
+        conn.exec_driver_sql(f'ANALYZE "{schema.metadata.tables[name].name}"')
+
+
 def _store_error(err: BaseException, where: str) -> StoreError:
     """One clear sentence for what the database driver said."""
     text = str(getattr(err, "orig", err) or err).lower()
@@ -54,6 +103,16 @@ def _store_error(err: BaseException, where: str) -> StoreError:
                           "recorded so far was lost.")
     if "locked" in text:
         return StoreError(f"{where} stayed locked by another process for too long; try again.")
+    if "connection refused" in text or "could not connect" in text or "timeout expired" in text:
+        return StoreError(f"The database server of {where} cannot be reached: is it running, "
+                          "and is GLOVEWATCH_DB_URL right? "
+                          f"({str(err).splitlines()[0]})")
+    if "password authentication failed" in text or "no pg_hba.conf entry" in text:
+        return StoreError(f"The database server refused the credentials of {where}: check the "
+                          "user and password in GLOVEWATCH_DB_URL.")
+    if "does not exist" in text and "database" in text:
+        return StoreError(f"The database of {where} does not exist: create it first (see the "
+                          "README's PostgreSQL section).")
     return StoreError(f"The store {where} cannot be used: {str(err).splitlines()[0]}")
 
 
@@ -61,7 +120,9 @@ class Database:
     """One store, reachable from any thread."""
 
     def __init__(self, url: str):
+        url = normalize_url(url)
         self.url = url
+        self.migrated_from = 0  # the schema version found on opening (0: a new store)
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
         self.where = (Path(parsed.database).name if self.dialect == "sqlite" and parsed.database
@@ -75,7 +136,13 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_connect)
             event.listen(self.engine, "begin", _sqlite_begin)
         else:
-            self.engine = create_engine(url, pool_pre_ping=True)
+            connect_args: dict[str, Any] = {}
+            if self.dialect == "postgresql":
+                connect_args["connect_timeout"] = 10
+                if "options" not in parsed.query:  # the URL's own session settings win
+                    connect_args["options"] = PG_SESSION_OPTIONS
+            self.engine = create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=16,
+                                        connect_args=connect_args)
         self._migrate()
 
     def _migrate(self) -> None:
@@ -83,21 +150,35 @@ class Database:
             if self.dialect == "sqlite":
                 raw = self.engine.raw_connection()
                 try:
-                    migrations.migrate_sqlite(raw.driver_connection)  # type: ignore[arg-type]
+                    driver = raw.driver_connection
+                    self.migrated_from = migrations.sqlite_version(driver)  # type: ignore[arg-type]
+                    migrations.migrate_sqlite(driver)  # type: ignore[arg-type]
                 finally:
                     raw.close()
             else:
-                schema.metadata.create_all(self.engine)
+                self.migrated_from, _ = migrations.migrate_other(self.engine, self.where)
         except StoreError:
             raise
         except (exc.SQLAlchemyError, sqlite3.Error, OSError) as err:
             raise _store_error(err, self.where) from err
+
+    def schema_version(self) -> int:
+        """The schema version the store records (``PRAGMA user_version`` on SQLite, the
+        ``schema_version`` table elsewhere)."""
+        with self.read() as conn:
+            if self.dialect == "sqlite":
+                return int(conn.exec_driver_sql("PRAGMA user_version").scalar_one())
+            return int(conn.execute(select(func.max(migrations.schema_version.c.version)))
+                       .scalar_one())
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A connection for reading (a consistent snapshot for the block)."""
         try:
             with self.engine.connect() as conn:
+                if self.dialect == "postgresql":
+                    conn = conn.execution_options(isolation_level="REPEATABLE READ",
+                                                  postgresql_readonly=True)
                 yield conn
         except exc.OperationalError as err:
             raise _store_error(err, self.where) from err
@@ -140,6 +221,7 @@ _OPEN_LOCK = threading.Lock()
 
 def open_database(url: str) -> Database:
     """The process's :class:`Database` for ``url`` (created and migrated on first use)."""
+    url = normalize_url(url)
     with _OPEN_LOCK:
         db = _OPEN.get(url)
         if db is None:
@@ -149,6 +231,7 @@ def open_database(url: str) -> Database:
 
 def forget(url: str) -> None:
     """Drop the cached database of ``url`` (after its file was replaced or deleted)."""
+    url = normalize_url(url)
     with _OPEN_LOCK:
         db = _OPEN.pop(url, None)
     if db is not None:

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, false, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from core.storage import schema as t
 from core.storage.database import Database, new_id, now
@@ -150,12 +151,17 @@ class EventRepo:
         """Insert an episode once per ``event_key``; a second call returns the same id and
         leaves the row as it is (messages that arrive twice)."""
         assert row.event_key
+        ins = (postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert)(t.events)
         with self.db.write() as c:
-            found = c.execute(select(t.events.c.id).where(
-                t.events.c.event_key == row.event_key)).first()
-            if found:
-                return int(found[0])
-            return new_id(c.execute(insert(t.events).values(**row.values())))
+            # ON CONFLICT, not look-then-insert: two writers with the same key (an ingester
+            # and a retry, on a shared server) cannot both insert, nor fail on the index.
+            created = c.execute(ins.values(**row.values())
+                                .on_conflict_do_nothing(index_elements=["event_key"])
+                                .returning(t.events.c.id)).first()
+            if created:
+                return int(created[0])
+            return int(c.execute(select(t.events.c.id).where(
+                t.events.c.event_key == row.event_key)).scalar_one())
 
     def id_by_key(self, key: str) -> int | None:
         with self.db.read() as c:

@@ -77,10 +77,21 @@ def shift_of(col: Any, shifts: tuple[Shift, ...] | None = None) -> ColumnElement
     A shift whose end is before its start crosses midnight. Hourly roll-ups are assigned by the
     hour's start, so a shift starting at 06:30 gets whole hours from 07:00.
     """
+    return shift_of_clock(func.substr(col, 12, 5), shifts)
+
+
+def whole_hour_shifts(shifts: tuple[Shift, ...] | None = None) -> bool:
+    """True when every shift starts and ends on the hour (the hour of a time names its
+    shift)."""
+    shifts = settings().shifts if shifts is None else shifts
+    return all(s.start.endswith(":00") and s.end.endswith(":00") for s in shifts)
+
+
+def shift_of_clock(hm: Any, shifts: tuple[Shift, ...] | None = None) -> ColumnElement[Any]:
+    """SQL naming the shift of a time of day ``'HH:MM'``."""
     shifts = settings().shifts if shifts is None else shifts
     if not shifts:
         return literal(OFF_SHIFT)
-    hm = func.substr(col, 12, 5)
     whens = []
     for s in shifts:
         cond = and_(hm >= s.start, hm < s.end) if s.start <= s.end else (hm >= s.start) | (

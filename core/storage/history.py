@@ -1,7 +1,8 @@
 """History's aggregations: coverage, detection counts and episodes grouped by a key.
 
 Every figure is computed in the database over indexed roll-ups, never by loading rows into
-Python: hand-time from ``coverage_hourly``; judged detections from ``results`` (joined to the
+Python: hand-time from ``coverage_daily`` (figures by day, week or station) or
+``coverage_hourly`` (hours of the day, shifts); judged detections from ``results`` (joined to the
 session's station) plus ``results_hourly`` (what retention rolled up before deleting raw rows);
 episodes from ``events``. Queries are SQLAlchemy Core with ``substr`` and ``CASE`` only, so
 they run unchanged on every backend.
@@ -14,11 +15,18 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, not_, select
+from sqlalchemy import ColumnElement, case, func, literal_column, not_, select, union_all
 
 from core.storage import schema as t
 from core.storage.database import Database
-from core.storage.filters import HistoryFilter, episode_conditions, period_conditions, shift_of
+from core.storage.filters import (
+    HistoryFilter,
+    episode_conditions,
+    period_conditions,
+    shift_of,
+    shift_of_clock,
+    whole_hour_shifts,
+)
 
 KeyFn = Callable[[Any, Any], list[ColumnElement[Any]]]
 
@@ -49,6 +57,26 @@ def key_station_shift(ts: Any, station: Any) -> list[ColumnElement[Any]]:
 
 def key_station_day(ts: Any, station: Any) -> list[ColumnElement[Any]]:
     return [station, func.substr(ts, 1, 10)]
+
+
+def _clock_key(ts: Any, station: Any) -> list[ColumnElement[Any]]:
+    # station and time of day, as precise as the shifts need
+    return [station, func.substr(ts, 12, 2 if whole_hour_shifts() else 5)]
+
+
+def _shift_of_clock(keys: list[Any]) -> list[ColumnElement[Any]]:
+    clock = keys[1].concat(":00") if whole_hour_shifts() else keys[1]
+    return [keys[0], shift_of_clock(clock)]
+
+
+# Keys grouped in two steps: first by a key each row yields cheaply, then (on the few
+# thousand groups) by the key wanted. Naming the shift of every row is what costs.
+_TWO_STEP: dict[KeyFn, tuple[KeyFn, Callable[[list[Any]], list[ColumnElement[Any]]]]] = {
+    key_station_shift: (_clock_key, _shift_of_clock),
+}
+
+# Keys that need nothing finer than the day (see HistoryRepo.grouped)
+DAY_KEYS: frozenset[KeyFn] = frozenset({key_none, key_day, key_station, key_station_day})
 
 
 @dataclass(frozen=True)
@@ -90,8 +118,9 @@ class Provenance:
     rule_versions: tuple[str, ...]
 
 
-_COUNTS = frozenset({"frames", "compliant_n", "violating_n", "episodes", "critical", "dismissed",
-                     "unreviewed"})
+# Figures' sums, in the order of its fields
+_FIELDS = ("watched_s", "compliant_s", "violating_s", "frames", "compliant_n", "violating_n",
+           "episodes", "critical", "dismissed", "unreviewed", "dismissed_s")
 
 
 def _sum_if(cond: ColumnElement[bool], value: Any = 1) -> Any:
@@ -105,48 +134,70 @@ class HistoryRepo:
         self.db = db
 
     def grouped(self, f: HistoryFilter, key: KeyFn) -> dict[tuple[str, ...], Figures]:
-        """Coverage, detection and episode figures grouped by ``key``, merged per group."""
-        out: dict[tuple[str, ...], dict[str, float]] = {}
-        c, rh, r, s, e = (t.coverage_hourly, t.results_hourly, t.results, t.sessions,
-                          t.events)
+        """Coverage, detection and episode figures grouped by ``key``, merged per group.
+
+        One query: each source's figures grouped by ``key`` (``UNION ALL``), merged per group
+        by the database, so a year of 200 stations by day is one result of a few 10 000 rows.
+        """
+        rh, r, s, e = t.results_hourly, t.results, t.sessions, t.events
+        # Figures by day or coarser read the daily roll-up (24 times fewer rows); hours of the
+        # day and shifts need the hourly one.
+        daily = key in DAY_KEYS and not f.shifts
+        c = t.coverage_daily if daily else t.coverage_hourly
+        c_time = c.c.day if daily else c.c.hour
         dismissed = (select(e.c.id).where(
             e.c.session_id == r.c.session_id, e.c.review == "dismissed",
             e.c.source.is_not_distinct_from(r.c.source),
             func.coalesce(e.c.frame, 0) == r.c.frame).exists())
-        parts: list[tuple[Any, Any, list[Any], list[str], Any, list[Any] | None]] = [
-            (c.c.hour, c.c.station, [func.sum(c.c.watched_s), func.sum(c.c.compliant_s),
-                                     func.sum(c.c.violating_s)],
-             ["watched_s", "compliant_s", "violating_s"], c, []),
-            (rh.c.hour, rh.c.station, [func.sum(rh.c.frames), func.sum(rh.c.compliant_n),
-                                       func.sum(rh.c.violating_n)],
-             ["frames", "compliant_n", "violating_n"], rh, []),
-            (r.c.ts, s.c.station, [func.count(), func.sum(r.c.compliant),
-                                   func.sum(r.c.violating)],
-             ["frames", "compliant_n", "violating_n"], r.join(s, s.c.id == r.c.session_id),
-             [r.c.error.is_(None), not_(dismissed)]),
+        parts: list[tuple[Any, Any, dict[str, Any], Any, list[Any] | None]] = [
+            (c_time, c.c.station, {"watched_s": func.sum(c.c.watched_s),
+                                   "compliant_s": func.sum(c.c.compliant_s),
+                                   "violating_s": func.sum(c.c.violating_s)}, c, []),
+            (rh.c.hour, rh.c.station, {"frames": func.sum(rh.c.frames),
+                                       "compliant_n": func.sum(rh.c.compliant_n),
+                                       "violating_n": func.sum(rh.c.violating_n)}, rh, []),
+            (r.c.ts, s.c.station, {"frames": func.count(), "compliant_n": func.sum(r.c.compliant),
+                                   "violating_n": func.sum(r.c.violating)},
+             r.join(s, s.c.id == r.c.session_id), [r.c.error.is_(None), not_(dismissed)]),
             (e.c.started_at, e.c.station,
-             [_sum_if(e.c.review != "dismissed"),
-              _sum_if((e.c.review != "dismissed") & (e.c.severity == "critical")),
-              _sum_if(e.c.review == "dismissed"), _sum_if(e.c.review == "unreviewed"),
-              _sum_if(e.c.review == "dismissed", e.c.duration_s)],
-             ["episodes", "critical", "dismissed", "unreviewed", "dismissed_s"], e, None),
+             {"episodes": _sum_if(e.c.review != "dismissed"),
+              "critical": _sum_if((e.c.review != "dismissed") & (e.c.severity == "critical")),
+              "dismissed": _sum_if(e.c.review == "dismissed"),
+              "unreviewed": _sum_if(e.c.review == "unreviewed"),
+              "dismissed_s": _sum_if(e.c.review == "dismissed", e.c.duration_s)}, e, None),
         ]
+        first, then = _TWO_STEP.get(key, (key, None))
+        selects = []
+        n_keys = 0
+        for ts, station, sums, source, extra in parts:
+            keys = first(ts, station)
+            n_keys = len(keys)
+            conds = (episode_conditions(f, e) if extra is None
+                     else period_conditions(f, ts, station) + extra)
+            q = (select(*(k.label(f"k{i}") for i, k in enumerate(keys)),
+                        *(sums.get(n, literal_column("0")).label(n) for n in _FIELDS))
+                 .select_from(source).where(*conds))
+            if keys:
+                q = q.group_by(*keys)
+            selects.append(q)
+        both = union_all(*selects).subquery()
+        group: list[Any] = [both.c[f"k{i}"] for i in range(n_keys)]
+        if then is not None:
+            group = then(group)
+        q = select(*group, *(func.coalesce(func.sum(both.c[n]), 0) for n in _FIELDS))
+        if group:
+            q = q.group_by(*group)
+        out: dict[tuple[str, ...], Figures] = {}
         with self.db.read() as conn:
-            for ts, station, sums, names, source, extra in parts:
-                keys = key(ts, station)
-                conds = (episode_conditions(f, e) if extra is None
-                         else period_conditions(f, ts, station) + extra)
-                q = select(*keys, *sums).select_from(source).where(*conds)
-                if keys:
-                    q = q.group_by(*keys)
-                for row in conn.execute(q):
-                    k = tuple(str(v) for v in row[:len(keys)])
-                    acc = out.setdefault(k, {})
-                    for name, val in zip(names, row[len(keys):]):
-                        acc[name] = acc.get(name, 0) + (val or 0)
-        return {k: Figures(key=k, **{n: int(v) if n in _COUNTS else float(v)  # type: ignore[arg-type]
-                                     for n, v in sums.items()})
-                for k, sums in out.items()}
+            for row in conn.execute(q).all():
+                k = tuple(str(v) for v in row[:n_keys])
+                v = row[n_keys:]
+                out[k] = Figures(
+                    key=k, watched_s=float(v[0]), compliant_s=float(v[1]),
+                    violating_s=float(v[2]), frames=int(v[3]), compliant_n=int(v[4]),
+                    violating_n=int(v[5]), episodes=int(v[6]), critical=int(v[7]),
+                    dismissed=int(v[8]), unreviewed=int(v[9]), dismissed_s=float(v[10]))
+        return out
 
     def data_span(self) -> DataSpan:
         """First and last day with coverage, results or episodes (index min/max, cheap)."""

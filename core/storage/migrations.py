@@ -1,16 +1,43 @@
-"""Schema history of the embedded SQLite store: one script per version, append only.
+"""Schema history of the store: one script per version, append only, for every backend.
 
-Each entry upgrades the schema by one version; ``PRAGMA user_version`` records where a store
-is, so an old store is upgraded in place without losing rows. Never edit a released entry.
-:mod:`core.storage.schema` describes the schema these scripts arrive at (for queries and for
-other database backends); a test checks that both agree.
+Each entry upgrades the schema by one version. On SQLite ``PRAGMA user_version`` records where
+a store is, so an old store is upgraded in place without losing rows. Never edit a released
+entry. :mod:`core.storage.schema` describes the schema these scripts arrive at (for queries and
+for other database backends); a test checks that both agree.
+
+Other backends (PostgreSQL) came later: a new store there is created from the metadata at the
+current version, and the ``schema_version`` table records each version reached. Entries after
+:data:`BASELINE` run on both backends, so they must be portable SQL: ``ALTER TABLE ... ADD
+COLUMN``, ``CREATE [UNIQUE] INDEX``, ``CREATE TABLE`` without ``INTEGER PRIMARY KEY`` ids,
+``UPDATE``; types ``TEXT``, ``INTEGER``, ``DOUBLE PRECISION``; statements separated by ``;``
+and ``--`` comments without a ``;``. Where one text cannot serve both, give the PostgreSQL
+text of that version in :data:`POSTGRES_STEPS`. Text columns a step adds get the "C"
+collation on PostgreSQL afterwards, as the metadata's have.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
+from datetime import datetime
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+)
 
 from core.errors import StoreError
+from core.storage import schema
 
 # Each entry upgrades the schema by one version. Append only; never edit a released entry.
 MIGRATIONS: list[str] = [
@@ -308,9 +335,46 @@ MIGRATIONS: list[str] = [
         message TEXT
     );
     """,
+    # 10: coverage summed per station and day (the hourly roll-up summed), so that History's
+    # figures by day, week and station read 24 times fewer rows; kept equal to the hourly
+    # roll-up by every write. The first step written for both backends.
+    """
+    CREATE TABLE coverage_daily (
+        station TEXT NOT NULL,
+        day TEXT NOT NULL,                -- 'YYYY-MM-DD 00:00:00'
+        watched_s DOUBLE PRECISION NOT NULL DEFAULT 0,
+        hand_s DOUBLE PRECISION NOT NULL DEFAULT 0,
+        compliant_s DOUBLE PRECISION NOT NULL DEFAULT 0,
+        violating_s DOUBLE PRECISION NOT NULL DEFAULT 0,
+        PRIMARY KEY (station, day)
+    );
+    CREATE INDEX coverage_daily_day ON coverage_daily(day);
+    INSERT INTO coverage_daily (station, day, watched_s, hand_s, compliant_s, violating_s)
+        SELECT station, substr(hour, 1, 10) || ' 00:00:00', sum(watched_s), sum(hand_s),
+               sum(compliant_s), sum(violating_s)
+        FROM coverage_hourly GROUP BY station, substr(hour, 1, 10);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+# The version a store created from the metadata (not by the scripts above) can start at: the
+# first version that other backends were created at. Entries after it run on every backend.
+BASELINE = 9
+
+# PostgreSQL text of a version whose SQLite script cannot be written portably (none so far).
+POSTGRES_STEPS: dict[int, str] = {}
+
+# Kept apart from the schema's metadata: store copies and schema comparisons leave it out.
+version_metadata = MetaData()
+schema_version = Table(
+    "schema_version", version_metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("migrated_at", Text, nullable=False),
+)
+
+# Any constant: the advisory lock that makes two processes opening a new store take turns.
+_LOCK_KEY = 0x67_6C_6F_76  # "glov"
 
 
 def migrate_sqlite(conn: sqlite3.Connection) -> int:
@@ -318,7 +382,7 @@ def migrate_sqlite(conn: sqlite3.Connection) -> int:
 
     Raises :class:`StoreError` for a store written by a newer GloveWatch.
     """
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    version = sqlite_version(conn)
     if version > SCHEMA_VERSION:
         raise StoreError(
             f"This store has schema version {version}, newer than this GloveWatch "
@@ -329,3 +393,91 @@ def migrate_sqlite(conn: sqlite3.Connection) -> int:
         conn.executescript(f"BEGIN;\n{MIGRATIONS[target - 1]}\nPRAGMA user_version = {target};"
                            "\nCOMMIT;")
     return SCHEMA_VERSION
+
+
+def sqlite_version(conn: sqlite3.Connection) -> int:
+    """The schema version a SQLite store records (0: a new, empty file)."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def statements(script: str) -> list[str]:
+    """The statements of a migration script, comments removed."""
+    body = re.sub(r"--[^\n]*", "", script)
+    return [part.strip() for part in body.split(";") if part.strip()]
+
+
+def _stamp() -> str:
+    return datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def recorded_version(conn: Connection) -> int | None:
+    """The version a non-SQLite store records, or None when it has no version table."""
+    if not inspect(conn).has_table(schema_version.name):
+        return None
+    return int(conn.execute(select(func.coalesce(func.max(schema_version.c.version), 0)))
+               .scalar_one())
+
+
+def _check_unversioned(conn: Connection, where: str) -> None:
+    """Refuse GloveWatch tables without a version record unless they match the metadata
+    (then they can only be the current schema, created before versions were recorded)."""
+    insp = inspect(conn)
+    for table in schema.metadata.sorted_tables:
+        if not insp.has_table(table.name):
+            continue
+        have = {c["name"] for c in insp.get_columns(table.name)}
+        missing = [c.name for c in table.columns if c.name not in have]
+        if missing:
+            raise StoreError(
+                f"{where} holds a '{table.name}' table without {', '.join(missing)} and no "
+                "schema version record: it is not a GloveWatch store of a known version. Use "
+                "an empty database; nothing was changed.")
+
+
+def migrate_other(engine: Engine, where: str) -> tuple[int, int]:
+    """Bring a non-SQLite store (PostgreSQL) to :data:`SCHEMA_VERSION` in one transaction.
+
+    A new database gets the metadata's tables at the current version; an older one runs the
+    steps after its recorded version. Returns ``(version found, version now)``; 0 found means a
+    new store. Raises :class:`StoreError` for a store written by a newer GloveWatch.
+    """
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+        found = recorded_version(conn)
+        if found is None:
+            existed = inspect(conn).has_table(schema.events.name)
+            _check_unversioned(conn, where)
+            schema.metadata.create_all(conn)
+            version_metadata.create_all(conn)
+            conn.execute(insert(schema_version).values(version=SCHEMA_VERSION,
+                                                       migrated_at=_stamp()))
+            return (SCHEMA_VERSION if existed else 0), SCHEMA_VERSION
+        if found > SCHEMA_VERSION:
+            raise StoreError(
+                f"This store has schema version {found}, newer than this GloveWatch "
+                f"({SCHEMA_VERSION}). Upgrade GloveWatch instead of opening it with an old one.")
+        if found < BASELINE:
+            raise StoreError(f"This store records schema version {found}, older than any "
+                             f"version this backend was created at ({BASELINE}).")
+        for target in range(found + 1, SCHEMA_VERSION + 1):
+            script = POSTGRES_STEPS.get(target, MIGRATIONS[target - 1])
+            for statement in statements(script):
+                conn.exec_driver_sql(statement)
+            conn.execute(insert(schema_version).values(version=target, migrated_at=_stamp()))
+        if found < SCHEMA_VERSION and conn.dialect.name == "postgresql":
+            _bytewise_text(conn)
+        return found, SCHEMA_VERSION
+
+
+def _bytewise_text(conn: Connection) -> None:
+    """Give text columns that a portable step added the "C" collation that the metadata's
+    columns have on PostgreSQL (see :mod:`core.storage.schema`)."""
+    rows = conn.execute(text(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND data_type = 'text' "
+        "AND collation_name IS DISTINCT FROM 'C'")).all()
+    for table, column in rows:
+        if table in schema.metadata.tables:
+            conn.exec_driver_sql(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" '
+                                 'TYPE text COLLATE "C"')

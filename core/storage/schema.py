@@ -2,13 +2,18 @@
 
 This is the schema :mod:`core.storage.migrations` arrives at on SQLite (a test compares them
 column by column). A backend without that history (PostgreSQL) is created from this metadata
-directly. Timestamps are local plant time as ISO text ``YYYY-MM-DD HH:MM:SS``, so that every
-backend can group by day and hour with ``substr``.
+directly, at the current version. Timestamps are local plant time as ISO text
+``YYYY-MM-DD HH:MM:SS``, so that every backend can group by day and hour with ``substr``; text
+compares byte by byte on every backend (``COLLATE "C"`` on PostgreSQL, see the end).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Column, Float, ForeignKey, Index, Integer, MetaData, Table, Text, text
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.schema import CreateColumn
 
 metadata = MetaData()
 
@@ -132,6 +137,17 @@ coverage_hourly = Table(
     Index("coverage_hourly_hour", "hour"),
     Index("coverage_hourly_cover", "hour", "station", "watched_s", "compliant_s",
           "violating_s"),
+)
+
+coverage_daily = Table(
+    "coverage_daily", metadata,
+    Column("station", Text, primary_key=True),
+    Column("day", Text, primary_key=True),  # 'YYYY-MM-DD 00:00:00'
+    Column("watched_s", Float, nullable=False, server_default=text("0")),
+    Column("hand_s", Float, nullable=False, server_default=text("0")),
+    Column("compliant_s", Float, nullable=False, server_default=text("0")),
+    Column("violating_s", Float, nullable=False, server_default=text("0")),
+    Index("coverage_daily_day", "day"),
 )
 
 stations = Table(
@@ -300,3 +316,19 @@ cameras = Table(
     Column("heartbeat_at", Text),
     Column("message", Text),
 )
+
+
+@compiles(CreateColumn, "postgresql")
+def _bytewise_text(element: CreateColumn, compiler: Any, **kw: Any) -> str:
+    """Text compares byte by byte on every backend: SQLite's default, and the "C" collation
+    for this schema's text columns on PostgreSQL, whatever the database's locale. Timestamps
+    and hour keys then sort and compare as on SQLite, names sort the same on both, and
+    comparisons skip the locale's rules (faster). Only the table definitions say so: query
+    parameters stay plain text and take the column's collation."""
+    spec: str = compiler.visit_create_column(element, **kw)
+    col = element.element
+    if isinstance(col.type, Text) and col.table is not None and col.table.metadata is metadata:
+        head = f"{compiler.preparer.format_column(col)} TEXT"
+        if spec.startswith(head):
+            spec = f'{head} COLLATE "C"{spec[len(head):]}'
+    return spec

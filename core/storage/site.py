@@ -83,6 +83,13 @@ class SiteRepo:
             return [r[0] for r in c.execute(select(f.c.phash).where(f.c.station == station)
                                             .order_by(f.c.id.desc()).limit(limit))]
 
+    def untimed_blocks(self, station: str) -> list[tuple[str, int]]:
+        """(hash, block) of the station's frames that carry no capture time (block < 0)."""
+        f = t.site_frames
+        with self.db.read() as c:
+            return [(r[0], int(r[1])) for r in c.execute(
+                select(f.c.phash, f.c.block).where(f.c.station == station, f.c.block < 0))]
+
     def get(self, frame_id: int) -> FrameRecord | None:
         with self.db.read() as c:
             row = c.execute(select(t.site_frames).where(t.site_frames.c.id == frame_id)).first()

@@ -97,7 +97,7 @@ class StationRepo:
         """Every station with data or a registration; hidden ones flagged (their data stays)."""
         names: dict[str, bool] = {}
         with self.db.read() as c:
-            for col in (t.coverage_hourly.c.station, t.events.c.station,
+            for col in (t.coverage_daily.c.station, t.events.c.station,
                         t.sessions.c.station, t.results_hourly.c.station):
                 for (name,) in c.execute(select(col).distinct()):
                     names[name] = False

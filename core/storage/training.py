@@ -11,7 +11,7 @@ from sqlalchemy import Table, insert, select, update
 
 from core.errors import TrainingError
 from core.storage import schema as t
-from core.storage.database import Database, new_id, now
+from core.storage.database import Database, lock, new_id, now
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,7 @@ class RunRepo:
         """Queue a new run; refuses a name already queued or running (in one transaction)."""
         r = t.runs
         with self.db.write() as c:
+            lock(c, "runs")  # two processes queueing the same name take turns
             clash = c.execute(select(r.c.id, r.c.status).where(
                 r.c.status.in_(("queued", "running")), r.c.name == name)).first()
             if clash:
@@ -180,12 +181,15 @@ class RunRepo:
         r = t.runs
         started = []
         with self.db.write() as c:
-            busy = {row[0] for row in c.execute(select(r.c.device).where(
-                r.c.status == "running"))}
-            for row in c.execute(select(r).where(r.c.status == "queued")
-                                 .order_by(r.c.id)).all():
+            # Lock the queued and running rows before deciding (PostgreSQL: FOR UPDATE; SQLite
+            # already holds the write lock). A second process waits here, then reads the rows
+            # as the first one left them: a run it started is running, its device busy.
+            active = c.execute(select(r).where(r.c.status.in_(("queued", "running")))
+                               .order_by(r.c.id).with_for_update()).all()
+            busy = {row.device for row in active if row.status == "running"}
+            for row in active:
                 run = _run(row)
-                if run.device in busy:
+                if run.status != "queued" or run.device in busy:
                     continue
                 try:
                     pid = spawn(run)

@@ -259,6 +259,10 @@ def _file_hash(path: Path) -> str:
     return h.hexdigest()
 
 
+def _relative(img: Path, entry: Path) -> str:
+    return img.relative_to(entry).as_posix() if img.is_relative_to(entry) else img.name
+
+
 def validate(layout: Layout) -> ValidationReport:
     """Check every image and label file of a data set and count instances per class."""
     rep = ValidationReport(names=layout.names)
@@ -272,7 +276,7 @@ def validate(layout: Layout) -> ValidationReport:
         for img_dir in folders:
             for img in images_in(img_dir):
                 n_images += 1
-                rel = f"{split}/{img.relative_to(img_dir).as_posix()}"
+                rel = f"{split}/{_relative(img, img_dir)}"
                 digest = _file_hash(img)
                 if digest in seen and seen[digest][0] != split:
                     dups.add((seen[digest][1], rel))

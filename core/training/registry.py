@@ -21,7 +21,7 @@ from core.config import ensure_home, settings
 from core.errors import GloveWatchError, RegistryError
 from core.storage import Store
 from core.storage.training import RegistryRecord
-from core.training.runs import ACTIVE, best_metric, get_run
+from core.training.runs import ACTIVE, Run, best_metric, get_run
 from core.vision.detector import file_sha256, model_names
 from core.vision.evaluate import EvalResult, evaluate
 from core.vision.modelcard import ModelCard, read_card, write_card
@@ -159,6 +159,14 @@ def eval_scores(res: EvalResult, dataset: str) -> dict[str, Any]:
             "per_class_ap50": res.per_class_ap50}
 
 
+def _split_images(run: Run, split: str) -> int | None:
+    """Images in a split of the run's data set (None when it cannot be read any more)."""
+    try:
+        return len(read_layout(run.args["data"]).images(split))
+    except (GloveWatchError, KeyError):
+        return None
+
+
 def promote(store: Store, run_ref: int | str, promoted_by: str | None = None,
             comparison: Comparison | None = None,
             roles: dict[str, Role | str] | None = None,
@@ -195,8 +203,8 @@ def promote(store: Store, run_ref: int | str, promoted_by: str | None = None,
     if comparison is not None:
         scores = eval_scores(comparison.candidate, run.dataset)
     else:
-        scores = {"dataset": run.dataset, "split": "val", "imgsz": run.args.get("imgsz"),
-                  "mAP50": best_metric(run.best, "mAP50"),
+        scores = {"dataset": run.dataset, "split": "val", "images": _split_images(run, "val"),
+                  "imgsz": run.args.get("imgsz"), "mAP50": best_metric(run.best, "mAP50"),
                   "mAP50-95": best_metric(run.best, "mAP50-95"), "source": "best epoch"}
     by = promoted_by or settings().user or getpass.getuser()
     write_card(target, ModelCard(

@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 BLOCK_MINUTES = 30
 HOLDOUT_EVERY = 5  # every 5th time block is held out (20 % of a station's time)
 MIN_HAMMING = 6  # hashes closer than this are near-copies
+CLUSTER_HAMMING = 14  # photos without a capture time this alike share a hold-out block
 MAX_BASE_DROP = 0.02  # mAP50 on the base test split a station model may lose unconfirmed
 _TS = "%Y-%m-%d %H:%M:%S"
 
@@ -79,7 +80,9 @@ def block_of(captured_at: str) -> int:
 
 
 def split_of(block: int) -> str:
-    return "holdout" if block % HOLDOUT_EVERY == HOLDOUT_EVERY - 1 else "train"
+    """Every ``HOLDOUT_EVERY``-th block is held out (time blocks, or clusters of look-alike
+    photos that carry no time)."""
+    return "holdout" if abs(block) % HOLDOUT_EVERY == HOLDOUT_EVERY - 1 else "train"
 
 
 def uncertainty(dets: Detections, conf: float) -> float:
@@ -139,6 +142,16 @@ def frame_path(rec: FrameRecord) -> Path:
     return settings().home / rec.file
 
 
+def _untimed_block(store: Store, station: str, h: str) -> int:
+    """A block for a photo without a capture time: its cluster of look-alikes (negative, so
+    it never meets a time block). Similar photos share a cluster and so a side of the split."""
+    clusters = store.site.untimed_blocks(station)
+    for other, block in clusters:
+        if hamming(h, other) <= CLUSTER_HAMMING:
+            return block
+    return -(len({b for _, b in clusters}) + 1)
+
+
 def collect(store: Store, station: str, image: np.ndarray, source: str,
             captured_at: str | None = None, dets: Detections | None = None,
             conf: float = 0.25, model: str | None = None, by: str = "-",
@@ -147,6 +160,7 @@ def collect(store: Store, station: str, image: np.ndarray, source: str,
     already there. With ``dets`` (the model's detections) it arrives pre-labelled. The
     hold-out follows the capture time's block unless ``split`` is given (a source that comes
     with its own split, e.g. an imported data set)."""
+    timed = captured_at is not None
     captured_at = captured_at or now()
     h = dhash(image)
     if any(hamming(h, other) < MIN_HAMMING for other in store.site.recent_hashes(station)):
@@ -155,7 +169,7 @@ def collect(store: Store, station: str, image: np.ndarray, source: str,
     name = f"{captured_at.replace(' ', 'T').replace(':', '')}-{h[:10]}.jpg"
     path = write_image(folder / name, image)
     boxes = boxes_of(dets, image.shape[:2]) if dets is not None else None
-    block = block_of(captured_at)
+    block = block_of(captured_at) if timed else _untimed_block(store, station, h)
     return store.site.add(
         station, str(path.relative_to(settings().home)), source, captured_at, h,
         score if score is not None else (uncertainty(dets, conf) if dets is not None else 0.0),
@@ -222,8 +236,9 @@ def _prelabelled(store: Store, station: str, image: np.ndarray, weights: Path,
 
 def collect_images(store: Store, station: str, items: Sequence[tuple[str, bytes | Path]],
                    source: str = "batch", weights: Path | None = None, conf: float = 0.25,
-                   by: str = "-") -> CollectReport:
-    """Add uploaded or local images (pre-labelled by the station's model)."""
+                   by: str = "-", split: str | None = None) -> CollectReport:
+    """Add uploaded or local images (pre-labelled by the station's model). ``split`` keeps a
+    split the images come with (e.g. a set's own test images: ``holdout``)."""
     weights = weights or registry.active_weights(store, station)
     rep = CollectReport()
     for name, data in items:
@@ -234,7 +249,7 @@ def collect_images(store: Store, station: str, items: Sequence[tuple[str, bytes 
             continue
         dets, model = _prelabelled(store, station, image, weights, conf)
         if collect(store, station, image, source, _photo_time(data), dets=dets, conf=conf,
-                   model=model, by=by) is None:
+                   model=model, by=by, split=split) is None:
             rep.near_copies += 1
         else:
             rep.added += 1
@@ -408,7 +423,7 @@ def import_yolo(store: Store, station: str, source: Path, by: str = "-",
     """Import labels (and images not collected yet) from a YOLO folder or data.yaml: a
     frame whose image name matches gets those labels; other images become new frames."""
     layout = read_layout(source)
-    known = {fr.path.name: fr for fr in frames(store, station)}
+    known = [(fr.record.phash, fr) for fr in frames(store, station)]
     rep = CollectReport()
     classes = len(layout.names)
     for split_name, folders in layout.splits.items():
@@ -421,16 +436,18 @@ def import_yolo(store: Store, station: str, source: Path, by: str = "-",
                           "y2": float(s.points[:, 1].max())}
                          for s in read_labels(label_path(img, folder))]
                 boxes = check_boxes(boxes, classes)
-                fr = known.get(img.name)
-                if fr is not None:
-                    store.site.set_labels(fr.id, boxes, by, "import",
-                                          "done" if done else "prelabelled")
-                    rep.added += 1
-                    continue
                 try:
                     image = read_image(img)
                 except MediaError as exc:
                     rep.errors.append(str(exc))
+                    continue
+                # the same picture already collected (by content, whatever its file name)
+                h = dhash(image)
+                fr = next((f for ph, f in known if hamming(h, ph) < MIN_HAMMING), None)
+                if fr is not None:
+                    store.site.set_labels(fr.id, boxes, by, "import",
+                                          "done" if done else "prelabelled")
+                    rep.added += 1
                     continue
                 fid = collect(store, station, image, "import", by=by, split=split)
                 if fid is None:

@@ -216,6 +216,25 @@ class Detector:
         h, w = image.shape[:2]
         return FrameDetections(self._convert(res, tracked=track), (h, w), ms)
 
+    def detect_batch(self, images: Sequence[np.ndarray], params: InferenceParams | None = None
+                     ) -> list[FrameDetections]:
+        """Detect objects in several BGR images (e.g. the newest frame of several cameras)
+        with one predict call: Ultralytics runs them as one batch (a fixed-batch export runs
+        them one by one inside that call). Each result's ``inference_ms`` is its share."""
+        if not images:
+            return []
+        params = params or InferenceParams(imgsz=self.imgsz)
+        self._set_threads()
+        t0 = time.perf_counter()
+        results = self._model.predict(
+            list(images), conf=params.conf, iou=params.iou, imgsz=params.imgsz,
+            classes=list(params.classes) if params.classes is not None else None,
+            verbose=False)
+        ms = (time.perf_counter() - t0) * 1000 / len(images)
+        return [FrameDetections(self._convert(res, tracked=False),
+                                (image.shape[0], image.shape[1]), ms)
+                for res, image in zip(results, images)]
+
     def reset_tracker(self) -> None:
         """Forget track ids (call between unrelated videos or streams)."""
         predictor = getattr(self._model, "predictor", None)

@@ -1,8 +1,10 @@
 """Detection plus tracking over the frames of one video or stream, full-frame or tiled.
 
 :class:`VideoDetector` is the one place that chooses between the model's own tracker
-(``Detector.detect(track=True)``) and tiled detection followed by :class:`TiledTracker`, so
-batch videos, live streams and photos honour a station's tiling the same way.
+(``Detector.detect(track=True)``) and tiled detection followed by :class:`DetectionTracker`,
+so batch videos, live streams and photos honour a station's tiling the same way. A
+:class:`DetectionTracker` also gives track ids to detections made elsewhere, e.g. by one
+batched predict call over several cameras (one tracker per camera).
 """
 
 from __future__ import annotations
@@ -17,20 +19,26 @@ from core.vision.detector import Detector, InferenceParams
 from core.vision.tiling import TileSpec, detect_tiled
 
 
-class TiledTracker:
-    """Track ids for tiled detections: Ultralytics' ByteTrack fed the merged boxes.
+class DetectionTracker:
+    """Track ids for detections made outside Ultralytics' tracking predictor: ByteTrack fed
+    the given boxes (merged tiles, or one camera's share of a batched predict call).
 
-    ``Detector.detect(track=True)`` tracks inside Ultralytics' predictor, which never sees the
-    merged tiles; this runs the same tracker (same YAML settings) on them instead. One per
-    video or stream, from one thread.
+    ``Detector.detect(track=True)`` tracks inside Ultralytics' predictor, which never sees
+    merged tiles nor batches of frames from different cameras; this runs the same tracker
+    (same YAML settings) on them instead. One per video, stream or camera, from one thread.
+    ``frame_rate`` is how often it is fed (ByteTrack keeps lost tracks for a number of
+    frames scaled by it).
     """
 
-    def __init__(self, tracker: str = "bytetrack.yaml"):
+    def __init__(self, tracker: str = "bytetrack.yaml", frame_rate: int = 30):
         from ultralytics.trackers.byte_tracker import BYTETracker
         from ultralytics.utils import YAML, IterableSimpleNamespace
         from ultralytics.utils.checks import check_yaml
 
-        cfg = IterableSimpleNamespace(**YAML.load(check_yaml(tracker)))
+        raw = YAML.load(check_yaml(tracker))
+        if frame_rate != 30 and "track_buffer" in raw:  # as ByteTrack scales it: ~1 s at 30
+            raw["track_buffer"] = max(1, round(raw["track_buffer"] * frame_rate / 30))
+        cfg = IterableSimpleNamespace(**raw)
         if cfg.tracker_type != "bytetrack":
             raise TilingError(f"Tiled tracking supports ByteTrack only, not {cfg.tracker_type}.")
         self._tracker: Any = BYTETracker(args=cfg)
@@ -55,13 +63,16 @@ class TiledTracker:
         return FrameDetections(kept, frame.shape, frame.inference_ms)
 
 
+TiledTracker = DetectionTracker  # its first use, kept under that name
+
+
 class VideoDetector:
     """Detects (and tracks) the frames of one video or stream, full-frame or tiled."""
 
     def __init__(self, detector: Detector, params: InferenceParams,
                  tiles: TileSpec | None = None, tracker: str = "bytetrack.yaml"):
         self.detector, self.params, self.tiles, self.tracker = detector, params, tiles, tracker
-        self._tiled_tracker = TiledTracker(tracker) if tiles else None
+        self._tiled_tracker = DetectionTracker(tracker) if tiles else None
 
     def reset(self) -> None:
         """Forget track ids (between unrelated videos)."""

@@ -137,14 +137,22 @@ def labels_dir(images_dir: Path) -> Path:
     return Path(images_dir)  # labels next to the images
 
 
-def images_in(folder: Path) -> list[Path]:
-    """Image files under ``folder`` (recursively), sorted."""
-    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+def images_in(entry: Path) -> list[Path]:
+    """Image files of a split entry: a folder (recursively, sorted) or a ``.txt`` file listing
+    image paths (relative lines are relative to the list's folder), as Ultralytics reads."""
+    entry = Path(entry)
+    if entry.is_file() and entry.suffix == ".txt":
+        lines = [line.strip() for line in entry.read_text().splitlines() if line.strip()]
+        paths = [Path(line) if Path(line).is_absolute() else entry.parent / line
+                 for line in lines]
+        return [p for p in paths if p.suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(p for p in entry.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def label_path(image: Path, images_dir: Path) -> Path:
-    """The label file of ``image`` inside the split folder ``images_dir``."""
-    return labels_dir(images_dir) / image.relative_to(images_dir).with_suffix(".txt")
+def label_path(image: Path, entry: Path | None = None) -> Path:
+    """The label file of ``image`` (Ultralytics' rule: the last ``images`` folder of the
+    image's path becomes ``labels``). ``entry``, the split folder or list, is not needed."""
+    return labels_dir(image.parent) / f"{image.stem}.txt"
 
 
 # ---------------------------------------------------------------------------- data.yaml
@@ -271,7 +279,7 @@ def read_layout(source: Path | str, within: Path | None = None) -> Layout:
                 cand = root / entry[3:]
             if within is not None:
                 _inside(cand, within, f"'{key}'")
-            if cand.resolve().is_dir():
+            if cand.resolve().is_dir() or (cand.suffix == ".txt" and cand.is_file()):
                 folders.append(cand.resolve())
         if folders:
             splits[key] = folders
@@ -321,7 +329,7 @@ def read_images_dir(images_dir: Path) -> list[LabelledImage]:
     Raises :class:`DatasetError` for a missing or empty folder and for an invalid label line.
     """
     images_dir = Path(images_dir)
-    if not images_dir.is_dir():
+    if not images_dir.exists():
         raise DatasetError(f"Image folder not found: {images_dir}")
     files = images_in(images_dir)
     if not files:

@@ -16,15 +16,15 @@ def small_demo(gw_home, monkeypatch):
     monkeypatch.setattr(demo, "DEMO_DAYS", 10)
     monkeypatch.setattr(demo, "DEMO_SECONDS_ROWS", 2_000)
     yield
-    close_store(demo.demo_store(build=False)[0])
+    if demo.demo_path().exists():
+        close_store(demo.open_store(str(demo.demo_path())))
 
 
 def test_demo_store_is_built_once_in_its_own_folder(small_demo, gw_home, store):
-    assert not demo.demo_exists()
-    assert demo.demo_store(build=False)[1] is None and not demo.demo_exists()
+    assert not demo.demo_path().exists()
     built, report = demo.demo_store()
     assert demo.demo_path() == gw_home / "demo" / "glovewatch.sqlite"
-    assert demo.demo_path().is_file() and demo.demo_exists()
+    assert demo.demo_path().is_file()
     assert report is not None and report.stations == 3 and report.days == 10
     assert report.coverage_seconds >= 2_000 and report.events > 0
     f = h.default_filter(built, days=10)

@@ -81,3 +81,30 @@ def tiny_png() -> bytes:
     import numpy as np
 
     return cv2.imencode(".png", np.zeros((1, 1, 3), np.uint8))[1].tobytes()
+
+
+def finished_run(store: Any, data_yaml: Path | None = None, name: str = "shipped-copy") -> Any:
+    """A finished run whose best.pt is a copy of the shipped model, on ``data_yaml`` (default:
+    the fixture set). For what the promotion controls do; no training is the subject."""
+    import shutil
+
+    from core.config import settings
+    from core.training import runs
+    from tests.conftest import MINI
+
+    data = data_yaml or MINI / "data.yaml"
+    folder = settings().runs_dir / f"{name}"
+    rid = store.runs.create(name, data.parent.name, "yolo11n.yaml", "cpu", None,
+                            lambda _i: str(folder),
+                            lambda _f: {"data": str(data), "epochs": 1, "imgsz": 640})
+    weights = folder / "train" / "weights"
+    weights.mkdir(parents=True)
+    shutil.copyfile(settings().default_weights, weights / "best.pt")
+    store.runs.set(rid, status="finished", best={"metrics/mAP50(B)": 0.5})
+    return runs.get_run(store, rid)
+
+
+def episode_picker(at: Any) -> Any:
+    """History's "Open episode" selectbox (its key changes with its labels)."""
+    [picker] = [s for s in at.selectbox if s.label == "Open episode"]
+    return picker

@@ -4,25 +4,30 @@ to serve beyond this machine without an admin."""
 
 from __future__ import annotations
 
-import shutil
 from typing import Any
 
 import pytest
 from streamlit import config as st_config
 
-from core.config import settings
-from core.training import runs
-from tests.conftest import MINI
 from tests.helpers import open_page
-from tests.pages.support import PASSWORD, metrics, sign_in, texts, values
+from tests.pages.support import (
+    PASSWORD,
+    episode_picker,
+    finished_run,
+    metrics,
+    sign_in,
+    texts,
+    values,
+)
 
 PAGES = {
     "live": "pages/1_Live.py", "batch": "pages/2_Batch.py", "history": "pages/3_History.py",
     "training": "pages/4_Training.py", "stations": "pages/5_Stations.py",
-    "admin": "pages/7_Admin.py",
+    "label": "pages/6_Label.py", "admin": "pages/7_Admin.py", "cameras": "pages/8_Cameras.py",
 }
 TITLES = {"live": "Live monitoring", "batch": "Batch detection", "history": "History",
-          "training": "Training", "stations": "Stations and rules", "admin": "Admin"}
+          "training": "Training", "stations": "Stations and rules",
+          "label": "Label: the plant's own frames", "admin": "Admin", "cameras": "Cameras"}
 
 # What a page may show besides its refusal: nothing but the sidebar's sign-out.
 CONTENT = ("title", "subheader", "markdown", "text_input", "text_area", "number_input",
@@ -49,21 +54,6 @@ def signed_in(name: str, page: str | None = None) -> Any:
     return at
 
 
-def finished_run(store) -> runs.Run:
-    """A finished run whose best.pt is the shipped model, trained on the fixture set's classes
-    (what the promotion controls need; no training is the subject here)."""
-    folder = settings().runs_dir / "0001-shipped-copy"
-    rid = store.runs.create("shipped-copy", "gloves-mini", "yolo11n.yaml", "cpu", None,
-                            lambda _i: str(folder),
-                            lambda f: {"data": str(MINI / "data.yaml"), "epochs": 1,
-                                       "imgsz": 640})
-    weights = folder / "train" / "weights"
-    weights.mkdir(parents=True)
-    shutil.copyfile(settings().default_weights, weights / "best.pt")
-    store.runs.set(rid, status="finished", best={"metrics/mAP50(B)": 0.5})
-    return runs.get_run(store, rid)
-
-
 def test_without_accounts_every_page_opens_without_sign_in(gw_home, fake_webrtc):
     at = open_page()
     assert not at.get("text_input"), "no sign-in form in the local demo"
@@ -88,7 +78,7 @@ def test_once_an_account_exists_a_session_must_sign_in(store, gw_home):
 
 @pytest.mark.parametrize("page, role", [("training", "engineer"), ("stations", "engineer"),
                                         ("live", "operator"), ("batch", "operator"),
-                                        ("admin", "admin")])
+                                        ("label", "engineer"), ("admin", "admin")])
 def test_viewer_is_refused_with_the_needed_role_and_nothing_else(accounts, fake_webrtc, page,
                                                                  role):
     at = signed_in("vera", page)
@@ -104,13 +94,16 @@ def test_viewer_opens_home_and_history_but_cannot_review(accounts, batch_home):
     at = signed_in("vera")
     assert "🧤 GloveWatch" in values(at.title) and "Sessions" in metrics(at)
     links = [p.proto.page for p in at.get("page_link")]
-    assert links == ["History"], links  # only what a viewer may open
+    assert "History" in links and not {"Live", "Batch", "Training", "Stations", "Label",
+                                       "Admin"} & set(links), links  # what a viewer may open
     at.switch_page(PAGES["history"]).run()
     assert not at.exception and not at.error
     assert "History" in values(at.title) and "Episodes" in metrics(at)
     assert "Reviewing episodes needs the operator role." in values(at.caption)
     assert "FormSubmitter:review-Save review" not in button_keys(at)
     assert not any(b.label == "Run retention now" for b in at.button)
+    at.switch_page(PAGES["cameras"]).run()
+    assert "Cameras" in values(at.title) and not at.error
 
 
 def test_operator_runs_live_and_batch_and_saves_a_review(accounts, batch_home, store,
@@ -122,7 +115,7 @@ def test_operator_runs_live_and_batch_and_saves_a_review(accounts, batch_home, s
     assert "Batch detection" in values(at.title) and not at.error
     assert at.button(key="batch-run") is not None
     at.switch_page(PAGES["history"]).run()
-    eid = at.selectbox(key="episode").value
+    eid = episode_picker(at).value
     at.radio[-1].set_value("confirmed")
     at.button(key="FormSubmitter:review-Save review").click().run()
     assert not at.exception and not at.error
@@ -142,6 +135,8 @@ def test_engineer_trains_and_edits_stations_but_cannot_promote(accounts, store):
     assert "promote" not in button_keys(at) and "rollback" not in button_keys(at)
     at.switch_page(PAGES["stations"]).run()
     assert "Stations and rules" in values(at.title) and not at.error
+    at.switch_page(PAGES["label"]).run()
+    assert TITLES["label"] in values(at.title) and not at.error
     at.switch_page(PAGES["admin"]).run()
     assert len(at.error) == 1 and "needs the admin role" in at.error[0].value
 

@@ -22,7 +22,7 @@ from core.storage import close_store, open_store
 from core.text import slug
 from core.vision.detector import InferenceParams
 from tests.helpers import open_page
-from tests.pages.support import metrics, texts, values
+from tests.pages.support import episode_picker, metrics, texts, values
 from ui.text import md
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -114,7 +114,7 @@ def test_evidence_caption_names_no_server_path(history_view):
 
 def test_dismissed_review_shows_in_table_picker_and_kpis_at_once(history_home, store):
     at = _page()
-    eid = at.selectbox(key="episode").value
+    eid = episode_picker(at).value
     before = _count(at)
     assert _table(at).set_index("id").loc[eid, "review"] == "unreviewed"
     _review_form(at, "dismissed", "glove seen on zoom")
@@ -123,7 +123,7 @@ def test_dismissed_review_shows_in_table_picker_and_kpis_at_once(history_home, s
     assert any(f"#{eid} marked dismissed" in s for s in values(at.success))
     assert _count(at) == before - 1
     assert _table(at).set_index("id").loc[eid, "review"] == "dismissed"
-    picker = at.selectbox(key="episode")
+    picker = episode_picker(at)
     assert picker.value == eid
     label = next(o for o in picker.options if o.startswith(f"#{eid} "))
     assert label.endswith("dismissed)"), label
@@ -202,7 +202,7 @@ def test_excel_report_is_named_after_the_filters(history_view):
 @pytest.mark.slow
 def test_corrupt_evidence_is_explained(history_home, store):
     at = _page()
-    eid = at.selectbox(key="episode").value
+    eid = episode_picker(at).value
     path = store.events.get(eid).evidence_path
     with open(path, "wb") as fh:
         fh.write(b"\xff\xd8\xff garbage")
@@ -253,7 +253,7 @@ def test_demo_switch_shows_the_demo_year(gw_home, store, monkeypatch):
     yesterday = date.today() - timedelta(days=1)
     first = yesterday - timedelta(days=19)
     assert any(f"Data in the store: {first} to {yesterday}" in c for c in values(at.caption))
-    demo_stations = {s.name for s in h.stations(demo.demo_store(build=False)[0])}
+    demo_stations = {s.name for s in h.stations(open_store(str(demo.demo_path())))}
     assert len(demo_stations) == 3 + 1  # and the bench where batch photos were checked
     options = at.sidebar.multiselect(key="stations").options
     assert {o.removesuffix(" (hidden)") for o in options} == demo_stations
@@ -271,7 +271,7 @@ def test_user_text_is_shown_literally(history_home, store, bare_images, default_
     run_batch([BatchInput.from_path(bare_images[5])], default_weights, InferenceParams(),
               station=EVIL_STATION, backend="pytorch", store=store)
     at = _page()
-    eid = at.selectbox(key="episode").value
+    eid = episode_picker(at).value
     assert store.events.get(eid).station == EVIL_STATION  # the newest episode
     comment = f"**bold** {EVIL}"
     set_review(store, eid, "confirmed", comment, "ana **x**")

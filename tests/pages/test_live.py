@@ -149,7 +149,8 @@ def test_bad_camera_url_gets_a_clear_message(gw_home, fake_webrtc, url, expect):
     at.text_input(key="live-url").set_value(url).run()
     at.button(key="live-start").click().run()
     assert not at.exception
-    runner = at.session_state["live-runner"] if "live-runner" in at.session_state else None
+    # (the test session state has no .get)
+    runner = at.session_state["live-runner"] if "live-runner" in at.session_state else None  # noqa: SIM401
     if runner is not None:
         deadline = time.monotonic() + 20
         while runner.alive and time.monotonic() < deadline:

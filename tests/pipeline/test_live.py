@@ -198,15 +198,14 @@ def test_idle_stream_ends_its_session(store, default_weights, fast_params, bare_
     """A browser tab closed mid-stream sends no 'ended': the watchdog ends the session,
     closing its open episode."""
     proc = FrameProcessor(_config(default_weights, fast_params, "browser camera",
-                                  kind="live", idle_timeout_s=1.0,
+                                  kind="live", idle_timeout_s=2.0,
                                   episodes=EpisodeConfig(min_duration_s=0.0)))
     assert proc.start()
-    proc.process(read_image(bare_images[0]))
-    (episode,) = proc.episodes(store)
-    assert episode.state == "open"
-    wait_for(lambda: not proc.active, 15, "the idle watchdog")
+    proc.process(read_image(bare_images[0]))  # one frame (an episode opens), then nothing
+    assert len(proc.episodes(store)) == 1
+    wait_for(lambda: proc.snapshot().status == "interrupted", 20, "the idle watchdog")
     snap = proc.snapshot()
-    assert snap.status == "interrupted" and "No frames for" in snap.message
+    assert not proc.active and "No frames for" in snap.message
     (episode,) = proc.episodes(store)
     assert episode.state == "closed"
     assert session_row(store, snap.session_id).status == "interrupted"
@@ -215,11 +214,13 @@ def test_idle_stream_ends_its_session(store, default_weights, fast_params, bare_
 @pytest.mark.slow
 def test_stop_ends_the_session_and_clears_the_alert_banner(store, default_weights,
                                                            fast_params, bare_frames):
+    """Stop ends the session (episodes closed) and the page's alert banner clears; the
+    stored source has the camera's password masked."""
     camera = FakeCamera([FakeCapture(bare_frames, fps=10, loops=None)])
-    proc = FrameProcessor(_config(default_weights, fast_params, "rtsp://saw-cam/live",
+    proc = FrameProcessor(_config(default_weights, fast_params, PASSWORD_URL,
                                   kind="stream", station="saw",
                                   episodes=EpisodeConfig(min_duration_s=0.3)))
-    runner = SourceRunner("rtsp://saw-cam/live", proc, opener=camera).start()
+    runner = SourceRunner(PASSWORD_URL, proc, opener=camera).start()
     try:
         wait_for(lambda: proc.snapshot().alerts, 120, "an alert")
         assert proc.snapshot().alerts[0].station == "saw"
@@ -231,6 +232,8 @@ def test_stop_ends_the_session_and_clears_the_alert_banner(store, default_weight
     assert not proc.active and proc.snapshot().status == "stopped"
     (row,) = sessions(store)
     assert row.status == "finished" and row.ended_at
+    assert row.source == "rtsp://user:***@cam:554/x"
+    assert camera.urls == [PASSWORD_URL]
     episodes = proc.episodes(store)
     assert episodes and all(e.state == "closed" for e in episodes)
 

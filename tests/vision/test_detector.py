@@ -47,8 +47,8 @@ def test_shipped_model_tells_gloved_from_bare(default_weights, gloved_images, ba
     h, w = fd.shape
     assert (h, w) == read_image(bare_images[0]).shape[:2] and fd.inference_ms > 0
     d = fd.detections
-    assert ((0 <= d.xyxy[:, 0]) & (d.xyxy[:, 0] < d.xyxy[:, 2]) & (d.xyxy[:, 2] <= w)).all()
-    assert ((0 <= d.xyxy[:, 1]) & (d.xyxy[:, 1] < d.xyxy[:, 3]) & (d.xyxy[:, 3] <= h)).all()
+    assert ((d.xyxy[:, 0] >= 0) & (d.xyxy[:, 0] < d.xyxy[:, 2]) & (d.xyxy[:, 2] <= w)).all()
+    assert ((d.xyxy[:, 1] >= 0) & (d.xyxy[:, 1] < d.xyxy[:, 3]) & (d.xyxy[:, 3] <= h)).all()
     assert ((d.confidence >= 0.25) & (d.confidence <= 1)).all()
     assert d.tracker_id is None and d.polygons is None
 
@@ -128,7 +128,7 @@ def test_bad_weights_file_is_one_clean_sentence(tmp_path, default_weights, make,
 
 
 def test_missing_and_wrong_suffix(tmp_path):
-    with pytest.raises(ModelError, match="not found: nothing.pt"):
+    with pytest.raises(ModelError, match=r"not found: nothing\.pt"):
         Detector(tmp_path / "nothing.pt")
     other = tmp_path / "w.bin"
     other.write_bytes(b"x")

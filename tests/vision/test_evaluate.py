@@ -13,6 +13,15 @@ from core.vision.tiling import TileSpec
 from core.vision.yolo_data import read_split
 
 
+@pytest.fixture(scope="module")
+def mini_copy(tmp_path_factory, mini):
+    """The fixture set copied out of the repository (Ultralytics' validator writes label
+    caches next to the labels it reads)."""
+    root = tmp_path_factory.mktemp("eval") / "mini"
+    shutil.copytree(mini, root)
+    return root
+
+
 def _true_boxes_per_class(data, split: str) -> list[int]:
     counts = [0, 0]
     for item in read_split(data, split):
@@ -40,9 +49,9 @@ def _check_plausible(res, data, split: str, images: int) -> None:
 
 
 @pytest.mark.slow
-def test_full_frame_evaluation_on_the_fixture_set(default_weights, mini):
-    res = evaluate(default_weights, mini, split="test")
-    _check_plausible(res, mini, "test", 22)
+def test_full_frame_evaluation_on_the_fixture_set(default_weights, mini_copy):
+    res = evaluate(default_weights, mini_copy, split="test")
+    _check_plausible(res, mini_copy, "test", 22)
     assert res.tiles is None and res.imgsz == 640  # the size the model was trained at
     assert "test split (22 images, imgsz 640)" in res.describe()
 
@@ -79,18 +88,18 @@ def test_other_classes_cannot_be_scored(default_weights, tmp_path, mini):
 @pytest.mark.slow
 @pytest.mark.needs_data
 def test_shipped_model_meets_the_bar_on_the_gloves_test_split(default_weights, shared_gloves):
-    res = evaluate(default_weights, shared_gloves, split="test")
+    res = evaluate(default_weights, shared_gloves, split="test")  # read-only: no label cache
     assert res.images == 268
     assert res.map50 >= 0.88, res.per_class_ap50
     assert set(res.per_class_ap50) == {"glove", "hand"}
 
 
 @pytest.mark.slow
-def test_tiles_beat_the_full_frame_on_wide_views(default_weights, mini, tmp_path):
+def test_tiles_beat_the_full_frame_on_wide_views(default_weights, mini_copy, tmp_path):
     """On generated wide views (test images shrunk into 1080p canvases) tiling finds more."""
     from core.training.wideview import build_wideview
 
-    wv = build_wideview(mini, tmp_path / "wv", n=2, seed=0)
+    wv = build_wideview(mini_copy, tmp_path / "wv", n=2, seed=0)
     full = evaluate(default_weights, wv.data_yaml, tiles=None)
     tiled = evaluate(default_weights, wv.data_yaml, tiles=TileSpec())
     assert full.images == tiled.images == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 import tracemalloc
 from pathlib import Path
@@ -142,7 +143,7 @@ def test_missing_data_set(tmp_path):
     with pytest.raises(DatasetError, match="not found"):
         read_layout(tmp_path / "none.yaml")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DatasetError, match="No data.yaml"):
+    with pytest.raises(DatasetError, match=r"No data\.yaml"):
         read_layout(tmp_path / "empty")
 
 
@@ -210,8 +211,6 @@ def test_a_bad_label_line_names_file_and_line(tmp_path):
     root = tmp_path / "ds"
     (root / "images" / "train").mkdir(parents=True)
     (root / "labels" / "train").mkdir(parents=True)
-    import shutil
-
     shutil.copy(next((Path(__file__).parents[1] / "fixtures" / "gloves-mini" / "images"
                       / "train").glob("*.jpg")), root / "images" / "train" / "a.jpg")
     (root / "labels" / "train" / "a.txt").write_text("0 0.5 0.5 0.1 0.1\n\n1 nan 0.5 0.1 0.1\n")
