@@ -250,7 +250,9 @@ def _episode_table(store: Store, f: h.HistoryFilter, total: int) -> list[Episode
     st.caption(f"Showing {len(eps)} of {total:,} episodes (dismissed ones included, marked). "
                "Thumbnails for the first 50.")
     st.dataframe(
-        [{"thumbnail": _thumb_uri(e) if i < 50 else None, "id": e.id, "started": e.started_at,
+        # no picture: an empty cell ("" rather than None, which the grid shows as "None")
+        [{"thumbnail": (_thumb_uri(e) if i < 50 else None) or "", "id": e.id,
+          "started": e.started_at,
           "station": e.station, "duration s": round(e.duration_s, 1), "why": e.reason or "",
           "severity": e.severity, "review": e.review, "comment": e.review_comment or ""}
          for i, e in enumerate(eps)],

@@ -114,7 +114,7 @@ def cmd_bench_history(args: argparse.Namespace) -> int:
            "generate_s": round(gen.seconds, 1) if gen else None,
            "queries_ms": {t.name: t.ms for t in timings}, "slowest_ms": slowest,
            "target_ms": 1000, "ok": slowest < 1000,
-           "note": "figures are read from the hourly roll-ups (coverage_hourly, "
+           "note": "figures are read from the roll-ups (coverage_daily, coverage_hourly, "
                    "results_hourly), not the per-second rows"}
     if args.json:
         emit(out)

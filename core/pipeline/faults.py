@@ -207,7 +207,9 @@ def _run(cfg: FaultConfig, tmp: Path, store: Store, store_url: str, token: str,
         workers[0] = worker(0)
         procs.append(workers[0])
         clock.note(f"worker {names[0]} started again (pid {workers[0].pid})")
-        clock.until(s)
+        _wait_online(store, names[:1], timeout_s=600, pid=workers[0].pid)
+        clock.note(f"worker {names[0]} online again (model loaded), watching")
+        clock.until(max(s, time.monotonic() - clock.t0 + 0.2 * s))
         for p in workers:
             p.send_signal(signal.SIGTERM)
         reports = []
@@ -236,10 +238,13 @@ def _run(cfg: FaultConfig, tmp: Path, store: Store, store_url: str, token: str,
     return _compare(store, expected, stations, clock.lines, stats, reports)
 
 
-def _wait_online(store: Store, names: list[str], timeout_s: float) -> None:
+def _wait_online(store: Store, names: list[str], timeout_s: float,
+                 pid: int | None = None) -> None:
+    """Until every worker of ``names`` reports online (the process ``pid``, if given)."""
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
-        online = {w.name for w in store.fleet.workers() if w.status == "online"}
+        online = {w.name for w in store.fleet.workers() if w.status == "online"
+                  and (pid is None or w.details.get("pid") == pid)}
         if set(names) <= online:
             return
         time.sleep(0.5)

@@ -1,7 +1,7 @@
 """Model cards: the scores and provenance that travel with a weights file.
 
-A card is ``<weights stem>.card.json`` next to the weights (``weights/gloves-yolo11n.pt`` ->
-``weights/gloves-yolo11n.card.json``). The shipped model has one; promotion writes one.
+A card is ``<weights stem>.card.json`` next to the weights (``weights/gloves-yolo11n-wide.pt`` ->
+``weights/gloves-yolo11n-wide.card.json``). The shipped model has one; promotion writes one.
 """
 
 from __future__ import annotations

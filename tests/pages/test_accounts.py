@@ -36,6 +36,15 @@ CONTENT = ("title", "subheader", "markdown", "text_input", "text_area", "number_
            "expander", "image", "plotly_chart", "info", "warning", "success", "page_link")
 
 
+@pytest.fixture
+def synth_home(store, gw_home):
+    """Two days of synthetic history (episodes to look at and review; no model run)."""
+    from core.analytics.synth import generate
+
+    generate(store, stations=2, days=2, seconds_rows=500, seed=3)
+    return gw_home
+
+
 def content(at: Any) -> dict[str, int]:
     """Elements a page drew (other than its error and the sign-out line)."""
     return {kind: len(at.get(kind)) for kind in CONTENT if at.get(kind)}
@@ -90,7 +99,7 @@ def test_viewer_is_refused_with_the_needed_role_and_nothing_else(accounts, fake_
     assert not fake_webrtc.kwargs  # the camera was never offered
 
 
-def test_viewer_opens_home_and_history_but_cannot_review(accounts, batch_home):
+def test_viewer_opens_home_and_history_but_cannot_review(accounts, synth_home):
     at = signed_in("vera")
     assert "🧤 GloveWatch" in values(at.title) and "Sessions" in metrics(at)
     links = [p.proto.page for p in at.get("page_link")]
@@ -106,7 +115,7 @@ def test_viewer_opens_home_and_history_but_cannot_review(accounts, batch_home):
     assert "Cameras" in values(at.title) and not at.error
 
 
-def test_operator_runs_live_and_batch_and_saves_a_review(accounts, batch_home, store,
+def test_operator_runs_live_and_batch_and_saves_a_review(accounts, synth_home, store,
                                                          fake_webrtc):
     at = signed_in("otto", "live")
     assert "Live monitoring" in values(at.title) and not at.error
@@ -141,7 +150,7 @@ def test_engineer_trains_and_edits_stations_but_cannot_promote(accounts, store):
     assert len(at.error) == 1 and "needs the admin role" in at.error[0].value
 
 
-def test_admin_promotes_runs_retention_and_sees_users_and_audit(accounts, batch_home, store):
+def test_admin_promotes_runs_retention_and_sees_users_and_audit(accounts, synth_home, store):
     run = finished_run(store)
     at = signed_in("ada", "training")
     at.button(key="promote").click().run()

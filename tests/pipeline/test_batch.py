@@ -60,6 +60,7 @@ def test_no_gloves_station_judges_a_glove_as_the_violation(store, default_weight
     assert by[bare_images[0].name].verdict is Verdict.VIOLATION
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 def test_bad_files_get_error_rows_and_the_rest_go_on(store, gw_home, default_weights,
                                                      bare_images, fast_params):
     """Every unusable file becomes an error row with a clear reason; the good photo after
