@@ -65,8 +65,8 @@ def test_browser_camera_gives_episodes_and_counters(app_server, tmp_path, shots,
             time.sleep(1)
         episodes = page.locator("[data-testid='stMetric']", has_text="Episodes")
         expect(episodes).not_to_contain_text("0 (", timeout=20_000)
-        assert float(metric(page, "FPS")) > 0
         shots(page, "live-camera-running")
+        assert float(metric(page, "FPS")) > 0
         frame.get_by_role("button", name=re.compile("stop", re.I)).click()
         page.wait_for_timeout(2000)
         shots(page, "live-camera-stopped")
