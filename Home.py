@@ -33,7 +33,8 @@ with left:
         st.error(f"The event store could not be read: {exc}")
         today = None
     if today is not None:
-        c = st.columns(4)
+        # two by two: four in a row cut the labels off beside the model column
+        c = st.columns(2) + st.columns(2)
         c[0].metric("Sessions", today.sessions)
         c[1].metric("Images / frames checked", today.images)
         c[2].metric("Violation episodes", today.events,

@@ -12,6 +12,7 @@ import math
 import zlib
 from datetime import date, timedelta
 
+import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
@@ -145,7 +146,9 @@ def _compliance_episodes_chart(rows: list[h.Stats], x: list[str], title: str, he
     else:
         fig.update_yaxes(title_text="compliance", tickformat=".0%", range=[0, 1.02],
                          secondary_y=False)
-    fig.update_yaxes(title_text="episodes", secondary_y=True, **_count_axis(counts))
+    # no grid of its own: its lines would fall between the compliance axis' lines
+    fig.update_yaxes(title_text="episodes", secondary_y=True, showgrid=False,
+                     **_count_axis(counts))
     fig.update_xaxes(title_text=x_title, type="category")
     fig.update_layout(title=title, height=height, margin=dict(t=50, b=30))
     return fig
@@ -188,20 +191,21 @@ def _top_chart(rows: list[h.Stats]) -> go.Figure:
     return fig
 
 
-def _coverage_chart(cells: list[h.CoverageCell]) -> go.Figure:
-    stations = sorted({c.station for c in cells})
-    days = sorted({c.day for c in cells})
-    idx = {(c.station, c.day): c for c in cells}
-    z = [[(idx[(s, d)].stats.minutes or None) for d in days] for s in stations]
-    text = [[_pct(idx[(s, d)].stats.compliance) if idx[(s, d)].stats.watched_s
-             else "no camera" for d in days] for s in stations]
-    fig = go.Figure(go.Heatmap(z=z, x=days, y=stations, text=text, colorscale="Blues",
+def _coverage_chart(grid: h.CoverageGrid) -> go.Figure:
+    minutes = np.where(grid.minutes > 0, grid.minutes, np.nan)  # blank: no camera
+    text = np.where(grid.minutes > 0,
+                    np.where(np.isnan(grid.compliance), "no hands seen",
+                             np.char.mod("%.1f%%", np.nan_to_num(grid.compliance) * 100)),
+                    "no camera")
+    fig = go.Figure(go.Heatmap(z=minutes, x=grid.days, y=grid.stations, text=text,
+                               colorscale="Blues",
                                hovertemplate="%{y} %{x}<br>%{z:.0f} min monitored, "
                                              "compliance %{text}<extra></extra>",
                                colorbar=dict(title="min")))
     fig.update_xaxes(type="category")
     fig.update_layout(title="Minutes monitored per station and day (blank: no camera)",
-                      height=max(300, 26 * len(stations) + 120), margin=dict(t=50, b=30))
+                      height=max(300, 26 * len(grid.stations) + 120),
+                      margin=dict(t=50, b=30))
     return fig
 
 
@@ -233,11 +237,11 @@ def _charts(fig: dict, by: str) -> None:
         else:
             st.info("No episodes in this range (dismissed false alarms are not counted).")
     with tabs[4]:
-        cells = fig["coverage"]
-        if cells:
-            st.plotly_chart(_coverage_chart(cells), width="stretch")
-            no_cam = sum(1 for c in cells if not c.stats.watched_s)
-            st.caption(f"{no_cam} of {len(cells)} station-days had no camera running: they "
+        grid: h.CoverageGrid = fig["coverage"]
+        if len(grid):
+            st.plotly_chart(_coverage_chart(grid), width="stretch")
+            no_cam = int((grid.minutes <= 0).sum())
+            st.caption(f"{no_cam} of {len(grid)} station-days had no camera running: they "
                        "have no compliance figure (never shown as 100 %).")
         else:
             st.info("No coverage in this range.")

@@ -16,6 +16,7 @@ from core.accounts import Account, Role, SignedIn
 from core.config import Settings
 from core.errors import GloveWatchError
 from core.storage import Store
+from ui.text import md
 
 log = logging.getLogger("glovewatch.ui.auth")
 
@@ -91,7 +92,7 @@ def sign_out_button(account: Account) -> None:
     if account.source == "demo":
         st.sidebar.caption("Local demo: no accounts exist, so nobody needs to sign in.")
         return
-    st.sidebar.caption(f"Signed in as {account.name} ({account.role.label})")
+    st.sidebar.caption(f"Signed in as {md(account.name)} ({account.role.label})")
     if st.sidebar.button("Sign out", key="gw-sign-out"):
         st.session_state.pop(_KEY, None)
         if account.source == "sso":

@@ -71,7 +71,7 @@ def page_setup(title: str, icon: str = "🧤", permission: Permission | None = N
             account.require(permission)
         except AccessDenied as exc:
             log.warning("page %s refused: %s", title, exc)
-            st.error(f"{exc} Ask an admin for access.")
+            st.error(f"{md(exc)} Ask an admin for access.")  # names a user: no Markdown
             st.stop()
     return Page(s, store, account)
 

@@ -12,15 +12,18 @@ taken out of the violating hand-time.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, overload
+
+import numpy as np
 
 from core.storage import Store
 from core.storage.events import EPISODE_ORDERS, EpisodeRecord
 from core.storage.filters import OFF_SHIFT, REVIEW_STATES, SEVERITIES, HistoryFilter
 from core.storage.history import (
+    FIELDS,
     DataSpan,
     Figures,
     KeyFn,
@@ -173,14 +176,71 @@ def top_stations(store: Store, f: HistoryFilter, limit: int = 10) -> list[Stats]
     return rows[:limit]
 
 
-def coverage(store: Store, f: HistoryFilter) -> list[CoverageCell]:
+class CoverageGrid(Sequence[CoverageCell]):
+    """Monitoring per station and day as arrays (stations x days), for a year of 200
+    stations without 73 000 Python objects; iterating gives :class:`CoverageCell` rows."""
+
+    def __init__(self, stations: list[str], days: list[str], sums: np.ndarray):
+        self.stations, self.days = stations, days
+        self._sums = sums  # (stations, days, len(FIELDS))
+        field = {n: i for i, n in enumerate(FIELDS)}
+        self.minutes = sums[:, :, field["watched_s"]] / 60.0
+        self.episodes = sums[:, :, field["episodes"]].astype(np.int64)
+        ok_s, bad_s = sums[:, :, field["compliant_s"]], sums[:, :, field["violating_s"]]
+        bad_s = np.maximum(0.0, bad_s - sums[:, :, field["dismissed_s"]])
+        ok_n, bad_n = sums[:, :, field["compliant_n"]], sums[:, :, field["violating_n"]]
+        time_based = (ok_s + sums[:, :, field["violating_s"]]) > 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            by_time = np.where(ok_s + bad_s > 0, ok_s / (ok_s + bad_s), np.nan)
+            by_count = np.where(ok_n + bad_n > 0, ok_n / (ok_n + bad_n), np.nan)
+        self.compliance = np.where(time_based, by_time, by_count)  # nan: no hands judged
+
+    def __len__(self) -> int:
+        return len(self.stations) * len(self.days)
+
+    def _cell(self, i: int) -> CoverageCell:
+        si, di = divmod(i, len(self.days))
+        key = (self.stations[si], self.days[di])
+        values = self._sums[si, di].tolist()
+        counts = {"frames", "compliant_n", "violating_n", "episodes", "critical", "dismissed",
+                  "unreviewed"}
+        stats = Stats(key=key, **{n: int(v) if n in counts else v
+                                  for n, v in zip(FIELDS, values)})
+        return CoverageCell(key[0], key[1], stats)
+
+    @overload
+    def __getitem__(self, i: int) -> CoverageCell: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[CoverageCell]: ...
+
+    def __getitem__(self, i: int | slice) -> CoverageCell | list[CoverageCell]:
+        if isinstance(i, slice):
+            return [self._cell(j) for j in range(*i.indices(len(self)))]
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        return self._cell(i % len(self))
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, (list, CoverageGrid)) else \
+            NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def coverage(store: Store, f: HistoryFilter) -> CoverageGrid:
     """Monitoring per station and day: every station that has any data in the range times
     every day of the range; days without a camera have 0 minutes and no compliance."""
-    groups = _grouped(store, f, key_station_day)
-    stations = sorted({k[0] for k in groups})
+    keys, sums = store.history.grouped_table(f, key_station_day)
+    stations = sorted({k[0] for k in keys})
     days = [(f.start + timedelta(days=i)).isoformat() for i in range(f.days)]
-    return [CoverageCell(s, d, groups.get((s, d), Stats(key=(s, d))))
-            for s in stations for d in days]
+    grid = np.zeros((len(stations), len(days), len(FIELDS)))
+    s_index = {name: i for i, name in enumerate(stations)}
+    d_index = {d: i for i, d in enumerate(days)}
+    for (station, day), row in zip(keys, sums):
+        if day in d_index:
+            grid[s_index[station], d_index[day]] = row
+    return CoverageGrid(stations, days, grid)
 
 
 def episodes(store: Store, f: HistoryFilter, limit: int = 200, offset: int = 0,

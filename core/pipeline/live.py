@@ -255,6 +255,8 @@ class LiveSession:
         if self.last_frame - self._last_beat > 30:
             self._last_beat = self.last_frame
             self.store.sessions.heartbeat(self.id)
+        # idle time counts from the end of the work on a frame: a slow frame is not silence
+        self.last_frame = time.monotonic()
         return out, outcome.judgement
 
     def close(self, status: str) -> None:
@@ -351,9 +353,10 @@ class FrameProcessor:
                     log.exception("could not close live session %s cleanly", session.id)
             self.loader.release()
             self.alerter.clear()
-        shown = "stopped" if status == "finished" else status
-        if self.stats.snapshot().status != "failed":
-            self.stats.update(status=shown, message=message, open_episodes=0)
+            # inside the lock: nobody sees an ended session still "running"
+            shown = "stopped" if status == "finished" else status
+            if self.stats.snapshot().status != "failed":
+                self.stats.update(status=shown, message=message, open_episodes=0)
 
     @property
     def active(self) -> bool:

@@ -47,6 +47,7 @@ class SessionRecord:
     pid: int | None
     host: str | None
     heartbeat_at: str | None
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ class DaySummary:
 def _record(row: Any) -> SessionRecord:
     return SessionRecord(row.id, row.kind, row.source, row.station, row.model_path,
                          row.model_hash, row.started_at, row.ended_at, row.status, row.pid,
-                         row.host, row.heartbeat_at)
+                         row.host, row.heartbeat_at, json.loads(row.params_json or "{}"))
 
 
 class SessionRepo:

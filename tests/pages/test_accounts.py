@@ -15,10 +15,12 @@ from tests.pages.support import (
     episode_picker,
     finished_run,
     metrics,
+    plain,
     sign_in,
     texts,
     values,
 )
+from ui.text import md
 
 PAGES = {
     "live": "pages/1_Live.py", "batch": "pages/2_Batch.py", "history": "pages/3_History.py",
@@ -93,7 +95,7 @@ def test_viewer_is_refused_with_the_needed_role_and_nothing_else(accounts, fake_
     at = signed_in("vera", page)
     errors = values(at.error)
     assert len(errors) == 1 and f"needs the {role} role" in errors[0], errors
-    assert "vera (viewer)" in errors[0]
+    assert "vera (viewer)" in plain(errors[0])
     assert content(at) == {}, content(at)
     assert button_keys(at) == ["gw-sign-out"]
     assert not fake_webrtc.kwargs  # the camera was never offered
@@ -195,6 +197,18 @@ def test_sign_out_returns_to_the_form(accounts):
     assert "Sign in to GloveWatch" in values(at.title) and not at.metric
     at.switch_page(PAGES["batch"]).run()
     assert "Sign in to GloveWatch" in values(at.title) and not at.get("file_uploader")
+
+
+def test_a_user_name_is_shown_as_typed(store, gw_home):
+    """Names of accounts (and of single-sign-on identities) are never read as Markdown."""
+    from core.accounts import add_user
+
+    add_user(store, "_ana_", "viewer", PASSWORD)
+    at = signed_in("_ana_", "training")
+    assert any(c.startswith(f"Signed in as {md('_ana_')} (viewer)")
+               for c in values(at.sidebar.caption)), values(at.sidebar.caption)
+    [error] = values(at.error)
+    assert error.startswith(md("_ana_ (viewer) may not train models"))
 
 
 @pytest.fixture

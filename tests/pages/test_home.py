@@ -18,6 +18,8 @@ def test_home_empty_store(gw_home):
     assert {"glove", "hand"} <= set(classes["class"])  # the shipped model's classes and roles
     model = [plain(m) for m in values(at.markdown) if "sha256" in m]
     assert len(model) == 1 and "shipped default gloves-yolo11n-wide.pt · detect" in model[0]
+    scores = [plain(c) for c in values(at.caption) if "mAP50" in c]  # from the model's card
+    assert len(scores) == 1 and "AP50 hand" in scores[0], values(at.caption)
     links = {p.proto.page for p in at.get("page_link")}
     assert {"Live", "Batch", "History", "Training", "Stations", "Admin"} <= links
 
