@@ -95,7 +95,7 @@ def processor_for(cfg: LiveConfig) -> FrameProcessor:
 
 def show_counters(proc: FrameProcessor, running: bool) -> None:
     snap = proc.snapshot()
-    c = st.columns(6)
+    c = st.columns(3) + st.columns(3)  # six in a row cut labels and values off
     c[0].metric("Compliant hands", snap.compliant)
     c[1].metric("Violating hands", snap.violating)
     c[2].metric("Compliance (session)",
@@ -166,7 +166,9 @@ else:
         target, label = "", ""
         if up is not None:
             label = Path(up.name).name
-            path = s.uploads_dir / f"replay-{Path(up.name).name}"
+            # kept under its own name: the source's messages name the file as uploaded
+            path = s.uploads_dir / "replays" / Path(up.name).name
+            path.parent.mkdir(parents=True, exist_ok=True)
             if not path.exists() or path.stat().st_size != up.size:
                 path.write_bytes(up.getvalue())
             target = str(path)

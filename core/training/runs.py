@@ -34,7 +34,7 @@ from core.storage.training import RunRecord
 from core.text import slug
 from core.training.recipes import RECIPES
 from core.vision.detector import inspect_model, model_names
-from core.vision.yolo_data import read_layout
+from core.vision.yolo_data import load_yaml, read_layout, write_data_yaml
 
 STATUSES = ("queued", "running", "finished", "failed", "stopped")
 ACTIVE = ("queued", "running")
@@ -362,6 +362,19 @@ def reconcile(store: Store) -> list[Run]:
     return dead
 
 
+def _absolute_yaml(data: Path, folder: Path) -> Path:
+    """``data`` itself when its paths are absolute, else a normalized copy with absolute
+    paths (Ultralytics resolves a relative ``path`` against its own datasets folder)."""
+    raw = load_yaml(data)
+    if Path(str(raw.get("path") or "")).is_absolute():
+        return data
+    import hashlib
+
+    digest = hashlib.sha1(str(data.resolve()).encode(), usedforsecurity=False).hexdigest()[:10]
+    return write_data_yaml(read_layout(data), folder / f"adhoc-{digest}" / "data.yaml",
+                           comment=f"{data} with absolute paths, for training")
+
+
 def submit(store: Store, spec: TrainSpec, by: str | None = None) -> Run:
     """Queue a run (and start it at once when its device is free).
 
@@ -376,6 +389,7 @@ def submit(store: Store, spec: TrainSpec, by: str | None = None) -> Run:
     data = Path(spec.data)
     if not data.is_file():
         raise TrainingError(f"Data set file not found: {data.name}")
+    data = _absolute_yaml(data, s.datasets_dir)
     try:
         ds_names = read_layout(data).names
         known = store.datasets.by_path(str(data))

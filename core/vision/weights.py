@@ -78,6 +78,7 @@ ALLOWED_GLOBALS: frozenset[str] = frozenset({
     "numpy.dtypes.Float32DType",
 })
 
+_LIBRARY_LAYERS = ("ultralytics.nn.modules.", "ultralytics.nn.tasks.", "torch.nn.modules.")
 _SELF_REGISTERED = ("models.modules.", "torchvision.ops.")
 
 
@@ -115,6 +116,12 @@ def check_weights(path: Path | str) -> None:
     path = Path(path)
     found = referenced_globals(path)
     unknown = sorted(found - ALLOWED_GLOBALS)
+    if unknown and all(name.startswith(_LIBRARY_LAYERS) for name in unknown):
+        # layers of Ultralytics or PyTorch that detect/segment models do not use: a model of
+        # another kind (classification, pose, oriented boxes ...), not a payload
+        log.warning("refused %s: layers %s", path.name, ", ".join(unknown[:5]))
+        raise ModelError(f"{path.name} is a model of a kind GloveWatch does not use (it needs "
+                         "a YOLO detection or segmentation model of gloved and bare hands).")
     if unknown:
         log.warning("refused %s: it references %s", path.name, ", ".join(unknown[:5]))
         raise ModelError(

@@ -109,6 +109,7 @@ def test_file_replay_start_frames_counters_stop(app_server, browser_page, shots,
     expect(stop).to_be_disabled()
     settle(page)
     shots(page, "live-replay-stopped")
+    expect(page.get_by_text("stopped: Stopped watching saw-shift.mp4.")).to_be_visible()
     heading = page.get_by_text(re.compile(r"^Episodes of this session \(\d+\)$"))
     expect(heading).to_have_count(1)  # once, with the session's episodes below
     expect(main.locator("[data-testid='stImage']")).to_have_count(len(_episodes(app_server)))
