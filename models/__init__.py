@@ -44,7 +44,7 @@ def _wrap(parse_model: Callable[..., Any]) -> Callable[..., Any]:
         model, save = parse_model(d, ch, verbose)
         for i, name in swapped.items():
             old = model[i]
-            new = SWAPS[name][1](old)
+            new = SWAPS[name][1](old)  # type: ignore[operator]
             new.i, new.f = old.i, old.f
             new.type = f"models.modules.{name}"
             new.np = sum(p.numel() for p in new.parameters())

@@ -299,7 +299,7 @@ class QueryTiming:
 
 def bench(store: Store, f: HistoryFilter, repeat: int = 3) -> list[QueryTiming]:
     """Time every query the History page runs for filter ``f``."""
-    queries: dict[str, Callable[[], list[Any]]] = {
+    queries: dict[str, Callable[[], Sequence[Any]]] = {
         "kpis": lambda: [kpis(store, f)],
         "trend_day": lambda: trend(store, f, "day"),
         "trend_week": lambda: trend(store, f, "week"),

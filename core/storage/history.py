@@ -193,10 +193,10 @@ class HistoryRepo:
             q = q.group_by(*group)
         with self.db.read() as conn:
             rows = conn.execute(q).all()
-        keys = [tuple(str(v) for v in row[:n_keys]) for row in rows]
-        sums = np.array([row[n_keys:] for row in rows], dtype=np.float64).reshape(
+        found = [tuple(str(v) for v in row[:n_keys]) for row in rows]
+        table = np.array([row[n_keys:] for row in rows], dtype=np.float64).reshape(
             len(rows), len(FIELDS))
-        return keys, sums
+        return found, table
 
     def grouped(self, f: HistoryFilter, key: KeyFn) -> dict[tuple[str, ...], Figures]:
         """Coverage, detection and episode figures grouped by ``key``, merged per group."""

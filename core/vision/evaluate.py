@@ -140,9 +140,9 @@ def evaluate(weights: Path | str, data: Path | str, split: str = "test",
     items = [item for folder in layout.folders(split) for item in read_images_dir(folder)]
     from core.vision.detector import model_names
 
-    classes = model_names(weights)
-    if len(layout.names) != len(classes):
-        raise DatasetError(f"The model has {len(classes)} classes and the data set "
+    model_classes = model_names(weights)
+    if len(layout.names) != len(model_classes):
+        raise DatasetError(f"The model has {len(model_classes)} classes and the data set "
                            f"{len(layout.names)}: it cannot be scored on this data set.")
     validated = None
     if tiles is None:
