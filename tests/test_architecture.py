@@ -26,7 +26,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CORE = ROOT / "core"
 
-FOUNDATIONS = ("config", "errors", "text", "media", "logs")
+FOUNDATIONS = ("config", "errors", "text", "media", "logs", "processes")
 # Lowest first; a package may import from its own layer and the layers before it.
 LAYERS: tuple[tuple[str, ...], ...] = (
     (*FOUNDATIONS, "__init__"),  # core/__init__ only sets the offline environment

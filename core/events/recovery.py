@@ -13,8 +13,8 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
+from core.processes import running_argv
 from core.storage import Store
 from core.storage.sessions import SessionRecord
 
@@ -28,21 +28,9 @@ class Recovery:
 
 
 def _pid_alive(pid: int) -> bool:
-    proc = Path(f"/proc/{pid}")
-    if Path("/proc/self").exists():
-        try:
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            cmdline = (proc / "cmdline").read_bytes()
-        except (OSError, IndexError):
-            return False
-        return state not in ("Z", "X") and b"python" in cmdline.lower()
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    argv = running_argv(pid)
+    # a recycled pid that now runs another program is not our process
+    return argv is not None and (not argv or any(b"python" in a.lower() for a in argv))
 
 
 def session_alive(rec: SessionRecord, stale_after_s: float = 120.0) -> bool:

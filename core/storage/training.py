@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Table, insert, select, update
@@ -35,7 +36,7 @@ class RunRecord:
     device: str
     status: str
     pid: int | None
-    run_dir: str
+    run_dir: Path
     created_at: str
     started_at: str | None
     ended_at: str | None
@@ -46,7 +47,7 @@ class RunRecord:
 @dataclass(frozen=True)
 class RegistryRecord:
     id: int
-    path: str
+    path: Path
     sha256: str
     run_id: int | None
     dataset: str | None
@@ -65,13 +66,13 @@ def _dataset(row: Any) -> DatasetRecord:
 
 def _run(row: Any) -> RunRecord:
     return RunRecord(row.id, row.name, row.dataset, row.model, json.loads(row.args_json),
-                     row.device, row.status, row.pid, row.run_dir, row.created_at,
+                     row.device, row.status, row.pid, Path(row.run_dir), row.created_at,
                      row.started_at, row.ended_at, row.message,
                      json.loads(row.best_json or "{}"))
 
 
 def _registry(row: Any) -> RegistryRecord:
-    return RegistryRecord(row.id, row.path, row.sha256, row.run_id, row.dataset,
+    return RegistryRecord(row.id, Path(row.path), row.sha256, row.run_id, row.dataset,
                           json.loads(row.roles_json or "{}"), json.loads(row.scores_json or "{}"),
                           row.promoted_by, row.promoted_at, bool(row.active), row.station)
 

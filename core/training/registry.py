@@ -32,20 +32,8 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class RegistryEntry:
+class RegistryEntry(RegistryRecord):
     """One promotion."""
-
-    id: int
-    path: Path
-    sha256: str
-    run_id: int | None
-    dataset: str | None
-    roles: dict[str, str]
-    scores: dict[str, Any]
-    promoted_by: str
-    promoted_at: str
-    active: bool
-    station: str | None = None  # None: the plant-wide model
 
     def score_source(self) -> str:
         s = self.scores
@@ -56,9 +44,7 @@ class RegistryEntry:
 
 
 def _entry(rec: RegistryRecord) -> RegistryEntry:
-    return RegistryEntry(rec.id, Path(rec.path), rec.sha256, rec.run_id, rec.dataset,
-                         rec.roles, rec.scores, rec.promoted_by, rec.promoted_at, rec.active,
-                         rec.station)
+    return RegistryEntry(**vars(rec))
 
 
 @dataclass(frozen=True)
@@ -98,8 +84,8 @@ def active_model(store: Store | None = None, station: str | None = None) -> Acti
         log.warning("model registry unavailable (%s); using the shipped model", exc)
         recs = []
     for rec in recs:
-        if rec is not None and Path(rec.path).exists():
-            return ActiveModel(Path(rec.path), _entry(rec), read_card(Path(rec.path)))
+        if rec is not None and rec.path.exists():
+            return ActiveModel(rec.path, _entry(rec), read_card(rec.path))
     return ActiveModel(s.default_weights, None, read_card(s.default_weights))
 
 
@@ -238,15 +224,15 @@ def rollback(store: Store, to_id: int | None = None, by: str | None = None,
         if target is None or target.station != station:
             raise RegistryError(f"No registry entry {to_id}"
                                 + (f" for {station}." if station else " for the plant."))
-        if not Path(target.path).exists():
+        if not target.path.exists():
             raise RegistryError(f"The weights of entry {to_id} are gone.")
     else:
         below = current.id if current else 1 << 62
         target = next((r for r in store.registry.all()
-                       if r.id < below and r.station == station and Path(r.path).exists()),
+                       if r.id < below and r.station == station and r.path.exists()),
                       None)
     store.registry.activate(target.id if target else None, station)
     after = store.registry.active(station)
     store.audit.add(by or settings().user or getpass.getuser(), "model.rollback",
-                    Path(after.path).name if after else "no promotion", {"station": station})
+                    after.path.name if after else "no promotion", {"station": station})
     return _entry(after) if after else None

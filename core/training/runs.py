@@ -29,6 +29,7 @@ import yaml
 
 from core.config import MODELS_DIR, PROJECT_ROOT, ensure_home, settings
 from core.errors import DatasetError, TrainingError
+from core.processes import running_argv
 from core.storage import Store, now
 from core.storage.training import RunRecord
 from core.text import slug
@@ -62,23 +63,8 @@ class TrainSpec:
 
 
 @dataclass(frozen=True)
-class Run:
-    """One training run as stored."""
-
-    id: int
-    name: str
-    dataset: str
-    model: str
-    args: dict[str, Any]
-    device: str
-    status: str
-    pid: int | None
-    run_dir: Path
-    created_at: str
-    started_at: str | None
-    ended_at: str | None
-    message: str | None
-    best: dict[str, Any]
+class Run(RunRecord):
+    """One training run as stored, with the places of its files."""
 
     @property
     def save_dir(self) -> Path:
@@ -261,10 +247,7 @@ def train_args(spec: TrainSpec, run_dir: Path, device: str) -> dict[str, Any]:
 
 
 def _run(rec: RunRecord) -> Run:
-    return Run(id=rec.id, name=rec.name, dataset=rec.dataset, model=rec.model, args=rec.args,
-               device=rec.device, status=rec.status, pid=rec.pid, run_dir=Path(rec.run_dir),
-               created_at=rec.created_at, started_at=rec.started_at, ended_at=rec.ended_at,
-               message=rec.message, best=rec.best)
+    return Run(**vars(rec))
 
 
 def get_run(store: Store, ref: int | str) -> Run:
@@ -283,27 +266,14 @@ def list_runs(store: Store, reconcile_first: bool = True) -> list[Run]:
 
 
 def process_alive(pid: int | None, run_id: int | None = None) -> bool:
-    """Whether ``pid`` is a live (not zombie) GloveWatch training worker (of run ``run_id``)."""
-    if not pid:
+    """Whether ``pid`` is a live GloveWatch training worker (of run ``run_id``): a zombie is
+    dead, and another program with a recycled pid is not our worker."""
+    argv = running_argv(pid) if pid else None
+    if argv is None:
         return False
-    proc = Path(f"/proc/{pid}")
-    if Path("/proc/self").exists():
-        try:
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            cmdline = (proc / "cmdline").read_bytes()
-        except (OSError, IndexError):
-            return False
-        # A zombie is dead; another program with a recycled pid is not our worker.
-        argv = cmdline.split(b"\0")
-        return (state not in ("Z", "X") and b"core.training.worker" in argv
-                and (run_id is None or str(run_id).encode() in argv))
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+    if not argv:  # no /proc: alive, program unknown
         return True
-    return True
+    return b"core.training.worker" in argv and (run_id is None or str(run_id).encode() in argv)
 
 
 def _spawn(rec: RunRecord) -> int:
