@@ -103,8 +103,8 @@ def cmd_bench_fleet(args: argparse.Namespace) -> int:
     result = run_fleet_bench(FleetBenchConfig(
         cameras=tuple(counts), seconds=args.seconds, fps=args.fps, backend=args.backend,
         imgsz=args.imgsz, broker=args.broker, weights=Path(args.weights) if args.weights
-        else None, still_share=args.still, motion=not args.no_motion), log=None if args.json
-        else say)
+        else None, still_share=args.still, motion=not args.no_motion, store_url=args.store),
+        log=None if args.json else say)
     if args.json:
         emit(result.as_dict())
     else:
@@ -120,7 +120,8 @@ def cmd_fleet_faults(args: argparse.Namespace) -> int:
     from core.pipeline.faults import FaultConfig, run_faults
 
     result = run_faults(FaultConfig(cameras=args.cameras, seconds=args.seconds,
-                                    backend=args.backend, imgsz=args.imgsz),
+                                    backend=args.backend, imgsz=args.imgsz,
+                                    store_url=args.store),
                         log=None if args.json else say)
     if args.json:
         emit(result.as_dict())
@@ -165,6 +166,8 @@ def register(sub: Subparsers) -> None:
     bf.add_argument("--still", type=float, default=0.5,
                     help="share of cameras that watch still scenes (motion gating)")
     bf.add_argument("--no-motion", action="store_true", help="switch motion gating off")
+    bf.add_argument("--store", help="store URL for the run's rows (default: GLOVEWATCH_DB_URL "
+                                    "if PostgreSQL, else a private SQLite file)")
     add_json(bf)
     bf.set_defaults(func=cmd_bench_fleet)
 
@@ -174,5 +177,7 @@ def register(sub: Subparsers) -> None:
     ff.add_argument("--seconds", type=float, default=60.0, help="length of the run")
     ff.add_argument("--backend", default="openvino", choices=("pytorch", "onnx", "openvino"))
     ff.add_argument("--imgsz", type=int, default=320)
+    ff.add_argument("--store", help="store URL for the run's rows (default: GLOVEWATCH_DB_URL "
+                                    "if PostgreSQL, else a private SQLite file)")
     add_json(ff)
     ff.set_defaults(func=cmd_fleet_faults)

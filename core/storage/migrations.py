@@ -382,16 +382,31 @@ def migrate_sqlite(conn: sqlite3.Connection) -> int:
 
     Raises :class:`StoreError` for a store written by a newer GloveWatch.
     """
+    def check(version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"This store has schema version {version}, newer than this GloveWatch "
+                f"({SCHEMA_VERSION}). Upgrade GloveWatch instead of opening it with an old one.")
+
     version = sqlite_version(conn)
-    if version > SCHEMA_VERSION:
-        raise StoreError(
-            f"This store has schema version {version}, newer than this GloveWatch "
-            f"({SCHEMA_VERSION}). Upgrade GloveWatch instead of opening it with an old one.")
-    for target in range(version + 1, SCHEMA_VERSION + 1):
-        # executescript commits first; the explicit transaction makes a failed step leave the
-        # store at the previous version.
-        conn.executescript(f"BEGIN;\n{MIGRATIONS[target - 1]}\nPRAGMA user_version = {target};"
-                           "\nCOMMIT;")
+    check(version)
+    if version == SCHEMA_VERSION:
+        return SCHEMA_VERSION
+    # Take the write lock, then read the version again: two processes opening a new store at
+    # once must not both migrate it. All steps are one transaction: a failure leaves the store
+    # as it was.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = sqlite_version(conn)
+        check(version)
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in statements(MIGRATIONS[target - 1]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {target}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
     return SCHEMA_VERSION
 
 

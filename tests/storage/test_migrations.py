@@ -183,7 +183,7 @@ def test_upgrade_keeps_rows_and_renames_columns(upgraded):
     assert sess is not None and sess.status == "finished" and sess.pid is None
     assert store.stations.latest("Saw 01").author == "bob"
     active = store.registry.active()
-    assert active is not None and active.path == "/models/a.pt"
+    assert active is not None and str(active.path) == "/models/a.pt"
     assert store.users.all() == [] and store.audit.recent() == []
 
 
