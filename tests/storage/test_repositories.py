@@ -246,7 +246,7 @@ def _queue(store, name: str, device: str = "cpu") -> int:
 def test_runs_queue_refuse_clashes_and_update(store):
     rid = _queue(store, "first")
     run = store.runs.get(rid)
-    assert (run.status, run.run_dir, run.args) == (
+    assert (run.status, str(run.run_dir), run.args) == (
         "queued", f"/runs/{rid:04d}-first", {"epochs": 3, "project": f"/runs/{rid:04d}-first"})
     assert run.best == {} and run.pid is None
     with pytest.raises(TrainingError, match="already queued"):
