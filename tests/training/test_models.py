@@ -116,3 +116,17 @@ def test_variant_trains_one_epoch_and_reloads(yaml_path, four_images, tmp_path, 
         assert "C3k2_SCConv" in kinds
     if "dyhead" in yaml_path.stem:
         assert "DyDetect" in kinds
+
+
+def test_scconv_spatial_unit_passes_a_gradient_to_its_groupnorm():
+    """The SRU gates by the sigmoid re-weights (as the paper does), not a hard 0/1 mask, so
+    the GroupNorm that scores the features learns: its gamma and beta get a gradient."""
+    from models.modules import SRU
+
+    torch.manual_seed(0)
+    sru = SRU(32)
+    x = torch.randn(2, 32, 8, 8)
+    sru(x).square().mean().backward()
+    assert sru.gn.weight.grad is not None and sru.gn.bias.grad is not None
+    assert float(sru.gn.weight.grad.abs().sum()) > 0
+    assert float(sru.gn.bias.grad.abs().sum()) > 0
