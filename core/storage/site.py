@@ -83,6 +83,13 @@ class SiteRepo:
             return [r[0] for r in c.execute(select(f.c.phash).where(f.c.station == station)
                                             .order_by(f.c.id.desc()).limit(limit))]
 
+    def block_splits(self, station: str) -> dict[int, str]:
+        """The side (train / holdout) each of the station's blocks is on."""
+        f = t.site_frames
+        with self.db.read() as c:
+            return {int(r[0]): r[1] for r in c.execute(
+                select(f.c.block, f.c.split).where(f.c.station == station).distinct())}
+
     def untimed_blocks(self, station: str) -> list[tuple[str, int]]:
         """(hash, block) of the station's frames that carry no capture time (block < 0)."""
         f = t.site_frames

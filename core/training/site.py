@@ -8,8 +8,9 @@ promoted for that station.
 2. **Pre-label** with the station's active model; **correct** on the Label page; every label
    change is kept with who and when.
 3. **Hold out honestly**: frames are grouped in time blocks (``BLOCK_MINUTES``); every
-   ``HOLDOUT_EVERY``-th block of a station is held out, never at random (neighbouring frames
-   are near-copies), and the held-out frames are never trained on.
+   ``HOLDOUT_EVERY``-th block of a station, in the order they appear, is held out, never at
+   random (neighbouring frames are near-copies), and the held-out frames are never trained
+   on.
 4. **Fine-tune** from the station's active model on its labelled train frames plus a replay
    sample of the base data set, with a backbone freeze and CPU-sized defaults; the time is
    estimated before it starts.
@@ -79,10 +80,14 @@ def block_of(captured_at: str) -> int:
     return int(t.timestamp() // 60) // BLOCK_MINUTES
 
 
-def split_of(block: int) -> str:
-    """Every ``HOLDOUT_EVERY``-th block is held out (time blocks, or clusters of look-alike
-    photos that carry no time)."""
-    return "holdout" if abs(block) % HOLDOUT_EVERY == HOLDOUT_EVERY - 1 else "train"
+def split_for(store: Store, station: str, block: int) -> str:
+    """The side of a block: the one it already has, else every ``HOLDOUT_EVERY``-th new block
+    of the station (in the order they appear) is held out. Blocks are 30-minute spans of
+    capture time, or clusters of look-alike photos that carry no time."""
+    known = store.site.block_splits(station)
+    if block in known:
+        return known[block]
+    return "holdout" if (len(known) + 1) % HOLDOUT_EVERY == 0 else "train"
 
 
 def uncertainty(dets: Detections, conf: float) -> float:
@@ -173,7 +178,7 @@ def collect(store: Store, station: str, image: np.ndarray, source: str,
     return store.site.add(
         station, str(path.relative_to(settings().home)), source, captured_at, h,
         score if score is not None else (uncertainty(dets, conf) if dets is not None else 0.0),
-        block, split or split_of(block), boxes,
+        block, split or split_for(store, station, block), boxes,
         "prelabelled" if boxes is not None else "new", model, by)
 
 
@@ -334,8 +339,8 @@ def collect_reviewed(store: Store, station: str, by: str = "-", limit: int = 500
         path = write_image(folder / f"episode-{ep.id:07d}.jpg", image)
         block = block_of(ep.started_at)
         store.site.add(station, str(path.relative_to(settings().home)), "episode",
-                       ep.started_at, h_, 0.5, block, split_of(block), boxes, "prelabelled",
-                       ep.model_name, by)
+                       ep.started_at, h_, 0.5, block, split_for(store, station, block), boxes,
+                       "prelabelled", ep.model_name, by)
         rep.added += 1
     return rep
 

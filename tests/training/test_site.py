@@ -35,15 +35,19 @@ def test_dhash_finds_near_copies_and_tells_apart_other_pictures(gloved_images, b
         >= site.MIN_HAMMING
 
 
-def test_time_blocks_hold_out_every_fifth_block_never_at_random():
-    blocks = [site.block_of(f"2026-11-{d:02d} {h:02d}:{m:02d}:00")
-              for d in (1, 2) for h in range(24) for m in (0, 30)]
-    splits = [site.split_of(b) for b in blocks]
-    held = splits.count("holdout") / len(splits)
-    assert 0.15 <= held <= 0.25
+def test_time_blocks_hold_out_every_fifth_block_never_at_random(store, gloved_images,
+                                                                bare_images):
     # neighbouring frames (same 30-minute block) always share a side
     assert site.block_of("2026-11-01 10:00:01") == site.block_of("2026-11-01 10:29:59")
     assert site.block_of("2026-11-01 10:29:59") != site.block_of("2026-11-01 10:30:00")
+    pictures = [*gloved_images, *bare_images][:10]
+    for i, p in enumerate(pictures):  # two pictures in each of five half-hours
+        site.collect(store, "Timed", read_image(p), "live",
+                     f"2026-11-01 {10 + i // 4}:{(i // 2) % 2 * 30 + i % 2:02d}:00")
+    sides = {f.record.block: f.record.split for f in site.frames(store, "Timed")}
+    assert list(sides.values()) == ["train"] * 4 + ["holdout"]  # the 5th block, in order
+    for f in site.frames(store, "Timed"):
+        assert f.record.split == sides[f.record.block]
 
 
 def test_uncertainty_is_high_near_the_threshold():
