@@ -128,7 +128,8 @@ class Database:
         self.where = (Path(parsed.database).name if self.dialect == "sqlite" and parsed.database
                       else parsed.render_as_string(hide_password=True))
         if self.dialect == "sqlite":
-            if parsed.database:
+            # A URI ("file:...?uri=true") names an existing file; only a plain path is created.
+            if parsed.database and not parsed.query.get("uri"):
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             self.engine: Engine = create_engine(
                 url, connect_args={"timeout": 30, "check_same_thread": False},

@@ -114,7 +114,8 @@ def test_evidence_caption_names_no_server_path(history_view):
 
 def test_dismissed_review_shows_in_table_picker_and_kpis_at_once(history_home, store):
     at = _page()
-    eid = episode_picker(at).value
+    eid = list(_table(at)["id"])[1]  # not the newest: the picker must keep it
+    episode_picker(at).set_value(eid).run()
     before = _count(at)
     assert _table(at).set_index("id").loc[eid, "review"] == "unreviewed"
     _review_form(at, "dismissed", "glove seen on zoom")
@@ -124,7 +125,7 @@ def test_dismissed_review_shows_in_table_picker_and_kpis_at_once(history_home, s
     assert _count(at) == before - 1
     assert _table(at).set_index("id").loc[eid, "review"] == "dismissed"
     picker = episode_picker(at)
-    assert picker.value == eid
+    assert picker.value == eid  # still the episode just reviewed
     label = next(o for o in picker.options if o.startswith(f"#{eid} "))
     assert label.endswith("dismissed)"), label
     ep = store.events.get(eid)
