@@ -297,8 +297,8 @@ def _episode_detail(store: Store, eps: list[EpisodeRecord]) -> None:
         st.markdown(f"**#{ep.id}** · {md(ep.station)} · {ep.started_at} → "
                     f"{ep.ended_at or 'open'}  \n"
                     f"{ep.duration_s:.1f} s · {ep.severity} · {md(ep.reason or ep.class_name)} "
-                    f"· peak {ep.peak_conf or 0:.2f} · zone {md(ep.zone or '-')} · rule "
-                    f"v{ep.rule_version or '-'} · model {md(ep.model_name or '-')} "
+                    f"· peak {ep.peak_conf or 0:.2f} · zone {md(ep.zone or '-')} · "
+                    f"{f'rule v{ep.rule_version}' if ep.rule_version else 'default rule'} · model {md(ep.model_name or '-')} "
                     f"({(ep.model_hash or '-')[:12]})")
         if page.account.can(Permission.REVIEW):
             with st.form("review"):

@@ -34,6 +34,8 @@ st.write("A station is one machine or work place. Its rule says which hands are 
          "was judged by.")
 
 names = list_stations(store)
+if "stations-saved" in st.session_state:  # a station just created: pick it in the list
+    st.session_state["stations-pick"] = st.session_state["stations-saved"]
 choice = st.selectbox("Station", names + [NEW], key="stations-pick")
 name = st.text_input("New station name", key="stations-new").strip() if choice == NEW \
     else choice
@@ -73,10 +75,16 @@ if save:
             allowed=tuple(a.strip() for a in allowed_text.split(",") if a.strip()),
             zones=parse_zones(zones_text), tiles=tiles_text.strip()),
             author=page.account.name)
-        st.success(f"Saved {md(saved.station)}: {md(saved.describe())}.")
-        rule = saved
+        st.session_state["stations-flash"] = f"Saved {saved.station}: {saved.describe()}."
+        if choice == NEW:
+            st.session_state["stations-saved"] = saved.station
+        st.rerun()
     except (GloveWatchError, ValueError) as exc:
         st.error(md(str(exc)))
+
+if "stations-flash" in st.session_state:
+    st.session_state.pop("stations-saved", None)
+    st.success(md(st.session_state.pop("stations-flash")))
 
 st.subheader("Zones over a snapshot")
 snap = st.file_uploader("A frame from this station's camera",

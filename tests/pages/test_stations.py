@@ -39,6 +39,8 @@ def test_new_station_rule_with_zone_then_bad_zone(gw_home, store, bare_images):
     assert rule.allowed == ("glove_steel",) and rule.zones[0].name == "blade"
     assert rule_history(store, "Bandsaw 3")[0].author == "local"
     assert "Bandsaw 3" in list_stations(store)
+    picker = at.selectbox(key="stations-pick")  # the new station is listed and chosen at once
+    assert picker.value == "Bandsaw 3" and "Bandsaw 3" in picker.options
     # a bad zone is refused with a message, and nothing is stored
     at.text_area(key="stations-zones-Bandsaw 3").set_value("blade: 0.4,0.3 0.6,0.3")
     _save(at)
