@@ -37,17 +37,22 @@ with left:
         c = st.columns(2) + st.columns(2)
         c[0].metric("Sessions", today.sessions)
         c[1].metric("Images / frames checked", today.images)
-        c[2].metric("Violation episodes", today.events,
-                    help=f"{today.critical} critical (in a danger zone)")
+        c[2].metric(
+            "Violation episodes", today.events, help=f"{today.critical} critical (in a danger zone)"
+        )
         rate = today.compliance
-        c[3].metric("Compliance (judged hands)",
-                    f"{rate:.0%}" if rate is not None else "no hands yet",
-                    help="Compliant / all hands judged today by each station's rule, from "
-                         "processed images and frames. The History page gives time-based "
-                         "rates where camera coverage exists.")
+        c[3].metric(
+            "Compliance (judged hands)",
+            f"{rate:.0%}" if rate is not None else "no hands yet",
+            help="Compliant / all hands judged today by each station's rule, from "
+            "processed images and frames. The History page gives time-based "
+            "rates where camera coverage exists.",
+        )
         if today.images == 0:
-            st.info("Nothing recorded today yet. Try the **Batch** page with a few photos, or "
-                    "the **Live** page with your webcam or a video file.")
+            st.info(
+                "Nothing recorded today yet. Try the **Batch** page with a few photos, or "
+                "the **Live** page with your webcam or a video file."
+            )
 
 with right:
     st.subheader("Active model")
@@ -59,33 +64,63 @@ with right:
         info = None
     if info is not None:
         card = active.card
-        st.write(f"**{md(card.title if card else info.name)}**  \n{md(active.label)} · "
-                 f"{info.task} · sha256 `{info.sha256[:12]}`")
-        st.dataframe(pd.DataFrame({"class": list(info.names.values()),
-                                   "role": [str(info.roles.role_of(i)) for i in info.names]}),
-                     hide_index=True, width="stretch")
+        st.write(
+            f"**{md(card.title if card else info.name)}**  \n{md(active.label)} · "
+            f"{info.task} · sha256 `{info.sha256[:12]}`"
+        )
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "class": list(info.names.values()),
+                    "role": [str(info.roles.role_of(i)) for i in info.names],
+                }
+            ),
+            hide_index=True,
+            width="stretch",
+        )
         if card and card.map50 is not None:
             per_class = ", ".join(f"AP50 {k} {v:.3f}" for k, v in card.per_class_ap50.items())
-            st.caption(f"Scores on {md(card.score_source())}: mAP50 {card.map50:.3f}"
-                       + (f", mAP50-95 {card.map50_95:.3f}" if card.map50_95 is not None
-                          else "") + (f"; {md(per_class)}" if per_class else ""))
+            st.caption(
+                f"Scores on {md(card.score_source())}: mAP50 {card.map50:.3f}"
+                + (f", mAP50-95 {card.map50_95:.3f}" if card.map50_95 is not None else "")
+                + (f"; {md(per_class)}" if per_class else "")
+            )
 
 st.subheader("Pages")
 PAGES = [
-    ("pages/1_Live.py", "Live monitoring: webcam, camera URL or video replay", "🎥",
-     Permission.RUN_LIVE),
+    (
+        "pages/1_Live.py",
+        "Live monitoring: webcam, camera URL or video replay",
+        "🎥",
+        Permission.RUN_LIVE,
+    ),
     ("pages/2_Batch.py", "Batch detection: photos and videos", "🗂️", Permission.RUN_BATCH),
-    ("pages/3_History.py", "History and reports: compliance, episodes, Excel", "📊",
-     Permission.VIEW_HISTORY),
-    ("pages/4_Training.py", "Training: data sets, runs, evaluation, promotion", "🏋️",
-     Permission.TRAIN),
-    ("pages/5_Stations.py", "Stations: glove rules and danger zones", "⚙️",
-     Permission.EDIT_STATIONS),
-    ("pages/6_Label.py", "Label: the plant's own frames, fine-tuning per station", "🏷️",
-     Permission.LABEL),
+    (
+        "pages/3_History.py",
+        "History and reports: compliance, episodes, Excel",
+        "📊",
+        Permission.VIEW_HISTORY,
+    ),
+    (
+        "pages/4_Training.py",
+        "Training: data sets, runs, evaluation, promotion",
+        "🏋️",
+        Permission.TRAIN,
+    ),
+    (
+        "pages/5_Stations.py",
+        "Stations: glove rules and danger zones",
+        "⚙️",
+        Permission.EDIT_STATIONS,
+    ),
+    (
+        "pages/6_Label.py",
+        "Label: the plant's own frames, fine-tuning per station",
+        "🏷️",
+        Permission.LABEL,
+    ),
     ("pages/7_Admin.py", "Admin: users and the audit log", "🔐", Permission.MANAGE_USERS),
-    ("pages/8_Cameras.py", "Cameras: workers and camera status", "📹",
-     Permission.VIEW_HISTORY),
+    ("pages/8_Cameras.py", "Cameras: workers and camera status", "📹", Permission.VIEW_HISTORY),
 ]
 for path, label, icon, needs in PAGES:
     if (PROJECT_ROOT / path).exists() and page.account.can(needs):

@@ -54,8 +54,9 @@ class Role(IntEnum):
         try:
             return cls[text.strip().upper()]
         except KeyError:
-            raise AccountError(f"Unknown role '{text}'; roles are "
-                               f"{', '.join(r.name.lower() for r in cls)}.") from None
+            raise AccountError(
+                f"Unknown role '{text}'; roles are {', '.join(r.name.lower() for r in cls)}."
+            ) from None
 
     @property
     def label(self) -> str:
@@ -113,8 +114,10 @@ class Account:
     def require(self, permission: Permission) -> None:
         """Raise :class:`AccessDenied` unless this account may do ``permission``."""
         if not self.can(permission):
-            raise AccessDenied(f"{self.name} ({self.role.label}) may not {permission.value}; "
-                               f"that needs the {NEEDS[permission].label} role.")
+            raise AccessDenied(
+                f"{self.name} ({self.role.label}) may not {permission.value}; "
+                f"that needs the {NEEDS[permission].label} role."
+            )
 
 
 DEMO_ACCOUNT = Account(LOCAL_USER, Role.ADMIN, "demo")
@@ -132,8 +135,9 @@ def _check_password(password: str) -> None:
         raise AccountError(f"A password needs at least {MIN_PASSWORD} characters.")
 
 
-def add_user(store: Store, name: str, role: Role | str, password: str | None,
-             by: str = "-") -> UserRecord:
+def add_user(
+    store: Store, name: str, role: Role | str, password: str | None, by: str = "-"
+) -> UserRecord:
     """Create a local account (``password`` None: single sign-on only)."""
     name = _check_name(name)
     role = role if isinstance(role, Role) else Role.parse(role)
@@ -173,8 +177,9 @@ def set_disabled(store: Store, name: str, disabled: bool, by: str = "-") -> None
 def set_password(store: Store, name: str, password: str, by: str = "-") -> None:
     rec = _user(store, name)
     _check_password(password)
-    store.users.update(rec.name, password_hash=_hasher.hash(password), failed_logins=0,
-                       locked_until=None)
+    store.users.update(
+        rec.name, password_hash=_hasher.hash(password), failed_logins=0, locked_until=None
+    )
     store.audit.add(by, "user.password", rec.name)
 
 
@@ -201,23 +206,30 @@ def sign_in(store: Store, name: str, password: str) -> Account:
     if rec.disabled:
         raise AccountError("This account is disabled; ask an admin.")
     if rec.locked_until and rec.locked_until > _now().strftime("%Y-%m-%d %H:%M:%S"):
-        raise AccountError(f"Too many failed sign-ins: this account is locked until "
-                           f"{rec.locked_until[11:16]}.")
+        raise AccountError(
+            f"Too many failed sign-ins: this account is locked until {rec.locked_until[11:16]}."
+        )
     try:
         _hasher.verify(rec.password_hash, password)
     except (VerificationError, InvalidHashError):
         failures = rec.failed_logins + 1
-        locked = (_now() + timedelta(minutes=LOCK_MINUTES)).strftime("%Y-%m-%d %H:%M:%S") \
-            if failures >= MAX_FAILURES else None
-        store.users.update(rec.name, failed_logins=0 if locked else failures,
-                           locked_until=locked)
+        locked = (
+            (_now() + timedelta(minutes=LOCK_MINUTES)).strftime("%Y-%m-%d %H:%M:%S")
+            if failures >= MAX_FAILURES
+            else None
+        )
+        store.users.update(rec.name, failed_logins=0 if locked else failures, locked_until=locked)
         if locked:
             store.audit.add(rec.name, "user.locked", rec.name, {"failures": failures})
         raise refused from None
     if _hasher.check_needs_rehash(rec.password_hash):
         store.users.update(rec.name, password_hash=_hasher.hash(password))
-    store.users.update(rec.name, failed_logins=0, locked_until=None,
-                       last_login_at=_now().strftime("%Y-%m-%d %H:%M:%S"))
+    store.users.update(
+        rec.name,
+        failed_logins=0,
+        locked_until=None,
+        last_login_at=_now().strftime("%Y-%m-%d %H:%M:%S"),
+    )
     store.audit.add(rec.name, "user.sign_in", rec.name)
     return Account(rec.name, Role.parse(rec.role), "local")
 
@@ -230,11 +242,16 @@ class SignedIn:
     since: datetime
     last_seen: datetime
 
-    def expired(self, now: datetime | None = None, hours: float = SESSION_HOURS,
-                idle_minutes: float = IDLE_MINUTES) -> bool:
+    def expired(
+        self,
+        now: datetime | None = None,
+        hours: float = SESSION_HOURS,
+        idle_minutes: float = IDLE_MINUTES,
+    ) -> bool:
         now = now or _now()
-        return (now - self.since > timedelta(hours=hours)
-                or now - self.last_seen > timedelta(minutes=idle_minutes))
+        return now - self.since > timedelta(hours=hours) or now - self.last_seen > timedelta(
+            minutes=idle_minutes
+        )
 
     def touched(self, now: datetime | None = None) -> SignedIn:
         return SignedIn(self.account, self.since, now or _now())
@@ -254,8 +271,7 @@ def accounts_exist(store: Store) -> bool:
     return store.users.count_active() > 0
 
 
-def role_from_claims(claims: dict[str, Any], claim: str, mapping: dict[str, str]
-                     ) -> Role | None:
+def role_from_claims(claims: dict[str, Any], claim: str, mapping: dict[str, str]) -> Role | None:
     """The role of a single-sign-on identity: the highest role any value of ``claim`` maps
     to (``mapping`` from claim values to role names), or None (no access)."""
     value = claims.get(claim)
@@ -292,14 +308,17 @@ def serve_refusal(store: Store, address: str) -> str | None:
     if is_loopback(address):
         return None
     if store.users.count_active(Role.ADMIN.label) == 0:
-        return (f"GloveWatch is served on '{address or 'all addresses'}', beyond this machine, "
-                "but has no admin account: anyone on the network could use it. Create one with "
-                "`python -m core users add NAME --role admin`, or serve on 127.0.0.1.")
+        return (
+            f"GloveWatch is served on '{address or 'all addresses'}', beyond this machine, "
+            "but has no admin account: anyone on the network could use it. Create one with "
+            "`python -m core users add NAME --role admin`, or serve on 127.0.0.1."
+        )
     return None
 
 
-def audit_log(store: Store, account: Account, limit: int = 500,
-              action: str | None = None) -> list[AuditRecord]:
+def audit_log(
+    store: Store, account: Account, limit: int = 500, action: str | None = None
+) -> list[AuditRecord]:
     """The audit trail (admins only)."""
     account.require(Permission.VIEW_AUDIT)
     return store.audit.recent(limit, action)

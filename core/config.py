@@ -148,8 +148,7 @@ def _env_number(name: str, default: float, kind: type) -> float:
     try:
         return kind(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a {kind.__name__}; unset it or fix it.") \
-            from None
+        raise ConfigError(f"{name}={raw!r} is not a {kind.__name__}; unset it or fix it.") from None
 
 
 def _env_float(name: str, default: float) -> float:
@@ -180,8 +179,9 @@ def _ice_servers_from_env() -> list[dict]:
     try:
         servers = json.loads(raw) if raw else []
     except ValueError:
-        raise ConfigError("GLOVEWATCH_ICE_SERVERS is not valid JSON (a list of objects with "
-                          "'urls').") from None
+        raise ConfigError(
+            "GLOVEWATCH_ICE_SERVERS is not valid JSON (a list of objects with 'urls')."
+        ) from None
     if not isinstance(servers, list):
         raise ConfigError("GLOVEWATCH_ICE_SERVERS must be a JSON list.")
     return servers
@@ -223,8 +223,16 @@ def ensure_home(s: Settings | None = None) -> Settings:
     """Create the data folders; raise :class:`DataFolderError` if they cannot be written."""
     s = s or settings()
     try:
-        for d in (s.home, s.batch_dir, s.evidence_dir, s.runs_dir, s.datasets_dir,
-                  s.uploads_dir, s.exports_dir, s.logs_dir):
+        for d in (
+            s.home,
+            s.batch_dir,
+            s.evidence_dir,
+            s.runs_dir,
+            s.datasets_dir,
+            s.uploads_dir,
+            s.exports_dir,
+            s.logs_dir,
+        ):
             d.mkdir(parents=True, exist_ok=True)
         probe = s.home / ".write-test"
         probe.write_text("ok")

@@ -58,20 +58,24 @@ def read_image(data: bytes | Path | str, name: str | None = None) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as im:
             w, h = im.size
             if w * h > MAX_PIXELS:
-                raise MediaError(f"{name}: {w}x{h} pixels is too large to process (at most "
-                                 f"{MAX_PIXELS // 1_000_000} megapixels).")
+                raise MediaError(
+                    f"{name}: {w}x{h} pixels is too large to process (at most "
+                    f"{MAX_PIXELS // 1_000_000} megapixels)."
+                )
             if min(w, h) < MIN_SIDE_PX:
-                raise MediaError(f"{name}: {w}x{h} pixels is too small to show a hand (at "
-                                 f"least {MIN_SIDE_PX} pixels a side).")
+                raise MediaError(
+                    f"{name}: {w}x{h} pixels is too small to show a hand (at "
+                    f"least {MIN_SIDE_PX} pixels a side)."
+                )
             im.load()
             rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
     except (UnidentifiedImageError, ImportError) as exc:
         # ImportError: Ultralytics patches Image.open to try a HEIF plug-in on unknown data
-        raise MediaError(f"{name}: not an image (the content is not a known image format).") \
-            from exc
+        raise MediaError(
+            f"{name}: not an image (the content is not a known image format)."
+        ) from exc
     except Image.DecompressionBombError as exc:
-        raise MediaError(f"{name}: the image declares too many pixels to decode safely.") \
-            from exc
+        raise MediaError(f"{name}: the image declares too many pixels to decode safely.") from exc
     except MediaError:
         raise
     except (OSError, SyntaxError, ValueError) as exc:
@@ -99,8 +103,7 @@ class VideoInfo:
     height: int
 
 
-def open_video(path: Path | str, name: str | None = None
-               ) -> tuple[cv2.VideoCapture, VideoInfo]:
+def open_video(path: Path | str, name: str | None = None) -> tuple[cv2.VideoCapture, VideoInfo]:
     """Open a video file or stream URL; raises :class:`MediaError` if nothing can be decoded.
 
     ``name`` is how messages call it (e.g. the uploaded file's name).
@@ -115,9 +118,12 @@ def open_video(path: Path | str, name: str | None = None
         cap.release()
         raise MediaError(f"{name}: no frame could be decoded (corrupt or unsupported video).")
     fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
-    info = VideoInfo(fps=fps if 0 < fps < 240 else 25.0,
-                     frames=max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0),
-                     width=first.shape[1], height=first.shape[0])
+    info = VideoInfo(
+        fps=fps if 0 < fps < 240 else 25.0,
+        frames=max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0),
+        width=first.shape[1],
+        height=first.shape[0],
+    )
     if "://" not in str(path):
         # Back to the first frame by opening the file again: OpenCV's seek to frame 0 lands
         # on a later keyframe in a fragmented MP4 (such as VideoWriter's), losing frames.
@@ -156,8 +162,14 @@ class VideoWriter:
 
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._container = av.open(str(path), mode="w", options={
-            "movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"})
+        self._container = av.open(
+            str(path),
+            mode="w",
+            options={
+                "movflags": "frag_keyframe+empty_moov+default_base_moof",
+                "flush_packets": "1",
+            },
+        )
         rate = Fraction(fps).limit_denominator(1000)
         self._stream = self._container.add_stream("libx264", rate=rate)
         self._stream.codec_context.gop_size = max(1, round(fps))  # a fragment per second
@@ -171,8 +183,7 @@ class VideoWriter:
         import av
 
         h, w = self._stream.height, self._stream.width
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame_bgr[:h, :w]),
-                                           format="bgr24")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame_bgr[:h, :w]), format="bgr24")
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
 

@@ -17,7 +17,8 @@ _SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
 _URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 _SECRET_PARAM = re.compile(
     r"(?i)([?&;](?:[a-z0-9_.-]*(?:token|secret|passw(?:or)?d|pwd|pass|key|sig|signature|auth"
-    r"|credential|session)[a-z0-9_.-]*)=)([^&#;\s]*)")
+    r"|credential|session)[a-z0-9_.-]*)=)([^&#;\s]*)"
+)
 # What follows the userinfo's '@': a host (name, IPv4 or [IPv6]) and optional port, then
 # the end, a path, a query or a fragment.
 _HOST_AFTER = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d+)?(?=[/?#]|$)")
@@ -41,7 +42,7 @@ def redact_url(url: str) -> str:
     # contain '@' and '/', a host never does.
     at = -1
     for i in range(len(rest) - 1, -1, -1):
-        if rest[i] == "@" and _HOST_AFTER.match(rest[i + 1:]):
+        if rest[i] == "@" and _HOST_AFTER.match(rest[i + 1 :]):
             at = i
             break
     if at >= 0:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 MODELS_DIR = Path(__file__).resolve().parent
 
@@ -19,7 +19,7 @@ MODELS_DIR = Path(__file__).resolve().parent
 VARIANTS: dict[str, str] = {
     "yolo11n-scconv.yaml": "C3k2 bottlenecks use SCConv (spatial + channel reconstruction)",
     "yolo11n-dyhead.yaml": "DyHead-style attention (scale, deformable spatial, DyReLU task) "
-                           "on each level before Detect",
+    "on each level before Detect",
     "yolo11n-p2.yaml": "a fourth detection level at stride 4 (P2) for small hands",
 }
 

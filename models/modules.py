@@ -53,7 +53,7 @@ class SRU(nn.Module):
         # Cross-reconstruct: informative first half + redundant second half and vice versa
         # (splits chosen so the widths also pair up for odd ``c``).
         x11, x12 = x1[:, :half], x1[:, half:]
-        x21, x22 = x2[:, :c - half], x2[:, c - half:]
+        x21, x22 = x2[:, : c - half], x2[:, c - half :]
         return torch.cat([x11 + x22, x12 + x21], 1)
 
 
@@ -80,7 +80,7 @@ class CRU(nn.Module):
         up, low = self.squeeze1(up), self.squeeze2(low)
         y = torch.cat([self.gwc(up) + self.pwc1(up), self.pwc2(low), low], 1)
         y = F.softmax(F.adaptive_avg_pool2d(y, 1), dim=1) * y
-        return y[:, :self.c2] + y[:, self.c2:]
+        return y[:, : self.c2] + y[:, self.c2 :]
 
 
 class SCConv(nn.Module):
@@ -115,24 +115,44 @@ class BottleneckSCConv(nn.Module):
 class C3kSCConv(C3):
     """C3k with SCConv bottlenecks."""
 
-    def __init__(self, c1: int, c2: int, n: int = 1, shortcut: bool = True, g: int = 1,
-                 e: float = 0.5, k: int = 3):
+    def __init__(
+        self,
+        c1: int,
+        c2: int,
+        n: int = 1,
+        shortcut: bool = True,
+        g: int = 1,
+        e: float = 0.5,
+        k: int = 3,
+    ):
         super().__init__(c1, c2, n, shortcut, g, e)
         c_ = int(c2 * e)
         self.m = nn.Sequential(*(BottleneckSCConv(c_, c_, shortcut, k, e=1.0) for _ in range(n)))
 
 
-class C3k2_SCConv(C3k2):  # noqa: N801 (the YAML name people know it by)
+class C3k2_SCConv(C3k2):
     """C3k2 whose bottlenecks (plain or inside C3k) use SCConv; same arguments as C3k2."""
 
-    def __init__(self, c1: int, c2: int, n: int = 1, c3k: bool = False, e: float = 0.5,
-                 attn: bool = False, g: int = 1, shortcut: bool = True):
+    def __init__(
+        self,
+        c1: int,
+        c2: int,
+        n: int = 1,
+        c3k: bool = False,
+        e: float = 0.5,
+        attn: bool = False,
+        g: int = 1,
+        shortcut: bool = True,
+    ):
         if attn:
             raise ValueError("C3k2_SCConv does not support attn=True (C3k2 PSA blocks).")
         C2f.__init__(self, c1, c2, n, shortcut, g, e)  # C2f: cv1/cv2 split-concat frame
         self.m = nn.ModuleList(
-            C3kSCConv(self.c, self.c, 2, shortcut, g) if c3k
-            else BottleneckSCConv(self.c, self.c, shortcut) for _ in range(n))
+            C3kSCConv(self.c, self.c, 2, shortcut, g)
+            if c3k
+            else BottleneckSCConv(self.c, self.c, shortcut)
+            for _ in range(n)
+        )
 
     @classmethod
     def like(cls, m: C3k2) -> C3k2_SCConv:
@@ -141,8 +161,9 @@ class C3k2_SCConv(C3k2):  # noqa: N801 (the YAML name people know it by)
         c3k = isinstance(first, C3)
         shortcut = bool(first.m[0].add if c3k else first.add)
         c2 = m.cv2.conv.out_channels
-        return cls(m.cv1.conv.in_channels, c2, len(m.m), c3k, m.c / c2, False,
-                   m.cv1.conv.groups, shortcut)
+        return cls(
+            m.cv1.conv.in_channels, c2, len(m.m), c3k, m.c / c2, False, m.cv1.conv.groups, shortcut
+        )
 
 
 class DyReLU(nn.Module):
@@ -151,8 +172,9 @@ class DyReLU(nn.Module):
     def __init__(self, c: int, reduction: int = 4, lambda_a: float = 1.0, lambda_b: float = 0.5):
         super().__init__()
         hidden = max(c // reduction, 4)
-        self.fc = nn.Sequential(nn.Linear(c, hidden), nn.ReLU(inplace=True),
-                                nn.Linear(hidden, 4 * c), nn.Hardsigmoid())
+        self.fc = nn.Sequential(
+            nn.Linear(c, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 4 * c), nn.Hardsigmoid()
+        )
         self.lambdas = (lambda_a, lambda_b)
         self.c = c
 
@@ -179,8 +201,9 @@ class DyHeadBlock(nn.Module):
         self.dcn = DeformConv2d(c, c, 3, padding=1, bias=False)
         self.max_offset = 32.0  # feature-map pixels
         self.norm = nn.GroupNorm(_groups(c, 16), c)
-        self.scale = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(c, 1, 1), nn.ReLU(),
-                                   nn.Hardsigmoid())
+        self.scale = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Conv2d(c, 1, 1), nn.ReLU(), nn.Hardsigmoid()
+        )
         self.task = DyReLU(c)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -196,8 +219,13 @@ class DyHeadBlock(nn.Module):
 class DyDetect(Detect):
     """YOLO11 Detect head preceded by one :class:`DyHeadBlock` per level; same arguments."""
 
-    def __init__(self, nc: int = 80, reg_max: int = 16, end2end: bool = False,
-                 ch: list[int] | tuple[int, ...] = ()):
+    def __init__(
+        self,
+        nc: int = 80,
+        reg_max: int = 16,
+        end2end: bool = False,
+        ch: list[int] | tuple[int, ...] = (),
+    ):
         super().__init__(nc, reg_max, end2end, ch)
         self.dyhead = nn.ModuleList(DyHeadBlock(c) for c in ch)
 
@@ -217,5 +245,15 @@ SWAPS = {
     "DyDetect": ("Detect", DyDetect.like),
 }
 
-__all__ = ("SCConv", "SRU", "CRU", "BottleneckSCConv", "C3kSCConv", "C3k2_SCConv", "DyReLU",
-           "DyHeadBlock", "DyDetect", "SWAPS")
+__all__ = (
+    "CRU",
+    "SRU",
+    "SWAPS",
+    "BottleneckSCConv",
+    "C3k2_SCConv",
+    "C3kSCConv",
+    "DyDetect",
+    "DyHeadBlock",
+    "DyReLU",
+    "SCConv",
+)

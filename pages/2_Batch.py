@@ -21,28 +21,40 @@ log = logging.getLogger("glovewatch.pages.batch")
 
 page = page_setup("Batch detection", "🗂️", Permission.RUN_BATCH)
 st.title("Batch detection")
-st.write("Upload photos or videos of work stations. Each hand is judged by the station's "
-         "glove rule: :green[compliant] in green, :red[violating] in red, context (heads) in "
-         "grey. Every file gets a verdict, and the session is saved to the history.")
+st.write(
+    "Upload photos or videos of work stations. Each hand is judged by the station's "
+    "glove rule: :green[compliant] in green, :red[violating] in red, context (heads) in "
+    "grey. Every file gets a verdict, and the session is saved to the history."
+)
 
 with st.sidebar:
     st.header("Settings")
-    station = st.selectbox("Station", list_stations(page.store), key="batch-station",
-                           help="Which machine these files show: its rule judges them.")
+    station = st.selectbox(
+        "Station",
+        list_stations(page.store),
+        key="batch-station",
+        help="Which machine these files show: its rule judges them.",
+    )
     picked = model_picker("batch", page, station)
     st.caption(md(current_rule(page.store, station).describe()))
     with st.expander("Advanced"):
         params = threshold_controls("batch", page.settings)
-        backend = st.selectbox("Inference backend", BACKENDS,
-                               index=BACKENDS.index(DEFAULTS.backend), key="batch-backend",
-                               help="OpenVINO is the fastest on a CPU (the first run exports "
-                                    "the model, seconds); PyTorch is the fallback.")
+        backend = st.selectbox(
+            "Inference backend",
+            BACKENDS,
+            index=BACKENDS.index(DEFAULTS.backend),
+            key="batch-backend",
+            help="OpenVINO is the fastest on a CPU (the first run exports "
+            "the model, seconds); PyTorch is the fallback.",
+        )
 
 uploads = st.file_uploader(
-    "Images and videos", accept_multiple_files=True, key="batch-files",
-    type=sorted(x.lstrip(".") for x in IMAGE_SUFFIXES | VIDEO_SUFFIXES))
-run = st.button("Run detection", type="primary", disabled=not (uploads and picked),
-                key="batch-run")
+    "Images and videos",
+    accept_multiple_files=True,
+    key="batch-files",
+    type=sorted(x.lstrip(".") for x in IMAGE_SUFFIXES | VIDEO_SUFFIXES),
+)
+run = st.button("Run detection", type="primary", disabled=not (uploads and picked), key="batch-run")
 
 if run and picked and uploads:
     weights, _ = picked
@@ -53,16 +65,24 @@ if run and picked and uploads:
 
     try:
         st.session_state["batch-report"] = run_batch(
-            [BatchInput(u.name, data=u.getvalue()) for u in uploads], weights, params,
-            station=station, backend=backend, progress=show, store=page.store,
-            user=page.account.name)
+            [BatchInput(u.name, data=u.getvalue()) for u in uploads],
+            weights,
+            params,
+            station=station,
+            backend=backend,
+            progress=show,
+            store=page.store,
+            user=page.account.name,
+        )
     except GloveWatchError as exc:
         log.error("batch failed: %s", exc)
         st.error(f"Detection could not run: {exc}")
     except OSError as exc:
         log.error("batch failed: %s", exc)
-        st.error(f"Detection could not run: the data folder could not be written "
-                 f"({exc.strerror or exc}).")
+        st.error(
+            f"Detection could not run: the data folder could not be written "
+            f"({exc.strerror or exc})."
+        )
     bar.empty()
 
 report: BatchReport | None = st.session_state.get("batch-report")
@@ -77,8 +97,11 @@ cols[0].metric("Files", len(report.files))
 cols[1].metric("Compliant", report.count(Verdict.COMPLIANT))
 cols[2].metric("With a violation", report.count(Verdict.VIOLATION))
 cols[3].metric("No hands seen", report.count(Verdict.NO_HANDS))
-cols[4].metric("Hands ok / violating", f"{report.compliant} / {report.violating}",
-               help="Photos: hands in the image. Videos: the most seen at once in a frame.")
+cols[4].metric(
+    "Hands ok / violating",
+    f"{report.compliant} / {report.violating}",
+    help="Photos: hands in the image. Videos: the most seen at once in a frame.",
+)
 cols[5].metric("Failed", report.failed)
 for f in report.files:
     if not f.ok:
@@ -97,27 +120,42 @@ for i, f in enumerate(good):
         else:
             st.video(str(f.annotated_path))
             st.caption(caption)
-            st.download_button("Download annotated video", f.annotated_path.read_bytes(),
-                               file_name=f.annotated_path.name, mime="video/mp4",
-                               key=f"batch-video-{i}")
+            st.download_button(
+                "Download annotated video",
+                f.annotated_path.read_bytes(),
+                file_name=f.annotated_path.name,
+                mime="video/mp4",
+                key=f"batch-video-{i}",
+            )
 
 st.subheader("Detections")
 table = pd.DataFrame([r.values() for r in report.rows], columns=TableRow.HEADER)
 colour = {str(s): f"color: {STATUS_HEX[s]}" for s in BoxStatus}
 # the Styler would show every float with 6 decimals (174.600000): coordinates to 0.1 px
-st.dataframe(table.style.map(lambda v: colour.get(v, ""), subset=["status at station"])
-             .format(precision=1, subset=["x1", "y1", "x2", "y2"])
-             .format(precision=3, subset=["confidence"]),
-             hide_index=True, width="stretch")
+st.dataframe(
+    table.style.map(lambda v: colour.get(v, ""), subset=["status at station"])
+    .format(precision=1, subset=["x1", "y1", "x2", "y2"])
+    .format(precision=3, subset=["confidence"]),
+    hide_index=True,
+    width="stretch",
+)
 dl = st.columns(2)
 if report.table_xlsx and report.table_csv:
-    dl[0].download_button("Download Excel (summary, verdicts, detections)",
-                          report.table_xlsx.read_bytes(),
-                          file_name=f"glovewatch-batch-{report.session_id}.xlsx",
-                          mime="application/vnd.openxmlformats-officedocument.spreadsheetml"
-                               ".sheet", key="batch-xlsx")
-    dl[1].download_button("Download CSV", report.table_csv.read_bytes(),
-                          file_name=f"glovewatch-batch-{report.session_id}.csv",
-                          mime="text/csv", key="batch-csv")
-st.caption(f"Saved with session {report.session_id} in the data folder "
-           f"(batch/session-{report.session_id:06d}).")
+    dl[0].download_button(
+        "Download Excel (summary, verdicts, detections)",
+        report.table_xlsx.read_bytes(),
+        file_name=f"glovewatch-batch-{report.session_id}.xlsx",
+        mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        key="batch-xlsx",
+    )
+    dl[1].download_button(
+        "Download CSV",
+        report.table_csv.read_bytes(),
+        file_name=f"glovewatch-batch-{report.session_id}.csv",
+        mime="text/csv",
+        key="batch-csv",
+    )
+st.caption(
+    f"Saved with session {report.session_id} in the data folder "
+    f"(batch/session-{report.session_id:06d})."
+)

@@ -19,14 +19,29 @@ users_tab, audit_tab = st.tabs(["Users", "Audit log"])
 with users_tab:
     users = accounts.list_users(store)
     if users:
-        st.dataframe(pd.DataFrame([{
-            "user": u.name, "role": u.role, "state": "disabled" if u.disabled else "active",
-            "password": "set" if u.password_hash else "single sign-on only",
-            "locked until": u.locked_until or "", "last sign-in": u.last_login_at or "never",
-            "created": u.created_at} for u in users]), hide_index=True, width="stretch")
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "user": u.name,
+                        "role": u.role,
+                        "state": "disabled" if u.disabled else "active",
+                        "password": "set" if u.password_hash else "single sign-on only",
+                        "locked until": u.locked_until or "",
+                        "last sign-in": u.last_login_at or "never",
+                        "created": u.created_at,
+                    }
+                    for u in users
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+        )
     else:
-        st.info("No accounts yet: this app runs as a local demo without sign-in. Create an "
-                "admin account before serving it beyond this machine.")
+        st.info(
+            "No accounts yet: this app runs as a local demo without sign-in. Create an "
+            "admin account before serving it beyond this machine."
+        )
     roles = [r.label for r in Role]
     with st.form("add-user"):
         st.subheader("Add a user")
@@ -46,8 +61,9 @@ with users_tab:
         by_name = {u.name: u for u in users}
         who = st.selectbox("User", list(by_name), key="admin-user")
         c = st.columns(3)
-        new_role = c[0].selectbox("Role", roles, index=roles.index(by_name[who].role),
-                                  key="admin-role")
+        new_role = c[0].selectbox(
+            "Role", roles, index=roles.index(by_name[who].role), key="admin-role"
+        )
         if c[0].button("Set role", key="admin-set-role"):
             try:
                 accounts.set_role(store, who, new_role, by=page.account.name)
@@ -76,7 +92,19 @@ with audit_tab:
     if not rows:
         st.info("Nothing changed yet.")
     else:
-        st.dataframe(pd.DataFrame([{
-            "when": r.at, "who": r.actor, "action": r.action, "what": r.target or "",
-            "details": ", ".join(f"{k}: {v}" for k, v in r.details.items())}
-            for r in rows]), hide_index=True, width="stretch")
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "when": r.at,
+                        "who": r.actor,
+                        "action": r.action,
+                        "what": r.target or "",
+                        "details": ", ".join(f"{k}: {v}" for k, v in r.details.items()),
+                    }
+                    for r in rows
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+        )

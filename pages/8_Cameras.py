@@ -13,13 +13,22 @@ from ui.widgets import page_setup
 
 page = page_setup("Cameras", "📹", Permission.VIEW_HISTORY)
 st.title("Cameras")
-st.caption("Camera workers (`python -m core worker --config cameras.yaml`) report themselves "
-           "and each of their cameras every few seconds. A worker silent for 30 s is "
-           "*stalled*, for 2 minutes *disconnected*; the cameras of a worker that is not "
-           "online are shown disconnected, whatever they last said.")
+st.caption(
+    "Camera workers (`python -m core worker --config cameras.yaml`) report themselves "
+    "and each of their cameras every few seconds. A worker silent for 30 s is "
+    "*stalled*, for 2 minutes *disconnected*; the cameras of a worker that is not "
+    "online are shown disconnected, whatever they last said."
+)
 
-ICONS = {"online": "🟢", "live": "🟢", "connecting": "🟡", "stalled": "🟠",
-         "disconnected": "🔴", "offline": "🔴", "stopped": "⚪"}
+ICONS = {
+    "online": "🟢",
+    "live": "🟢",
+    "connecting": "🟡",
+    "stalled": "🟠",
+    "disconnected": "🔴",
+    "offline": "🔴",
+    "stopped": "⚪",
+}
 
 st.button("Refresh", key="cameras-refresh")
 try:
@@ -29,9 +38,11 @@ except GloveWatchError as exc:
     st.stop()
 
 if not workers and not cameras:
-    st.info("No camera worker has reported yet. Describe the cameras in a cameras.yaml and "
-            "start `python -m core worker --config cameras.yaml` (see the README); with a "
-            "broker, also start `python -m core ingest`.")
+    st.info(
+        "No camera worker has reported yet. Describe the cameras in a cameras.yaml and "
+        "start `python -m core worker --config cameras.yaml` (see the README); with a "
+        "broker, also start `python -m core ingest`."
+    )
     st.stop()
 
 cam_counts = count_by_status(cameras)
@@ -44,24 +55,55 @@ c[4].metric("Stopped", cam_counts.get("stopped", 0))
 
 problems = [cv for cv in cameras if cv.status in ("stalled", "disconnected")]
 if problems:
-    st.warning("Not watched right now: " + ", ".join(
-        f"{md(cv.name)} ({md(cv.station)}, {cv.status})" for cv in problems[:20])
-        + (" …" if len(problems) > 20 else ""))
+    st.warning(
+        "Not watched right now: "
+        + ", ".join(f"{md(cv.name)} ({md(cv.station)}, {cv.status})" for cv in problems[:20])
+        + (" …" if len(problems) > 20 else "")
+    )
 
 st.subheader("Workers")
-st.dataframe(pd.DataFrame([{
-    "status": f"{ICONS.get(w.status, '')} {w.status}", "worker": w.name, "host": w.host or "",
-    "cameras": w.cameras, "last heartbeat": w.heartbeat_at or "never",
-    "seconds ago": w.age_s, "started": w.started_at or "", "via": w.transport or "",
-    "outbox waiting": w.details.get("outbox_pending", ""),
-} for w in workers]), hide_index=True, width="stretch")
+st.dataframe(
+    pd.DataFrame(
+        [
+            {
+                "status": f"{ICONS.get(w.status, '')} {w.status}",
+                "worker": w.name,
+                "host": w.host or "",
+                "cameras": w.cameras,
+                "last heartbeat": w.heartbeat_at or "never",
+                "seconds ago": w.age_s,
+                "started": w.started_at or "",
+                "via": w.transport or "",
+                "outbox waiting": w.details.get("outbox_pending", ""),
+            }
+            for w in workers
+        ]
+    ),
+    hide_index=True,
+    width="stretch",
+)
 
 st.subheader("Cameras")
-st.dataframe(pd.DataFrame([{
-    "status": f"{ICONS.get(cv.status, '')} {cv.status}", "camera": cv.name,
-    "station": cv.station, "worker": cv.worker or "", "fps": round(cv.fps, 1),
-    "analysed": cv.analysed, "skipped (no motion)": cv.skipped,
-    "skipped share": f"{cv.skipped_share:.0%}" if cv.skipped_share is not None else "",
-    "last frame": cv.last_frame_at or "", "last heartbeat": cv.heartbeat_at or "",
-    "source": cv.source or "", "message": cv.message or "",
-} for cv in cameras]), hide_index=True, width="stretch")
+st.dataframe(
+    pd.DataFrame(
+        [
+            {
+                "status": f"{ICONS.get(cv.status, '')} {cv.status}",
+                "camera": cv.name,
+                "station": cv.station,
+                "worker": cv.worker or "",
+                "fps": round(cv.fps, 1),
+                "analysed": cv.analysed,
+                "skipped (no motion)": cv.skipped,
+                "skipped share": f"{cv.skipped_share:.0%}" if cv.skipped_share is not None else "",
+                "last frame": cv.last_frame_at or "",
+                "last heartbeat": cv.heartbeat_at or "",
+                "source": cv.source or "",
+                "message": cv.message or "",
+            }
+            for cv in cameras
+        ]
+    ),
+    hide_index=True,
+    width="stretch",
+)

@@ -25,8 +25,9 @@ DEFAULT_WEIGHTS = ROOT / "weights" / "gloves-yolo11n-wide.pt"
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if SHARED_GLOVES.is_dir():
         return
-    skip = pytest.mark.skip(reason=f"needs the full data sets in {SHARED} (absent here; CI "
-                                   "has them)")
+    skip = pytest.mark.skip(
+        reason=f"needs the full data sets in {SHARED} (absent here; CI has them)"
+    )
     for item in items:
         if "needs_data" in item.keywords:
             item.add_marker(skip)
@@ -94,23 +95,30 @@ def shared_gloves() -> Path:
 
 
 @pytest.fixture
-def batch_home(store, bare_images: list[Path], gloved_images: list[Path],
-               default_weights: Path) -> Path:
+def batch_home(
+    store, bare_images: list[Path], gloved_images: list[Path], default_weights: Path
+) -> Path:
     """This test's data folder after one real batch session: the shipped model on 3
     bare-hand and 2 gloved images at station 'Saw 01' (results, detections, episodes with
     evidence)."""
     from core.pipeline.batch import BatchInput, run_batch
     from core.vision.detector import InferenceParams
 
-    run_batch([BatchInput.from_path(p) for p in [*bare_images[:3], *gloved_images[:2]]],
-              default_weights, InferenceParams(), station="Saw 01", backend="pytorch",
-              store=store)
+    run_batch(
+        [BatchInput.from_path(p) for p in [*bare_images[:3], *gloved_images[:2]]],
+        default_weights,
+        InferenceParams(),
+        station="Saw 01",
+        backend="pytorch",
+        store=store,
+    )
     return Path(os.environ["GLOVEWATCH_HOME"])
 
 
 @pytest.fixture
-def history_home(store, bare_images: list[Path], gloved_images: list[Path],
-                 default_weights: Path) -> Path:
+def history_home(
+    store, bare_images: list[Path], gloved_images: list[Path], default_weights: Path
+) -> Path:
     """A data folder with 8 days of synthetic history (3 stations, ending yesterday) plus one
     real batch session at 'Saw 01' today."""
     from core.analytics.synth import generate
@@ -118,9 +126,14 @@ def history_home(store, bare_images: list[Path], gloved_images: list[Path],
     from core.vision.detector import InferenceParams
 
     generate(store, stations=3, days=8, seconds_rows=10_000, seed=1)
-    run_batch([BatchInput.from_path(p) for p in [*bare_images[:3], *gloved_images[:2]]],
-              default_weights, InferenceParams(), station="Saw 01", backend="pytorch",
-              store=store)
+    run_batch(
+        [BatchInput.from_path(p) for p in [*bare_images[:3], *gloved_images[:2]]],
+        default_weights,
+        InferenceParams(),
+        station="Saw 01",
+        backend="pytorch",
+        store=store,
+    )
     return Path(os.environ["GLOVEWATCH_HOME"])
 
 

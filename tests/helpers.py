@@ -12,8 +12,13 @@ from core.media import VideoWriter, read_image
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def make_video(path: Path, images: list[Path], repeat: int = 2, fps: float = 5,
-               size: tuple[int, int] = (640, 480)) -> Path:
+def make_video(
+    path: Path,
+    images: list[Path],
+    repeat: int = 2,
+    fps: float = 5,
+    size: tuple[int, int] = (640, 480),
+) -> Path:
     """An H.264 clip showing each image for ``repeat`` frames."""
     with VideoWriter(path, fps, *size) as w:
         for p in images:

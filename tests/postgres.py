@@ -34,9 +34,11 @@ def find_bin() -> Path | None:
         folder = Path(wanted)
         return folder if (folder / "initdb").is_file() and (folder / "pg_ctl").is_file() else None
     candidates: list[Path] = []
-    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"),
-                      key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
-                      reverse=True)
+    versions = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+        reverse=True,
+    )
     candidates += versions
     on_path = shutil.which("initdb")
     if on_path:
@@ -50,9 +52,11 @@ def find_bin() -> Path | None:
 def unavailable() -> str | None:
     """Why no test server can be started here (None: it can)."""
     if find_bin() is None:
-        return ("PostgreSQL is not installed (no initdb/pg_ctl in GLOVEWATCH_PG_BIN, "
-                "/usr/lib/postgresql/*/bin or on PATH); install Debian's 'postgresql' package to "
-                "run these tests")
+        return (
+            "PostgreSQL is not installed (no initdb/pg_ctl in GLOVEWATCH_PG_BIN, "
+            "/usr/lib/postgresql/*/bin or on PATH); install Debian's 'postgresql' package to "
+            "run these tests"
+        )
     if os.geteuid() == 0 and _runas_user() is None:
         return "running as root without a 'postgres' user to run the server as"
     if importlib.util.find_spec("psycopg") is None:
@@ -105,16 +109,41 @@ class PgServer:
         if self.user:
             shutil.chown(self.folder, self.user)
         os.chmod(self.folder, 0o700)
-        init = self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", SUPERUSER,
-                         "--auth=trust", "-E", "UTF8", "--no-sync", *self._locale())
+        init = self._run(
+            str(self.bin / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            SUPERUSER,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            *self._locale(),
+        )
         if init.returncode:
             raise RuntimeError(f"initdb failed: {init.stderr.strip() or init.stdout.strip()}")
-        opts = [f"-p {self.port}", f"-k {self.folder}", "-c listen_addresses=127.0.0.1",
-                "-c max_connections=200"]
+        opts = [
+            f"-p {self.port}",
+            f"-k {self.folder}",
+            "-c listen_addresses=127.0.0.1",
+            "-c max_connections=200",
+        ]
         if not self.durable:
             opts += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
-        started = self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
-                            "-w", "-t", "60", "-o", " ".join(opts), "start")
+        started = self._run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            " ".join(opts),
+            "start",
+        )
         if started.returncode:
             log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
             raise RuntimeError(f"pg_ctl start failed: {started.stderr.strip()} {log}")
@@ -124,8 +153,9 @@ class PgServer:
     def _locale(self) -> list[str]:
         # A locale whose text order is not byte order (ICU en-US) where the build has ICU,
         # so that tests see the store's own "C" collation at work, as on a real server.
-        probe = subprocess.run([str(self.bin / "initdb"), "--help"], capture_output=True,
-                               text=True, check=False)
+        probe = subprocess.run(
+            [str(self.bin / "initdb"), "--help"], capture_output=True, text=True, check=False
+        )
         if "--locale-provider" in probe.stdout:
             return ["--locale=C.UTF-8", "--locale-provider=icu", "--icu-locale=en-US"]
         return ["--locale=C.UTF-8"]
@@ -136,10 +166,11 @@ class PgServer:
     @contextlib.contextmanager
     def admin(self, database: str = "postgres") -> Iterator[Any]:
         """An autocommit psycopg connection (default: to the maintenance database)."""
-        import psycopg  # noqa: TID251 - managing the test server, not the store
+        import psycopg
 
-        conn = psycopg.connect(host="127.0.0.1", port=self.port, user=SUPERUSER,
-                               dbname=database, autocommit=True)
+        conn = psycopg.connect(
+            host="127.0.0.1", port=self.port, user=SUPERUSER, dbname=database, autocommit=True
+        )
         try:
             yield conn
         finally:
@@ -168,7 +199,8 @@ class PgServer:
     def stop(self) -> None:
         """Stop the server and delete its folder."""
         if self.started:
-            self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w",
-                      "stop")
+            self._run(
+                str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"
+            )
             self.started = False
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -43,8 +43,9 @@ PRODUCTION_HASHER = accounts._hasher
 def quick_hashing(monkeypatch):
     """Argon2id with small work factors: these tests are about account rules, not about the
     cost of a hash (the production parameters are used in test_old_hashes_are_upgraded)."""
-    monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024,
-                                                             parallelism=1))
+    monkeypatch.setattr(
+        accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
 
 
 @pytest.fixture
@@ -176,8 +177,7 @@ def test_a_held_sign_in_ends_when_the_role_changes_or_the_user_is_disabled(ana):
     assert still_valid(ana, held)
     set_disabled(ana, "bob", True, by="ana")
     assert not still_valid(ana, held)
-    old = SignedIn(Account("ana", Role.ADMIN), datetime.now() - timedelta(hours=9),
-                   datetime.now())
+    old = SignedIn(Account("ana", Role.ADMIN), datetime.now() - timedelta(hours=9), datetime.now())
     assert not still_valid(ana, old)
     sso = SignedIn(Account("x@idp", Role.VIEWER, "sso"), datetime.now(), datetime.now())
     assert still_valid(ana, sso)  # no local record to compare with
@@ -186,8 +186,9 @@ def test_a_held_sign_in_ends_when_the_role_changes_or_the_user_is_disabled(ana):
 def test_roles_from_single_sign_on_claims():
     mapping = parse_role_map("gw-admins=admin, gw-eng=engineer,gw-staff=viewer,")
     assert mapping == {"gw-admins": "admin", "gw-eng": "engineer", "gw-staff": "viewer"}
-    assert role_from_claims({"groups": ["gw-staff", "gw-eng"]}, "groups", mapping) \
-        is Role.ENGINEER  # the highest role wins
+    assert (
+        role_from_claims({"groups": ["gw-staff", "gw-eng"]}, "groups", mapping) is Role.ENGINEER
+    )  # the highest role wins
     assert role_from_claims({"groups": "gw-admins"}, "groups", mapping) is Role.ADMIN
     assert role_from_claims({"groups": ["other"]}, "groups", mapping) is None
     assert role_from_claims({"roles": ["gw-admins"]}, "groups", mapping) is None
@@ -246,9 +247,13 @@ def test_every_change_is_in_the_audit_log(store):
     set_password(store, "bob", "another long password", by="bob")
     log = list(reversed(store.audit.recent()))
     assert [(a.actor, a.action, a.target) for a in log] == [
-        ("setup", "user.add", "ana"), ("ana", "user.add", "bob"),
-        ("ana", "user.set_role", "bob"), ("ana", "user.disable", "bob"),
-        ("ana", "user.enable", "bob"), ("bob", "user.password", "bob")]
+        ("setup", "user.add", "ana"),
+        ("ana", "user.add", "bob"),
+        ("ana", "user.set_role", "bob"),
+        ("ana", "user.disable", "bob"),
+        ("ana", "user.enable", "bob"),
+        ("bob", "user.password", "bob"),
+    ]
     assert log[1].details == {"role": "operator"}
     assert log[2].details == {"from": "operator", "to": "engineer"}
     assert all("password" not in str(a.details) for a in log)
@@ -260,7 +265,8 @@ def test_only_admins_read_the_audit_log(ana):
     entries = audit_log(ana, Account("ana", Role.ADMIN))
     assert entries and entries[0].action == "user.add"
     assert [a.action for a in audit_log(ana, Account("ana", Role.ADMIN), action="user.add")] == [
-        "user.add"]
+        "user.add"
+    ]
     with pytest.raises(AccessDenied, match="admin"):
         audit_log(ana, Account("eng", Role.ENGINEER))
 

@@ -66,7 +66,7 @@ def _imports(path: Path) -> list[tuple[int, str, list[str]]]:
             module = node.module or ""
             if node.level:
                 base = package.split(".")
-                base = base[:len(base) - (node.level - 1)]
+                base = base[: len(base) - (node.level - 1)]
                 module = ".".join([*base, module] if module else base)
             out.append((node.lineno, module, [a.name for a in node.names]))
     return out
@@ -122,7 +122,7 @@ def _cycles(edges: dict[str, dict[str, list[str]]]) -> list[str]:
         stack.append(node)
         for nxt in sorted(edges.get(node, {})):
             if state.get(nxt) == 1:
-                cycles.append([*stack[stack.index(nxt):], nxt])
+                cycles.append([*stack[stack.index(nxt) :], nxt])
             elif nxt not in state:
                 visit(nxt)
         stack.pop()
@@ -143,8 +143,10 @@ def _layer_violations(edges: dict[str, dict[str, list[str]]]) -> list[str]:
             if RANK[dst] > RANK[src]:
                 wrong.append(f"{src} imports {dst} (a higher layer) at {', '.join(where[:3])}")
             elif src in ONLY_FOUNDATIONS and dst not in FOUNDATIONS:
-                wrong.append(f"{src} imports {dst} (storage may use only the foundations) at "
-                             f"{', '.join(where[:3])}")
+                wrong.append(
+                    f"{src} imports {dst} (storage may use only the foundations) at "
+                    f"{', '.join(where[:3])}"
+                )
     return wrong
 
 
@@ -159,10 +161,12 @@ def test_packages_import_only_their_own_or_lower_layers():
 
 
 def test_the_checks_catch_cycles_and_upward_imports():
-    edges = {"vision": {"events": ["core/vision/x.py:1"]},
-             "events": {"vision": ["core/events/y.py:2"]},
-             "storage": {"vision": ["core/storage/z.py:3"]},
-             "pipeline": {"analytics": ["core/pipeline/ok.py:4"]}}
+    edges = {
+        "vision": {"events": ["core/vision/x.py:1"]},
+        "events": {"vision": ["core/events/y.py:2"]},
+        "storage": {"vision": ["core/storage/z.py:3"]},
+        "pipeline": {"analytics": ["core/pipeline/ok.py:4"]},
+    }
     assert _cycles(edges) == ["events -> vision -> events  (core/vision/x.py:1)"]
     wrong = _layer_violations(edges)
     assert len(wrong) == 2
@@ -175,16 +179,20 @@ def test_the_layer_check_sees_lazy_and_relative_imports(tmp_path, monkeypatch):
     pkg = tmp_path / "core" / "vision"
     pkg.mkdir(parents=True)
     probe = pkg / "probe.py"
-    probe.write_text("def f():\n    from core.storage import open_store\n"
-                     "from ..events import rules\n")
+    probe.write_text(
+        "def f():\n    from core.storage import open_store\nfrom ..events import rules\n"
+    )
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     found = [t for _, m, n in _imports(probe) for t in _core_targets(m, n)]
     assert sorted(_package_of(t) for t in found) == ["events", "storage"]
 
 
 def _app_files() -> list[Path]:
-    return [ROOT / "Home.py", *sorted((ROOT / "pages").glob("*.py")),
-            *sorted((ROOT / "ui").glob("*.py"))]
+    return [
+        ROOT / "Home.py",
+        *sorted((ROOT / "pages").glob("*.py")),
+        *sorted((ROOT / "ui").glob("*.py")),
+    ]
 
 
 def _python_outside_storage() -> list[Path]:
@@ -200,8 +208,11 @@ def test_sql_is_executed_only_in_core_storage():
         tree = ast.parse(path.read_text(), filename=str(path))
         rel = path.relative_to(ROOT)
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                    and node.func.attr in SQL_CALLS):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in SQL_CALLS
+            ):
                 found.append(f"{rel}:{node.lineno} calls .{node.func.attr}()")
         for line, module, _ in _imports(path):
             if module.split(".")[0] in DB_MODULES:
@@ -212,14 +223,23 @@ def test_sql_is_executed_only_in_core_storage():
 def _record_types(module: str) -> set[str]:
     """Public dataclasses defined in a core.storage module (the typed rows it returns)."""
     mod = importlib.import_module(module)
-    return {name for name, obj in vars(mod).items()
-            if isinstance(obj, type) and dataclasses.is_dataclass(obj)
-            and obj.__module__ == module and not name.startswith("_")}
+    return {
+        name
+        for name, obj in vars(mod).items()
+        if isinstance(obj, type)
+        and dataclasses.is_dataclass(obj)
+        and obj.__module__ == module
+        and not name.startswith("_")
+    }
 
 
 STORAGE_PUBLIC = {"open_store", "Store"}
-STORAGE_INTERNAL = {"core.storage.database", "core.storage.schema", "core.storage.migrations",
-                    "core.storage.bulk"}
+STORAGE_INTERNAL = {
+    "core.storage.database",
+    "core.storage.schema",
+    "core.storage.migrations",
+    "core.storage.bulk",
+}
 
 
 def _app_import_problems(path: Path) -> list[str]:
@@ -249,8 +269,9 @@ def _app_import_problems(path: Path) -> list[str]:
         elif module == "core.storage":
             extra = sorted(set(names) - STORAGE_PUBLIC)
             if extra:
-                problems.append(f"{where} imports {extra} from core.storage (only "
-                                f"{sorted(STORAGE_PUBLIC)})")
+                problems.append(
+                    f"{where} imports {extra} from core.storage (only {sorted(STORAGE_PUBLIC)})"
+                )
         elif module != "core.storage.filters":
             extra = sorted(set(names) - _record_types(module))
             if extra:
@@ -258,8 +279,11 @@ def _app_import_problems(path: Path) -> list[str]:
     # private attributes of what came from core (core.x._y, DETECTORS._free ...)
     tree = ast.parse(path.read_text(), filename=str(path))
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Attribute) and node.attr.startswith("_")
-                and not node.attr.startswith("__")):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ):
             base = node.value
             while isinstance(base, ast.Attribute):
                 base = base.value
@@ -285,7 +309,8 @@ def test_app_import_check_catches_violations(tmp_path, monkeypatch):
         "from core.storage import open_store, close_store\n"
         "from core.storage.events import EventRepo, EpisodeRecord\n"
         "from core.vision.detector import DETECTORS\n"
-        "DETECTORS._free.clear()\n")
+        "DETECTORS._free.clear()\n"
+    )
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     problems = _app_import_problems(page)
     text = "\n".join(problems)

@@ -37,8 +37,9 @@ def _sso_account(s: Settings) -> Account | None:
         return None
     claims = user.to_dict()
     try:
-        role = accounts.role_from_claims(claims, s.oidc_role_claim,
-                                         accounts.parse_role_map(s.oidc_role_map))
+        role = accounts.role_from_claims(
+            claims, s.oidc_role_claim, accounts.parse_role_map(s.oidc_role_map)
+        )
     except GloveWatchError as exc:
         st.error(f"Single sign-on is misconfigured: {exc}")
         return None
@@ -77,8 +78,9 @@ def current_account(store: Store, s: Settings) -> Account | None:
         return sso
     held: SignedIn | None = st.session_state.get(_KEY)
     if held is not None:
-        if not held.expired(hours=s.session_hours, idle_minutes=s.idle_minutes) and \
-                accounts.still_valid(store, held):
+        if not held.expired(
+            hours=s.session_hours, idle_minutes=s.idle_minutes
+        ) and accounts.still_valid(store, held):
             st.session_state[_KEY] = held.touched()
             return held.account
         st.session_state.pop(_KEY, None)

@@ -189,20 +189,30 @@ def _data_url(image: np.ndarray) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode()
 
 
-def box_editor(image: np.ndarray, boxes: list[dict[str, Any]], frame: int,
-               classes: list[tuple[str, str]], key: str) -> EditorResult:
+def box_editor(
+    image: np.ndarray,
+    boxes: list[dict[str, Any]],
+    frame: int,
+    classes: list[tuple[str, str]],
+    key: str,
+) -> EditorResult:
     """Show the editor for one frame (BGR ``image``); ``classes`` are (name, #colour)."""
     h, w = image.shape[:2]
-    data = {"image": _data_url(image), "width": w, "height": h, "frame": frame,
-            "boxes": boxes, "classes": [{"name": n, "colour": c} for n, c in classes]}
-    res = _editor(key=key, data=data, on_boxes_change=lambda: None,
-                  on_action_change=lambda: None)
+    data = {
+        "image": _data_url(image),
+        "width": w,
+        "height": h,
+        "frame": frame,
+        "boxes": boxes,
+        "classes": [{"name": n, "colour": c} for n, c in classes],
+    }
+    res = _editor(key=key, data=data, on_boxes_change=lambda: None, on_action_change=lambda: None)
     state = getattr(res, "boxes", None)
     trigger = getattr(res, "action", None)
-    got = state.get("boxes") if isinstance(state, dict) and state.get("frame") == frame \
-        else None
-    action = trigger.get("type") if isinstance(trigger, dict) and \
-        trigger.get("frame") == frame else None
+    got = state.get("boxes") if isinstance(state, dict) and state.get("frame") == frame else None
+    action = (
+        trigger.get("type") if isinstance(trigger, dict) and trigger.get("frame") == frame else None
+    )
     if isinstance(trigger, dict) and action and trigger.get("boxes") is not None:
         got = trigger["boxes"]
     return EditorResult(got, action)

@@ -113,8 +113,7 @@ def save_upload(name: str, data: bytes) -> Path:
     return target
 
 
-def model_picker(key: str, page: Page, station: str | None = None
-                 ) -> tuple[Path, ModelInfo] | None:
+def model_picker(key: str, page: Page, station: str | None = None) -> tuple[Path, ModelInfo] | None:
     """Choose the active model (the station's own when it has one), or (engineers) upload a
     ``.pt``; None (with a message) if unusable."""
     choices = ["Active model"]
@@ -124,9 +123,13 @@ def model_picker(key: str, page: Page, station: str | None = None
     active = active_model(page.store, station)
     path = active.path
     if choice != "Active model":
-        up = st.file_uploader("Weights file", type=["pt"], key=f"{key}-upload",
-                              help="A YOLO detect or segment .pt file, e.g. a model trained on "
-                                   "your own plant's images.")
+        up = st.file_uploader(
+            "Weights file",
+            type=["pt"],
+            key=f"{key}-upload",
+            help="A YOLO detect or segment .pt file, e.g. a model trained on "
+            "your own plant's images.",
+        )
         if up is None:
             st.info("Upload a .pt weights file, or choose the active model.")
             return None
@@ -151,6 +154,7 @@ def threshold_controls(key: str, s: Settings) -> InferenceParams:
     """Confidence, IoU and image-size controls."""
     conf = st.slider("Confidence threshold", 0.05, 0.95, s.conf, 0.05, key=f"{key}-conf")
     iou = st.slider("IoU threshold (NMS)", 0.1, 0.95, s.iou, 0.05, key=f"{key}-iou")
-    imgsz = st.select_slider("Image size", [320, 416, 480, 640, 800, 960, 1280], s.imgsz,
-                             key=f"{key}-imgsz")
+    imgsz = st.select_slider(
+        "Image size", [320, 416, 480, 640, 800, 960, 1280], s.imgsz, key=f"{key}-imgsz"
+    )
     return InferenceParams(conf=conf, iou=iou, imgsz=int(imgsz))

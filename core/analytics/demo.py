@@ -27,6 +27,7 @@ def demo_store() -> tuple[Store, SynthReport | None]:
     store = open_store(str(demo_path()))
     report = None
     if store.bulk.is_empty():
-        report = generate(store, stations=DEMO_STATIONS, days=DEMO_DAYS,
-                          seconds_rows=DEMO_SECONDS_ROWS, seed=0)
+        report = generate(
+            store, stations=DEMO_STATIONS, days=DEMO_DAYS, seconds_rows=DEMO_SECONDS_ROWS, seed=0
+        )
     return store, report

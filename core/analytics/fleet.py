@@ -68,8 +68,9 @@ def _age(stamp: str | None, now: datetime) -> float | None:
         return None
 
 
-def worker_state(reported: str, age_s: float | None, stale_after_s: float,
-                 lost_after_s: float) -> str:
+def worker_state(
+    reported: str, age_s: float | None, stale_after_s: float, lost_after_s: float
+) -> str:
     """A worker's status from what it said and how long ago."""
     if reported in ("offline", "stopped"):
         return reported
@@ -80,8 +81,9 @@ def worker_state(reported: str, age_s: float | None, stale_after_s: float,
     return "online"
 
 
-def camera_state(reported: str, age_s: float | None, worker: str | None,
-                 stale_after_s: float) -> str:
+def camera_state(
+    reported: str, age_s: float | None, worker: str | None, stale_after_s: float
+) -> str:
     """A camera's status from what its worker said, how long ago, and the worker's state."""
     if worker in ("stopped",):
         return "stopped"
@@ -94,8 +96,12 @@ def camera_state(reported: str, age_s: float | None, worker: str | None,
     return reported if reported in CAMERA_STATES else "disconnected"
 
 
-def fleet_status(store: Store, now: datetime | None = None, stale_after_s: float = 30.0,
-                 lost_after_s: float = 120.0) -> tuple[list[WorkerView], list[CameraView]]:
+def fleet_status(
+    store: Store,
+    now: datetime | None = None,
+    stale_after_s: float = 30.0,
+    lost_after_s: float = 120.0,
+) -> tuple[list[WorkerView], list[CameraView]]:
     """Every worker and camera with its judged status (see module docstring)."""
     now = now or datetime.now()
     cams = store.fleet.cameras()
@@ -109,18 +115,40 @@ def fleet_status(store: Store, now: datetime | None = None, stale_after_s: float
         age = _age(w.heartbeat_at, now)
         state = worker_state(w.status, age, stale_after_s, lost_after_s)
         states[w.name] = state
-        workers.append(WorkerView(w.name, w.host, state, w.status, w.started_at, w.heartbeat_at,
-                                  None if age is None else round(age, 1),
-                                  per_worker.get(w.name, 0),
-                                  str(w.details.get("transport", "")), w.details))
+        workers.append(
+            WorkerView(
+                w.name,
+                w.host,
+                state,
+                w.status,
+                w.started_at,
+                w.heartbeat_at,
+                None if age is None else round(age, 1),
+                per_worker.get(w.name, 0),
+                str(w.details.get("transport", "")),
+                w.details,
+            )
+        )
     cameras = []
     for c in cams:
         age = _age(c.heartbeat_at, now)
-        cameras.append(CameraView(
-            c.name, c.worker, c.station, c.source,
-            camera_state(c.status, age, states.get(c.worker or ""), stale_after_s), c.status,
-            c.fps, c.analysed, c.skipped, c.last_frame_at, c.heartbeat_at,
-            None if age is None else round(age, 1), c.message))
+        cameras.append(
+            CameraView(
+                c.name,
+                c.worker,
+                c.station,
+                c.source,
+                camera_state(c.status, age, states.get(c.worker or ""), stale_after_s),
+                c.status,
+                c.fps,
+                c.analysed,
+                c.skipped,
+                c.last_frame_at,
+                c.heartbeat_at,
+                None if age is None else round(age, 1),
+                c.message,
+            )
+        )
     return workers, cameras
 
 

@@ -41,9 +41,19 @@ from core.storage.stations import StationRecord
 BASIS_HAND_TIME = "hand-time"
 BASIS_DETECTIONS = "detections"
 
-__all__ = ["BASIS_DETECTIONS", "BASIS_HAND_TIME", "EPISODE_ORDERS", "OFF_SHIFT",
-           "REVIEW_STATES", "SEVERITIES", "DataSpan", "EpisodeRecord", "HistoryFilter",
-           "Provenance", "Stats"]
+__all__ = [
+    "BASIS_DETECTIONS",
+    "BASIS_HAND_TIME",
+    "EPISODE_ORDERS",
+    "OFF_SHIFT",
+    "REVIEW_STATES",
+    "SEVERITIES",
+    "DataSpan",
+    "EpisodeRecord",
+    "HistoryFilter",
+    "Provenance",
+    "Stats",
+]
 
 
 @dataclass(frozen=True)
@@ -112,22 +122,25 @@ def kpis(store: Store, f: HistoryFilter) -> Kpis:
     """Compliance, episodes, critical episodes and minutes monitored for the whole filter."""
     total = _grouped(store, f, key_none).get((), Stats())
     if total.basis == BASIS_HAND_TIME:
-        note = ("Compliance = compliant hand-time / all judged hand-time from monitored "
-                "coverage, by each station's rule"
-                + (" (dismissed episodes' time taken out)." if total.dismissed_s else "."))
+        note = (
+            "Compliance = compliant hand-time / all judged hand-time from monitored "
+            "coverage, by each station's rule"
+            + (" (dismissed episodes' time taken out)." if total.dismissed_s else ".")
+        )
         if total.compliant_n + total.violating_n:
             note += " Batch photos without time are not mixed in."
     elif total.basis == BASIS_DETECTIONS:
-        note = ("No monitored coverage in this range: compliance = compliant / all judged hand "
-                "detections of processed images and frames, by each station's rule.")
+        note = (
+            "No monitored coverage in this range: compliance = compliant / all judged hand "
+            "detections of processed images and frames, by each station's rule."
+        )
     else:
         note = "No hands were seen in this range, so there is no compliance rate."
     return Kpis(total=total, basis_note=note)
 
 
 def _merge(rows: list[Stats], key: tuple[str, ...]) -> Stats:
-    sums = {n: sum(getattr(r, n) for r in rows) for n in Figures.__dataclass_fields__
-            if n != "key"}
+    sums = {n: sum(getattr(r, n) for r in rows) for n in Figures.__dataclass_fields__ if n != "key"}
     return Stats(key=key, **sums)
 
 
@@ -136,10 +149,14 @@ def trend(store: Store, f: HistoryFilter, by: str = "day") -> list[Stats]:
     empty ones included) or week (key = Monday of the week)."""
     if by == "hour":
         groups = _grouped(store, f, key_day_hour)
-        hours = [datetime.combine(f.start, datetime.min.time()) + timedelta(hours=h)
-                 for h in range(24 * f.days)]
-        return [groups.get((h.strftime("%Y-%m-%d %H"),),
-                           Stats(key=(h.strftime("%Y-%m-%d %H"),))) for h in hours]
+        hours = [
+            datetime.combine(f.start, datetime.min.time()) + timedelta(hours=h)
+            for h in range(24 * f.days)
+        ]
+        return [
+            groups.get((h.strftime("%Y-%m-%d %H"),), Stats(key=(h.strftime("%Y-%m-%d %H"),)))
+            for h in hours
+        ]
     if by not in ("day", "week"):
         raise ValueError(f"trend by 'hour', 'day' or 'week', not {by!r}")
     groups = _grouped(store, f, key_day)
@@ -202,10 +219,16 @@ class CoverageGrid(Sequence[CoverageCell]):
         si, di = divmod(i, len(self.days))
         key = (self.stations[si], self.days[di])
         values = self._sums[si, di].tolist()
-        counts = {"frames", "compliant_n", "violating_n", "episodes", "critical", "dismissed",
-                  "unreviewed"}
-        stats = Stats(key=key, **{n: int(v) if n in counts else v
-                                  for n, v in zip(FIELDS, values)})
+        counts = {
+            "frames",
+            "compliant_n",
+            "violating_n",
+            "episodes",
+            "critical",
+            "dismissed",
+            "unreviewed",
+        }
+        stats = Stats(key=key, **{n: int(v) if n in counts else v for n, v in zip(FIELDS, values)})
         return CoverageCell(key[0], key[1], stats)
 
     @overload
@@ -222,8 +245,9 @@ class CoverageGrid(Sequence[CoverageCell]):
         return self._cell(i % len(self))
 
     def __eq__(self, other: object) -> bool:
-        return list(self) == list(other) if isinstance(other, (list, CoverageGrid)) else \
-            NotImplemented
+        return (
+            list(self) == list(other) if isinstance(other, (list, CoverageGrid)) else NotImplemented
+        )
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -243,8 +267,9 @@ def coverage(store: Store, f: HistoryFilter) -> CoverageGrid:
     return CoverageGrid(stations, days, grid)
 
 
-def episodes(store: Store, f: HistoryFilter, limit: int = 200, offset: int = 0,
-             order: str = "newest") -> list[EpisodeRecord]:
+def episodes(
+    store: Store, f: HistoryFilter, limit: int = 200, offset: int = 0, order: str = "newest"
+) -> list[EpisodeRecord]:
     """Episodes matching the filter (dismissed ones included, marked), for review."""
     return store.events.matching(f, limit, offset, order)
 

@@ -28,17 +28,45 @@ from core.storage import Store, now
 from core.storage.events import EpisodeRecord
 from core.storage.filters import HistoryFilter
 
-EPISODE_HEADER = ("id", "started_at", "ended_at", "station", "duration_s", "class", "reason",
-                  "severity", "peak_conf", "review", "review_comment", "reviewed_by",
-                  "reviewed_at", "model", "rule_version", "zone")
+EPISODE_HEADER = (
+    "id",
+    "started_at",
+    "ended_at",
+    "station",
+    "duration_s",
+    "class",
+    "reason",
+    "severity",
+    "peak_conf",
+    "review",
+    "review_comment",
+    "reviewed_by",
+    "reviewed_at",
+    "model",
+    "rule_version",
+    "zone",
+)
 
 
 def _episode_values(ep: EpisodeRecord) -> list[Any]:
-    return [ep.id, ep.started_at, ep.ended_at, ep.station, ep.duration_s, ep.class_name,
-            ep.reason, ep.severity, ep.peak_conf, ep.review, ep.review_comment,
-            ep.reviewed_by, ep.reviewed_at,
-            f"{ep.model_name or 'model'} ({(ep.model_hash or '')[:12]})" if ep.model_hash
-            else None, ep.rule_version, ep.zone]
+    return [
+        ep.id,
+        ep.started_at,
+        ep.ended_at,
+        ep.station,
+        ep.duration_s,
+        ep.class_name,
+        ep.reason,
+        ep.severity,
+        ep.peak_conf,
+        ep.review,
+        ep.review_comment,
+        ep.reviewed_by,
+        ep.reviewed_at,
+        f"{ep.model_name or 'model'} ({(ep.model_hash or '')[:12]})" if ep.model_hash else None,
+        ep.rule_version,
+        ep.zone,
+    ]
 
 
 def episodes_csv(store: Store, f: HistoryFilter, limit: int = 1_000_000) -> str:
@@ -46,8 +74,10 @@ def episodes_csv(store: Store, f: HistoryFilter, limit: int = 1_000_000) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(EPISODE_HEADER)
-    w.writerows([safe_text(v) if isinstance(v, str) else v for v in _episode_values(ep)]
-                for ep in h.episodes(store, f, limit=limit))
+    w.writerows(
+        [safe_text(v) if isinstance(v, str) else v for v in _episode_values(ep)]
+        for ep in h.episodes(store, f, limit=limit)
+    )
     return buf.getvalue()
 
 
@@ -70,8 +100,9 @@ def report_name(f: HistoryFilter) -> str:
     return f"glovewatch-report-{f.slug()}.xlsx"[:180]
 
 
-def write_history_xlsx(path: Path, store: Store, f: HistoryFilter, max_episodes: int = 5000,
-                       max_thumbnails: int = 200) -> Path:
+def write_history_xlsx(
+    path: Path, store: Store, f: HistoryFilter, max_episodes: int = 5000, max_thumbnails: int = 200
+) -> Path:
     """Write the compliance report of filter ``f`` to ``path``; at most ``max_episodes``
     episode rows (worst first: critical, then longest), the first ``max_thumbnails`` with an
     embedded thumbnail."""
@@ -92,33 +123,76 @@ def write_history_xlsx(path: Path, store: Store, f: HistoryFilter, max_episodes:
     ws.title = "Summary"
     _header(ws, "GloveWatch compliance report", lines)
     t = k.total
-    add_table(ws, ("KPI", "Value"), [
-        ("Compliance", _pct(t.compliance)),
-        ("Episodes (dismissed left out)", t.episodes),
-        ("Critical episodes", t.critical),
-        ("Dismissed as false alarm", t.dismissed),
-        ("Minutes monitored", round(t.minutes, 1)),
-    ], pct_cols=(2,))
+    add_table(
+        ws,
+        ("KPI", "Value"),
+        [
+            ("Compliance", _pct(t.compliance)),
+            ("Episodes (dismissed left out)", t.episodes),
+            ("Critical episodes", t.critical),
+            ("Dismissed as false alarm", t.dismissed),
+            ("Minutes monitored", round(t.minutes, 1)),
+        ],
+        pct_cols=(2,),
+    )
     ws.append([])
-    add_table(ws, ("Station", "Shift", "Compliance", "Basis", "Minutes monitored",
-                   "Compliant hand-s", "Violating hand-s", "Judged detections", "Episodes",
-                   "Critical"),
-              [(*s.key, _pct(s.compliance), s.basis or "no hands seen", round(s.minutes, 1),
-                s.compliant_s, s.violating_s, s.compliant_n + s.violating_n, s.episodes,
-                s.critical) for s in h.station_shift(store, f)],
-              title="Per station and shift", pct_cols=(3,))
+    add_table(
+        ws,
+        (
+            "Station",
+            "Shift",
+            "Compliance",
+            "Basis",
+            "Minutes monitored",
+            "Compliant hand-s",
+            "Violating hand-s",
+            "Judged detections",
+            "Episodes",
+            "Critical",
+        ),
+        [
+            (
+                *s.key,
+                _pct(s.compliance),
+                s.basis or "no hands seen",
+                round(s.minutes, 1),
+                s.compliant_s,
+                s.violating_s,
+                s.compliant_n + s.violating_n,
+                s.episodes,
+                s.critical,
+            )
+            for s in h.station_shift(store, f)
+        ],
+        title="Per station and shift",
+        pct_cols=(3,),
+    )
     ws.append([])
     stations = h.per_station(store, f)
     st_first, st_last = add_table(
-        ws, ("Station", "Compliance", "Basis", "Minutes monitored", "Episodes", "Critical"),
-        [(s.key[0], _pct(s.compliance), s.basis or "no hands seen", round(s.minutes, 1),
-          s.episodes, s.critical) for s in stations], title="Per station", pct_cols=(2,))
+        ws,
+        ("Station", "Compliance", "Basis", "Minutes monitored", "Episodes", "Critical"),
+        [
+            (
+                s.key[0],
+                _pct(s.compliance),
+                s.basis or "no hands seen",
+                round(s.minutes, 1),
+                s.episodes,
+                s.critical,
+            )
+            for s in stations
+        ],
+        title="Per station",
+        pct_cols=(2,),
+    )
     fit_columns(ws)
     if stations:
         bar = BarChart()
         bar.title, bar.y_axis.title = "Episodes per station", "episodes"
-        bar.add_data(Reference(ws, min_col=5, min_row=st_first, max_row=st_last),
-                     titles_from_data=True)
+        bar.add_data(
+            Reference(ws, min_col=5, min_row=st_first, max_row=st_last), titles_from_data=True
+        )
         bar.set_categories(Reference(ws, min_col=1, min_row=st_first + 1, max_row=st_last))
         bar.width, bar.height = 18, 8
         ws.add_chart(bar, "L2")
@@ -127,33 +201,46 @@ def write_history_xlsx(path: Path, store: Store, f: HistoryFilter, max_episodes:
     _header(tr, "Daily trend", lines[:4])
     days = h.trend(store, f, "day")
     tr_first, tr_last = add_table(
-        tr, ("Day", "Compliance", "Episodes", "Critical", "Minutes monitored"),
+        tr,
+        ("Day", "Compliance", "Episodes", "Critical", "Minutes monitored"),
         [(s.key[0], s.compliance, s.episodes, s.critical, round(s.minutes, 1)) for s in days],
-        pct_cols=(2,))
+        pct_cols=(2,),
+    )
     fit_columns(tr)
     line = LineChart()
     line.title, line.y_axis.title = "Compliance per day (gaps: no hands seen)", "compliance"
     line.y_axis.number_format = "0%"
     line.y_axis.scaling.min = 0
     line.y_axis.scaling.max = 1
-    line.add_data(Reference(tr, min_col=2, min_row=tr_first, max_row=tr_last),
-                  titles_from_data=True)
+    line.add_data(
+        Reference(tr, min_col=2, min_row=tr_first, max_row=tr_last), titles_from_data=True
+    )
     line.set_categories(Reference(tr, min_col=1, min_row=tr_first + 1, max_row=tr_last))
     line.width, line.height = 24, 9
     tr.add_chart(line, "H2")
     eps_chart = BarChart()
     eps_chart.title = "Episodes per day"
-    eps_chart.add_data(Reference(tr, min_col=3, min_row=tr_first, max_row=tr_last),
-                       titles_from_data=True)
+    eps_chart.add_data(
+        Reference(tr, min_col=3, min_row=tr_first, max_row=tr_last), titles_from_data=True
+    )
     eps_chart.set_categories(Reference(tr, min_col=1, min_row=tr_first + 1, max_row=tr_last))
     eps_chart.width, eps_chart.height = 24, 9
     tr.add_chart(eps_chart, "H22")
 
     es = wb.create_sheet("Episodes")
     shown = min(total_eps, max_episodes)
-    _header(es, "Episodes", lines[:4] + [
-        ("Rows", f"{shown} of {total_eps} episodes (critical first, then longest); "
-                 f"thumbnails for the first {min(shown, max_thumbnails)}")])
+    _header(
+        es,
+        "Episodes",
+        lines[:4]
+        + [
+            (
+                "Rows",
+                f"{shown} of {total_eps} episodes (critical first, then longest); "
+                f"thumbnails for the first {min(shown, max_thumbnails)}",
+            )
+        ],
+    )
     first, _ = add_table(es, ("thumbnail", *EPISODE_HEADER), [])
     es.column_dimensions["A"].width = 14
     for i, ep in enumerate(h.episodes(store, f, limit=max_episodes, order="critical first")):
@@ -167,13 +254,28 @@ def write_history_xlsx(path: Path, store: Store, f: HistoryFilter, max_episodes:
     es.freeze_panes = es.cell(row=first + 1, column=2)
 
     cs = wb.create_sheet("Coverage")
-    _header(cs, "Coverage per station and day", lines[:4] + [
-        ("Note", "A day with 0 minutes had no camera running: it has no compliance figure.")])
-    add_table(cs, ("Station", "Day", "Minutes monitored", "Compliance", "Basis", "Episodes"),
-              [(c.station, c.day, round(c.stats.minutes, 1),
-                _pct(c.stats.compliance) if c.stats.watched_s or c.stats.basis
-                else "no coverage", c.stats.basis or "", c.stats.episodes)
-               for c in h.coverage(store, f)], pct_cols=(4,))
+    _header(
+        cs,
+        "Coverage per station and day",
+        lines[:4]
+        + [("Note", "A day with 0 minutes had no camera running: it has no compliance figure.")],
+    )
+    add_table(
+        cs,
+        ("Station", "Day", "Minutes monitored", "Compliance", "Basis", "Episodes"),
+        [
+            (
+                c.station,
+                c.day,
+                round(c.stats.minutes, 1),
+                _pct(c.stats.compliance) if c.stats.watched_s or c.stats.basis else "no coverage",
+                c.stats.basis or "",
+                c.stats.episodes,
+            )
+            for c in h.coverage(store, f)
+        ],
+        pct_cols=(4,),
+    )
     fit_columns(cs)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -44,17 +44,18 @@ class RetentionReport:
     def summary(self) -> str:
         """One readable sentence for the page and the CLI."""
         mb = self.bytes_freed / 1e6
-        text = (f"Removed data older than {self.cutoff} ({self.days} days): "
-                f"{self.files_removed} evidence files ({mb:.1f} MB) from "
-                f"{self.episodes_cleared} episodes, {self.results_deleted} per-frame results "
-                f"with {self.detections_deleted} detections, {self.coverage_seconds_deleted} "
-                f"per-second coverage rows ({self.hours_rolled_up} missing hourly roll-ups "
-                "added first). Episode rows and hourly figures are kept.")
+        text = (
+            f"Removed data older than {self.cutoff} ({self.days} days): "
+            f"{self.files_removed} evidence files ({mb:.1f} MB) from "
+            f"{self.episodes_cleared} episodes, {self.results_deleted} per-frame results "
+            f"with {self.detections_deleted} detections, {self.coverage_seconds_deleted} "
+            f"per-second coverage rows ({self.hours_rolled_up} missing hourly roll-ups "
+            "added first). Episode rows and hourly figures are kept."
+        )
         if self.files_missing:
             text += f" {self.files_missing} evidence files were already gone."
         if self.files_outside_home:
-            text += (f" {self.files_outside_home} files outside the data folder were left "
-                     "in place.")
+            text += f" {self.files_outside_home} files outside the data folder were left in place."
         return text
 
 
@@ -77,8 +78,7 @@ def _remove(path_text: str, home: Path, report: RetentionReport) -> None:
     report.bytes_freed += size
 
 
-def run_retention(store: Store, days: int | None = None, by: str | None = None
-                  ) -> RetentionReport:
+def run_retention(store: Store, days: int | None = None, by: str | None = None) -> RetentionReport:
     """Delete evidence and raw rows older than ``days`` (default ``settings().retention_days``)
     whole days back from today; returns what was removed and keeps it in the store."""
     s = settings()
@@ -88,10 +88,15 @@ def run_retention(store: Store, days: int | None = None, by: str | None = None
     cutoff = (datetime.now().date() - timedelta(days=days)).isoformat() + " 00:00:00"
     purged = store.retention.purge(cutoff, days)
     report = RetentionReport(
-        days=days, cutoff=cutoff, episodes_cleared=purged.episodes_cleared,
-        results_deleted=purged.results_deleted, detections_deleted=purged.detections_deleted,
+        days=days,
+        cutoff=cutoff,
+        episodes_cleared=purged.episodes_cleared,
+        results_deleted=purged.results_deleted,
+        detections_deleted=purged.detections_deleted,
         coverage_seconds_deleted=purged.coverage_seconds_deleted,
-        hours_rolled_up=purged.hours_rolled_up, by=by)
+        hours_rolled_up=purged.hours_rolled_up,
+        by=by,
+    )
     # Files go after the commit: a failed transaction must not leave rows pointing at nothing.
     home = s.home.resolve()
     for path in purged.files:
@@ -101,8 +106,12 @@ def run_retention(store: Store, days: int | None = None, by: str | None = None
         if boxes.is_file() and boxes.resolve().is_relative_to(home):
             boxes.unlink()
     store.retention.record(purged.run_id, asdict(report))
-    store.audit.add(by or "-", "retention.run", f"{days} days", {"cutoff": cutoff,
-                                                                 "files": report.files_removed})
+    store.audit.add(
+        by or "-",
+        "retention.run",
+        f"{days} days",
+        {"cutoff": cutoff, "files": report.files_removed},
+    )
     log.info("retention: %s", report.summary())
     return report
 

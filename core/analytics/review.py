@@ -30,20 +30,26 @@ log = logging.getLogger(__name__)
 EXPORT_NAMES = {0: "glove", 1: "hand"}  # the shipped model's class order
 
 
-def set_review(store: Store, event_id: int, review: str, comment: str = "",
-               reviewed_by: str = "") -> ReviewEntry:
+def set_review(
+    store: Store, event_id: int, review: str, comment: str = "", reviewed_by: str = ""
+) -> ReviewEntry:
     """Mark an episode confirmed, dismissed or unreviewed; every decision is kept.
 
     Raises :class:`ReviewError` for an unknown state or episode.
     """
     if review not in REVIEW_STATES:
         raise ReviewError(f"Review must be one of {', '.join(REVIEW_STATES)}, not {review!r}.")
-    entry = store.events.set_review(event_id, review, comment.strip() or None,
-                                    reviewed_by.strip() or None)
+    entry = store.events.set_review(
+        event_id, review, comment.strip() or None, reviewed_by.strip() or None
+    )
     if entry is None:
         raise ReviewError(f"There is no episode #{event_id} (deleted or never stored).")
-    store.audit.add(entry.reviewed_by or "-", "episode.review", f"episode {event_id}",
-                    {"review": review, "comment": entry.comment})
+    store.audit.add(
+        entry.reviewed_by or "-",
+        "episode.review",
+        f"episode {event_id}",
+        {"review": review, "comment": entry.comment},
+    )
     log.info("episode %s marked %s by %s", event_id, review, entry.reviewed_by or "-")
     return entry
 
@@ -71,11 +77,14 @@ def load_evidence(ep: EpisodeRecord, crop: bool = False) -> EvidenceView:
             return EvidenceView(None, f"Evidence removed by retention on {ep.evidence_removed_at}.")
         return EvidenceView(None, "No evidence image was stored for this episode.")
     if not Path(path).exists():
-        return EvidenceView(None, f"The {what} of episode #{ep.id} is missing (deleted "
-                                  "outside GloveWatch).")
+        return EvidenceView(
+            None, f"The {what} of episode #{ep.id} is missing (deleted outside GloveWatch)."
+        )
     try:
-        return EvidenceView(read_image(path), f"Episode #{ep.id}: {what} (redacted: only the "
-                                              "offending hand is sharp)")
+        return EvidenceView(
+            read_image(path),
+            f"Episode #{ep.id}: {what} (redacted: only the offending hand is sharp)",
+        )
     except MediaError as exc:
         log.warning("episode %s: %s", ep.id, exc)
         return EvidenceView(None, f"The {what} of episode #{ep.id} is unreadable.")
@@ -90,8 +99,9 @@ def thumbnail_png(ep: EpisodeRecord, size: int = 96) -> bytes | None:
     h, w = img.shape[:2]
     scale = size / max(h, w)
     if scale < 1:
-        img = cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))),
-                         interpolation=cv2.INTER_AREA)
+        img = cv2.resize(
+            img, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+        )
     ok, buf = cv2.imencode(".png", img)
     return buf.tobytes() if ok else None
 
@@ -114,8 +124,13 @@ def _boxes(store: Store, ep: EpisodeRecord) -> list[tuple[str, tuple[float, ...]
     return [(d.role, d.box) for d in store.events.frame_detections(ep)]
 
 
-def export_reviewed(store: Store, out_dir: Path, f: HistoryFilter | None = None,
-                    dismissed_as: str = "glove", limit: int = 100_000) -> ExportReport:
+def export_reviewed(
+    store: Store,
+    out_dir: Path,
+    f: HistoryFilter | None = None,
+    dismissed_as: str = "glove",
+    limit: int = 100_000,
+) -> ExportReport:
     """Write reviewed episodes' evidence frames and labels as a YOLO detection data set
     (``images/train``, ``labels/train``, ``data.yaml``) under ``out_dir``.
 
@@ -133,15 +148,22 @@ def export_reviewed(store: Store, out_dir: Path, f: HistoryFilter | None = None,
     report = ExportReport(out_dir)
     if f is None:
         span = store.history.data_span()
-        f = None if span.empty or span.first is None or span.last is None \
+        f = (
+            None
+            if span.empty or span.first is None or span.last is None
             else HistoryFilter(span.first, span.last)
-    eps = [e for e in (store.events.matching(f, limit=limit) if f else [])
-           if e.review in ("confirmed", "dismissed")]
+        )
+    eps = [
+        e
+        for e in (store.events.matching(f, limit=limit) if f else [])
+        if e.review in ("confirmed", "dismissed")
+    ]
     for ep in eps:
         view = load_evidence(ep)
         if view.image is None or not ep.evidence_path:
-            report.skipped.append((ep.id, view.message if view.image is None
-                                   else "only a hand crop was stored"))
+            report.skipped.append(
+                (ep.id, view.message if view.image is None else "only a hand crop was stored")
+            )
             continue
         dets = _boxes(store, ep)
         if not dets:
@@ -156,8 +178,10 @@ def export_reviewed(store: Store, out_dir: Path, f: HistoryFilter | None = None,
                 cls = 1 if ep.review == "confirmed" else 0
             else:
                 continue
-            lines.append(f"{cls} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} "
-                         f"{(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}")
+            lines.append(
+                f"{cls} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} "
+                f"{(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}"
+            )
         stem = f"episode-{ep.id:07d}"
         shutil.copyfile(ep.evidence_path, img_dir / (stem + Path(ep.evidence_path).suffix))
         (lab_dir / (stem + ".txt")).write_text("\n".join(lines) + ("\n" if lines else ""))
@@ -165,5 +189,6 @@ def export_reviewed(store: Store, out_dir: Path, f: HistoryFilter | None = None,
         report.boxes += len(lines)
     names = "\n".join(f"  {k}: {v}" for k, v in EXPORT_NAMES.items())
     (out_dir / "data.yaml").write_text(
-        f"path: {out_dir.resolve()}\ntrain: images/train\nval: images/train\nnames:\n{names}\n")
+        f"path: {out_dir.resolve()}\ntrain: images/train\nval: images/train\nnames:\n{names}\n"
+    )
     return report

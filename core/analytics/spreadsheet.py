@@ -29,8 +29,7 @@ def safe_text(value: str) -> str:
 def append_row(ws: Worksheet, values: Sequence[Any]) -> int:
     """Append ``values`` as a row; text that looks like a formula stays text. Returns the
     row number."""
-    ws.append([None if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v
-               for v in values])
+    ws.append([None if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v for v in values])
     row = ws.max_row
     for col, v in enumerate(values, start=1):
         if isinstance(v, str) and v.startswith(FORMULA_STARTS):
@@ -46,14 +45,18 @@ def bold_row(ws: Worksheet, row: int) -> None:
 
 
 def fit_columns(ws: Worksheet, max_rows: int = 200) -> None:
-    for i, col in enumerate(ws.iter_cols(min_row=1, max_row=min(ws.max_row, max_rows)),
-                            start=1):
+    for i, col in enumerate(ws.iter_cols(min_row=1, max_row=min(ws.max_row, max_rows)), start=1):
         width = max((len(str(c.value)) for c in col if c.value is not None), default=8)
         ws.column_dimensions[get_column_letter(i)].width = min(max(width + 2, 8), 60)
 
 
-def add_table(ws: Worksheet, header: Sequence[str], rows: Iterable[Sequence[Any]],
-              title: str | None = None, pct_cols: Sequence[int] = ()) -> tuple[int, int]:
+def add_table(
+    ws: Worksheet,
+    header: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    title: str | None = None,
+    pct_cols: Sequence[int] = (),
+) -> tuple[int, int]:
     """A titled table with a bold, frozen, filterable header; percent format on
     ``pct_cols`` (1-based). Returns (header row, last row)."""
     if title:
@@ -72,8 +75,9 @@ def add_table(ws: Worksheet, header: Sequence[str], rows: Iterable[Sequence[Any]
     return first, last
 
 
-def write_workbook(path: Path, sheets: Sequence[tuple[str, str | None, Sequence[str],
-                                                      Iterable[Sequence[Any]]]]) -> Path:
+def write_workbook(
+    path: Path, sheets: Sequence[tuple[str, str | None, Sequence[str], Iterable[Sequence[Any]]]]
+) -> Path:
     """A workbook of simple tables: ``(sheet name, title, header, rows)`` each."""
     wb = Workbook()
     for i, (name, title, header, rows) in enumerate(sheets):

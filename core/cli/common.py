@@ -72,8 +72,13 @@ def add_filter_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--to", dest="date_to", required=True, metavar="YYYY-MM-DD")
     p.add_argument("--station", action="append", help="repeat for several stations")
     p.add_argument("--shift", action="append", help="repeat for several shifts")
-    p.add_argument("--class", dest="classes", action="append", metavar="CLASS",
-                   help="episode class (repeatable)")
+    p.add_argument(
+        "--class",
+        dest="classes",
+        action="append",
+        metavar="CLASS",
+        help="episode class (repeatable)",
+    )
     p.add_argument("--severity", action="append", choices=SEVERITIES)
     p.add_argument("--review", action="append", choices=REVIEW_STATES)
 
@@ -82,10 +87,14 @@ def history_filter(args: argparse.Namespace) -> HistoryFilter:
     from core.analytics.history import as_date
 
     try:
-        return HistoryFilter(start=as_date(args.date_from), end=as_date(args.date_to),
-                             stations=tuple(args.station or ()), shifts=tuple(args.shift or ()),
-                             classes=tuple(args.classes or ()),
-                             severities=tuple(args.severity or ()),
-                             reviews=tuple(args.review or ()))
+        return HistoryFilter(
+            start=as_date(args.date_from),
+            end=as_date(args.date_to),
+            stations=tuple(args.station or ()),
+            shifts=tuple(args.shift or ()),
+            classes=tuple(args.classes or ()),
+            severities=tuple(args.severity or ()),
+            reviews=tuple(args.review or ()),
+        )
     except ValueError as exc:  # a bad date or a backwards range: one line, not a traceback
         raise GloveWatchError(str(exc)) from None

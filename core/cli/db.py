@@ -30,11 +30,23 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     """Open the store (which migrates it) and say which version it was and is."""
     st = _open(args.url)
     found, version = st.db.migrated_from, st.db.schema_version()
-    change = ("created" if found == 0 else "already current" if found == version
-              else f"upgraded from version {found}")
+    change = (
+        "created"
+        if found == 0
+        else "already current"
+        if found == version
+        else f"upgraded from version {found}"
+    )
     if args.json:
-        emit({"backend": _backend(st), "store": st.db.where, "version": version,
-              "found": found, "current": SCHEMA_VERSION})
+        emit(
+            {
+                "backend": _backend(st),
+                "store": st.db.where,
+                "version": version,
+                "found": found,
+                "current": SCHEMA_VERSION,
+            }
+        )
     else:
         say(f"{st.db.where} ({_backend(st)}): schema version {version} ({change})")
     return EXIT_OK
@@ -53,18 +65,32 @@ def cmd_copy(args: argparse.Namespace) -> int:
 
     rep = copy_store(src.db, dst.db, force=args.force, chunk=args.chunk, progress=progress)
     if args.json:
-        emit({"from": rep.source, "to": rep.target, "seconds": rep.seconds, "rows": rep.rows,
-              "replaced": rep.replaced, "ok": rep.ok,
-              "tables": {tc.table: {"source": tc.source, "target": tc.target}
-                         for tc in rep.tables}})
+        emit(
+            {
+                "from": rep.source,
+                "to": rep.target,
+                "seconds": rep.seconds,
+                "rows": rep.rows,
+                "replaced": rep.replaced,
+                "ok": rep.ok,
+                "tables": {
+                    tc.table: {"source": tc.source, "target": tc.target} for tc in rep.tables
+                },
+            }
+        )
     else:
-        say(f"copied {rep.source} -> {rep.target} in {rep.seconds:.1f} s"
-            + (f" (replaced {rep.replaced} rows)" if rep.replaced else ""))
+        say(
+            f"copied {rep.source} -> {rep.target} in {rep.seconds:.1f} s"
+            + (f" (replaced {rep.replaced} rows)" if rep.replaced else "")
+        )
         say(f"{'table':<20} {'source':>10} {'target':>10}")
         for tc in rep.tables:
             say(f"{tc.table:<20} {tc.source:>10} {tc.target:>10}{'' if tc.ok else '  MISMATCH'}")
-        say(f"all {len(rep.tables)} tables match ({rep.rows} rows)" if rep.ok
-            else "row counts differ")
+        say(
+            f"all {len(rep.tables)} tables match ({rep.rows} rows)"
+            if rep.ok
+            else "row counts differ"
+        )
     return EXIT_OK if rep.ok else EXIT_INPUT
 
 
@@ -76,12 +102,18 @@ def cmd_info(args: argparse.Namespace) -> int:
     counts = table_counts(st.db)
     version = st.db.schema_version()
     if args.json:
-        emit({"backend": _backend(st), "store": st.db.where, "version": version,
-              "current": SCHEMA_VERSION, "rows": counts})
+        emit(
+            {
+                "backend": _backend(st),
+                "store": st.db.where,
+                "version": version,
+                "current": SCHEMA_VERSION,
+                "rows": counts,
+            }
+        )
     else:
         say(f"{st.db.where}")
-        say(f"backend {_backend(st)}, schema version {version} (this GloveWatch: "
-            f"{SCHEMA_VERSION})")
+        say(f"backend {_backend(st)}, schema version {version} (this GloveWatch: {SCHEMA_VERSION})")
         for name, n in counts.items():
             say(f"  {name:<20} {n:>10}")
     return EXIT_OK
@@ -99,11 +131,16 @@ def register(sub: Subparsers) -> None:
     mg.set_defaults(func=cmd_migrate)
 
     cp = dsub.add_parser("copy", help="copy every row of a store into an empty other store")
-    cp.add_argument("--to", required=True, metavar="URL",
-                    help="target, e.g. postgresql://user:password@host/glovewatch")
+    cp.add_argument(
+        "--to",
+        required=True,
+        metavar="URL",
+        help="target, e.g. postgresql://user:password@host/glovewatch",
+    )
     cp.add_argument("--from", dest="source", metavar="URL", help="source; " + url_help)
-    cp.add_argument("--force", action="store_true",
-                    help="replace the rows of a target that is not empty")
+    cp.add_argument(
+        "--force", action="store_true", help="replace the rows of a target that is not empty"
+    )
     cp.add_argument("--chunk", type=int, default=10_000, help="rows read at a time")
     add_json(cp)
     cp.set_defaults(func=cmd_copy)

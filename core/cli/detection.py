@@ -34,15 +34,23 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
     files, missing = _expand_sources(args.sources)
     for m in missing:
-        say(f"{m}: no such file or folder") if not args.json else \
-            emit({"source": m, "error": "no such file or folder"})
+        say(f"{m}: no such file or folder") if not args.json else emit(
+            {"source": m, "error": "no such file or folder"}
+        )
     if not files:
         say("nothing to process")
         return EXIT_INPUT
     params = InferenceParams(conf=args.conf, iou=args.iou, imgsz=args.imgsz)
-    report = run_batch([BatchInput.from_path(f) for f in files], weights(args), params,
-                       station=args.station, backend=args.backend, tiles=args.tiles,
-                       store=store(), user=settings().user or None)
+    report = run_batch(
+        [BatchInput.from_path(f) for f in files],
+        weights(args),
+        params,
+        station=args.station,
+        backend=args.backend,
+        tiles=args.tiles,
+        store=store(),
+        user=settings().user or None,
+    )
     save = Path(args.save) if args.save else None
     for f in report.files:
         annotated = f.annotated_path
@@ -50,29 +58,48 @@ def cmd_detect(args: argparse.Namespace) -> int:
             save.mkdir(parents=True, exist_ok=True)
             annotated = Path(shutil.copy2(annotated, save / annotated.name))
         if args.json:
-            emit({"source": f.name, "kind": f.kind, "error": f.error,
-                  "verdict": str(f.verdict) if f.verdict else None,
-                  "compliant": f.compliant, "violating": f.violating,
-                  "frames": f.frames, "episodes": f.episodes,
-                  "annotated": str(annotated) if annotated else None,
-                  "detections": [{"frame": r.frame, "class": r.class_name, "role": r.role,
-                                  "status": r.status, "confidence": round(r.confidence, 4),
-                                  "box": [round(v, 1) for v in (r.x1, r.y1, r.x2, r.y2)]}
-                                 for r in f.rows]})
+            emit(
+                {
+                    "source": f.name,
+                    "kind": f.kind,
+                    "error": f.error,
+                    "verdict": str(f.verdict) if f.verdict else None,
+                    "compliant": f.compliant,
+                    "violating": f.violating,
+                    "frames": f.frames,
+                    "episodes": f.episodes,
+                    "annotated": str(annotated) if annotated else None,
+                    "detections": [
+                        {
+                            "frame": r.frame,
+                            "class": r.class_name,
+                            "role": r.role,
+                            "status": r.status,
+                            "confidence": round(r.confidence, 4),
+                            "box": [round(v, 1) for v in (r.x1, r.y1, r.x2, r.y2)],
+                        }
+                        for r in f.rows
+                    ],
+                }
+            )
         elif f.ok:
             say(f.describe())
         else:
             say(f"{f.name}: ERROR {f.error}")
     if not args.json:
-        say(f"session {report.session_id}: {len(report.files)} files, {report.failed} failed "
+        say(
+            f"session {report.session_id}: {len(report.files)} files, {report.failed} failed "
             f"({report.rule} at {report.station}); results in "
-            f"batch/session-{report.session_id:06d}")
+            f"batch/session-{report.session_id:06d}"
+        )
     return EXIT_INPUT if (report.failed or missing) else EXIT_OK
 
 
 def _print_eval(res, label: str = "") -> None:  # type: ignore[no-untyped-def]
-    say(f"{label}{res.describe()}: mAP50 {res.map50:.3f}, mAP50-95 {res.map50_95:.3f}, "
-        f"{res.ms_per_image:.0f} ms/image")
+    say(
+        f"{label}{res.describe()}: mAP50 {res.map50:.3f}, mAP50-95 {res.map50_95:.3f}, "
+        f"{res.ms_per_image:.0f} ms/image"
+    )
     for name, ap in res.per_class_ap50.items():
         say(f"  AP50 {name}: {ap:.3f}")
 
@@ -80,8 +107,14 @@ def _print_eval(res, label: str = "") -> None:  # type: ignore[no-untyped-def]
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from core.vision.evaluate import evaluate
 
-    res = evaluate(weights(args), args.data, split=args.split, imgsz=args.imgsz,
-                   tiles=getattr(args, "tiles", None), backend=args.backend)
+    res = evaluate(
+        weights(args),
+        args.data,
+        split=args.split,
+        imgsz=args.imgsz,
+        tiles=getattr(args, "tiles", None),
+        backend=args.backend,
+    )
     if args.json:
         emit(res.as_dict())
     else:
@@ -95,31 +128,48 @@ def cmd_wideview(args: argparse.Namespace) -> int:
     wv = build_wideview(Path(args.dataset), Path(args.out), n=args.n, seed=args.seed)
     c = wv.composites
     if args.json:
-        emit({"data": str(wv.data_yaml), "images": c.images, "boxes": c.boxes,
-              "sources": len(c.sources)})
+        emit(
+            {
+                "data": str(wv.data_yaml),
+                "images": c.images,
+                "boxes": c.boxes,
+                "sources": len(c.sources),
+            }
+        )
     else:
-        say(f"{c.images} wide-view canvases ({c.boxes} boxes) from {len(c.sources)} test "
-            f"images -> {wv.data_yaml}")
+        say(
+            f"{c.images} wide-view canvases ({c.boxes} boxes) from {len(c.sources)} test "
+            f"images -> {wv.data_yaml}"
+        )
     return EXIT_OK
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from core.pipeline.bench import run_bench
 
-    res = run_bench(Path(args.source), weights(args), backend=args.backend, imgsz=args.imgsz,
-                    passes=args.passes, baselines=() if args.no_plain else ("pytorch",
-                                                                           "openvino"))
+    res = run_bench(
+        Path(args.source),
+        weights(args),
+        backend=args.backend,
+        imgsz=args.imgsz,
+        passes=args.passes,
+        baselines=() if args.no_plain else ("pytorch", "openvino"),
+    )
     if args.json:
         emit(res.as_dict())
     else:
         s = res.stages_ms
-        say(f"GloveWatch pipeline ({res.backend}, imgsz {res.imgsz}): {res.pipeline_fps} fps "
+        say(
+            f"GloveWatch pipeline ({res.backend}, imgsz {res.imgsz}): {res.pipeline_fps} fps "
             f"over {res.frames} frames (decode {s.decode} ms, infer+track {s.infer_track} ms, "
-            f"episodes {s.episodes} ms, draw {s.annotate} ms)")
+            f"episodes {s.episodes} ms, draw {s.annotate} ms)"
+        )
         for b, fps in res.plain_fps.items():
             what = "the .pt" if b == "pytorch" else "the same OpenVINO export"
-            say(f"plain Ultralytics predict loop on {what}: {fps} fps -> GloveWatch is "
-                f"{res.ratios[b]}x that")
+            say(
+                f"plain Ultralytics predict loop on {what}: {fps} fps -> GloveWatch is "
+                f"{res.ratios[b]}x that"
+            )
         say(f"RSS MiB over time: {res.rss_mb}")
     return EXIT_OK
 
@@ -132,18 +182,28 @@ def register(sub: Subparsers) -> None:
     d.add_argument("--conf", type=float, default=s.conf)
     d.add_argument("--iou", type=float, default=s.iou)
     d.add_argument("--imgsz", type=int, default=s.imgsz)
-    d.add_argument("--backend", choices=BACKENDS, default=DEFAULTS.backend,
-                   help="inference runtime for videos and images (default %(default)s)")
+    d.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=DEFAULTS.backend,
+        help="inference runtime for videos and images (default %(default)s)",
+    )
     d.add_argument("--station", default=DEFAULT_STATION)
     d.add_argument("--save", metavar="DIR", help="also copy annotated outputs here")
-    d.add_argument("--tiles", type=tiles_arg, metavar="SIZE[:OVERLAP[:nms|wbf]]",
-                   help="sliced inference for small hands in wide views, e.g. 320:0.25 "
-                        "(default: the station's setting)")
+    d.add_argument(
+        "--tiles",
+        type=tiles_arg,
+        metavar="SIZE[:OVERLAP[:nms|wbf]]",
+        help="sliced inference for small hands in wide views, e.g. 320:0.25 "
+        "(default: the station's setting)",
+    )
     add_json(d)
     d.set_defaults(func=cmd_detect)
 
-    for name, helptext, tiled in (("evaluate", "mAP of a model on a data set split", False),
-                                  ("evaluate-tiled", "mAP with tiled (sliced) inference", True)):
+    for name, helptext, tiled in (
+        ("evaluate", "mAP of a model on a data set split", False),
+        ("evaluate-tiled", "mAP with tiled (sliced) inference", True),
+    ):
         e = sub.add_parser(name, help=helptext)
         e.add_argument("--data", required=True, help="YOLO data.yaml or data set folder")
         e.add_argument("--split", default="test")
@@ -151,23 +211,30 @@ def register(sub: Subparsers) -> None:
         e.add_argument("--imgsz", type=int, help="default: the size the model was trained at")
         e.add_argument("--backend", choices=BACKENDS, default="pytorch")
         if tiled:
-            e.add_argument("--tiles", type=tiles_arg, default=tiles_arg("640:0.25"),
-                           help="SIZE[:OVERLAP[:nms|wbf]], or 'none' (default 640:0.25)")
+            e.add_argument(
+                "--tiles",
+                type=tiles_arg,
+                default=tiles_arg("640:0.25"),
+                help="SIZE[:OVERLAP[:nms|wbf]], or 'none' (default 640:0.25)",
+            )
         add_json(e)
         e.set_defaults(func=cmd_evaluate)
 
     wv = sub.add_parser("wideview", help="generate the wide-view test set (test split only)")
     wv.add_argument("--out", required=True, metavar="DIR")
-    wv.add_argument("--dataset",
-                    default=str(PROJECT_ROOT.parent / "shared" / "datasets" / "gloves"),
-                    help="YOLO data set folder whose test split is used")
+    wv.add_argument(
+        "--dataset",
+        default=str(PROJECT_ROOT.parent / "shared" / "datasets" / "gloves"),
+        help="YOLO data set folder whose test split is used",
+    )
     wv.add_argument("--n", type=int, help="canvases (default: every test image once)")
     wv.add_argument("--seed", type=int, default=0)
     add_json(wv)
     wv.set_defaults(func=cmd_wideview)
 
-    bn = sub.add_parser("bench", help="live pipeline fps vs plain Ultralytics loops (.pt and "
-                                      "OpenVINO)")
+    bn = sub.add_parser(
+        "bench", help="live pipeline fps vs plain Ultralytics loops (.pt and OpenVINO)"
+    )
     bn.add_argument("--source", required=True, metavar="VIDEO")
     bn.add_argument("--backend", choices=BACKENDS, default=DEFAULTS.backend)
     add_weights(bn)
@@ -176,6 +243,3 @@ def register(sub: Subparsers) -> None:
     bn.add_argument("--no-plain", action="store_true", help="skip the baseline loops")
     add_json(bn)
     bn.set_defaults(func=cmd_bench)
-
-
-

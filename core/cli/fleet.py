@@ -47,8 +47,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     worker = Worker(cfg, outlet, st, weights)
     _on_term(worker.stop)
     if not args.json:
-        say(f"worker {cfg.name}: {len(cfg.cameras)} camera(s), {cfg.backend}, "
-            f"{'MQTT ' + url if url else 'writing to the store'}; Ctrl+C stops")
+        say(
+            f"worker {cfg.name}: {len(cfg.cameras)} camera(s), {cfg.backend}, "
+            f"{'MQTT ' + url if url else 'writing to the store'}; Ctrl+C stops"
+        )
     try:
         report = worker.run(args.seconds)
     except KeyboardInterrupt:
@@ -58,11 +60,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
         emit(report.as_dict())
     else:
         for c in report.cameras:
-            say(f"  {c.name} ({c.station}): {c.status}, {c.fps} fps of {c.target_fps}, "
+            say(
+                f"  {c.name} ({c.station}): {c.status}, {c.fps} fps of {c.target_fps}, "
                 f"{c.analysed} analysed, {c.skipped} skipped, {c.missed} missed, "
-                f"{c.episodes} episodes")
-        say(f"worker {report.worker}: {report.held}/{len(report.cameras)} cameras kept their "
-            f"rate; CPU {report.cpu_per_camera:.3f} s per camera-second")
+                f"{c.episodes} episodes"
+            )
+        say(
+            f"worker {report.worker}: {report.held}/{len(report.cameras)} cameras kept their "
+            f"rate; CPU {report.cpu_per_camera:.3f} s per camera-second"
+        )
     return EXIT_OK
 
 
@@ -71,8 +77,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     url = broker_url(args)
     if not url:
-        raise ConfigError("No broker configured: set GLOVEWATCH_MQTT_URL (e.g. "
-                          "mqtt://127.0.0.1:1883) or give --broker.")
+        raise ConfigError(
+            "No broker configured: set GLOVEWATCH_MQTT_URL (e.g. "
+            "mqtt://127.0.0.1:1883) or give --broker."
+        )
     stop = threading.Event()
     _on_term(stop.set)
     if args.seconds:
@@ -88,8 +96,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.json:
         emit(vars(stats))
     else:
-        say(f"applied {stats.applied}, duplicates {stats.duplicates}, statuses "
-            f"{stats.statuses}, failed {stats.failed}")
+        say(
+            f"applied {stats.applied}, duplicates {stats.duplicates}, statuses "
+            f"{stats.statuses}, failed {stats.failed}"
+        )
     return EXIT_OK
 
 
@@ -100,18 +110,30 @@ def cmd_bench_fleet(args: argparse.Namespace) -> int:
     if not counts or min(counts) < 1:
         say("give --cameras N (or a list like 2,4,8)")
         return EXIT_UNUSABLE
-    result = run_fleet_bench(FleetBenchConfig(
-        cameras=tuple(counts), seconds=args.seconds, fps=args.fps, backend=args.backend,
-        imgsz=args.imgsz, broker=args.broker, weights=Path(args.weights) if args.weights
-        else None, still_share=args.still, motion=not args.no_motion, store_url=args.store),
-        log=None if args.json else say)
+    result = run_fleet_bench(
+        FleetBenchConfig(
+            cameras=tuple(counts),
+            seconds=args.seconds,
+            fps=args.fps,
+            backend=args.backend,
+            imgsz=args.imgsz,
+            broker=args.broker,
+            weights=Path(args.weights) if args.weights else None,
+            still_share=args.still,
+            motion=not args.no_motion,
+            store_url=args.store,
+        ),
+        log=None if args.json else say,
+    )
     if args.json:
         emit(result.as_dict())
     else:
         for r in result.runs:
-            say(f"{r.cameras} cameras: held {r.held}/{r.cameras}, fps min {r.fps_min}, "
+            say(
+                f"{r.cameras} cameras: held {r.held}/{r.cameras}, fps min {r.fps_min}, "
                 f"latency p50 {r.latency_p50_ms} ms p95 {r.latency_p95_ms} ms, CPU "
-                f"{r.cpu_per_camera} s/camera-s, analysed {r.analysed} skipped {r.skipped}")
+                f"{r.cpu_per_camera} s/camera-s, analysed {r.analysed} skipped {r.skipped}"
+            )
         say(f"cameras held without falling behind: {result.max_held}")
     return EXIT_OK
 
@@ -119,10 +141,16 @@ def cmd_bench_fleet(args: argparse.Namespace) -> int:
 def cmd_fleet_faults(args: argparse.Namespace) -> int:
     from core.pipeline.faults import FaultConfig, run_faults
 
-    result = run_faults(FaultConfig(cameras=args.cameras, seconds=args.seconds,
-                                    backend=args.backend, imgsz=args.imgsz,
-                                    store_url=args.store),
-                        log=None if args.json else say)
+    result = run_faults(
+        FaultConfig(
+            cameras=args.cameras,
+            seconds=args.seconds,
+            backend=args.backend,
+            imgsz=args.imgsz,
+            store_url=args.store,
+        ),
+        log=None if args.json else say,
+    )
     if args.json:
         emit(result.as_dict())
     else:
@@ -134,50 +162,78 @@ def cmd_fleet_faults(args: argparse.Namespace) -> int:
 def register(sub: Subparsers) -> None:
     wk = sub.add_parser("worker", help="watch several cameras in one process (cameras.yaml)")
     wk.add_argument("--config", required=True, help="cameras.yaml (see the README)")
-    wk.add_argument("--name", help="worker name (default: the config's, "
-                                   "GLOVEWATCH_WORKER_NAME or the host name)")
-    wk.add_argument("--broker", help="mqtt://host:port, or 'none' to write to the store "
-                                     "(default GLOVEWATCH_MQTT_URL)")
+    wk.add_argument(
+        "--name",
+        help="worker name (default: the config's, GLOVEWATCH_WORKER_NAME or the host name)",
+    )
+    wk.add_argument(
+        "--broker",
+        help="mqtt://host:port, or 'none' to write to the store (default GLOVEWATCH_MQTT_URL)",
+    )
     wk.add_argument("--outbox", help="outbox journal (default <data>/outbox/<worker>.jsonl)")
-    wk.add_argument("--resend-after", type=float, default=30.0,
-                    help="seconds before an unacknowledged message is sent again")
+    wk.add_argument(
+        "--resend-after",
+        type=float,
+        default=30.0,
+        help="seconds before an unacknowledged message is sent again",
+    )
     wk.add_argument("--seconds", type=float, help="stop after this long (default: run on)")
     add_json(wk)
     wk.set_defaults(func=cmd_worker)
 
     ig = sub.add_parser("ingest", help="write what camera workers publish into the store")
     ig.add_argument("--broker", help="mqtt://host:port (default GLOVEWATCH_MQTT_URL)")
-    ig.add_argument("--client-id", default="glovewatch-ingester",
-                    help="MQTT client id (its session keeps messages while it is away)")
+    ig.add_argument(
+        "--client-id",
+        default="glovewatch-ingester",
+        help="MQTT client id (its session keeps messages while it is away)",
+    )
     ig.add_argument("--seconds", type=float, help="stop after this long (default: run on)")
     add_json(ig)
     ig.set_defaults(func=cmd_ingest)
 
-    bf = sub.add_parser("bench-fleet", help="cameras one machine holds at 5 fps: worker, "
-                                            "broker, ingester, store")
+    bf = sub.add_parser(
+        "bench-fleet", help="cameras one machine holds at 5 fps: worker, broker, ingester, store"
+    )
     bf.add_argument("--cameras", default="8", help="N, or a list to sweep (2,4,8)")
     bf.add_argument("--seconds", type=float, default=30.0, help="per camera count")
     bf.add_argument("--fps", type=float, default=5.0, help="analysis rate per camera")
     bf.add_argument("--backend", default="openvino", choices=("pytorch", "onnx", "openvino"))
     bf.add_argument("--imgsz", type=int, default=settings().imgsz)
     bf.add_argument("--weights", help="weights file (default: the active model)")
-    bf.add_argument("--broker", default="auto",
-                    help="'auto' starts a private mosquitto; else mqtt://... (default auto)")
-    bf.add_argument("--still", type=float, default=0.5,
-                    help="share of cameras that watch still scenes (motion gating)")
+    bf.add_argument(
+        "--broker",
+        default="auto",
+        help="'auto' starts a private mosquitto; else mqtt://... (default auto)",
+    )
+    bf.add_argument(
+        "--still",
+        type=float,
+        default=0.5,
+        help="share of cameras that watch still scenes (motion gating)",
+    )
     bf.add_argument("--no-motion", action="store_true", help="switch motion gating off")
-    bf.add_argument("--store", help="store URL for the run's rows (default: GLOVEWATCH_DB_URL "
-                                    "if PostgreSQL, else a private SQLite file)")
+    bf.add_argument(
+        "--store",
+        help="store URL for the run's rows (default: GLOVEWATCH_DB_URL "
+        "if PostgreSQL, else a private SQLite file)",
+    )
     add_json(bf)
     bf.set_defaults(func=cmd_bench_fleet)
 
-    ff = sub.add_parser("fleet-faults", help="kill the ingester, the broker and a worker "
-                                             "mid-run; check nothing was lost or doubled")
+    ff = sub.add_parser(
+        "fleet-faults",
+        help="kill the ingester, the broker and a worker "
+        "mid-run; check nothing was lost or doubled",
+    )
     ff.add_argument("--cameras", type=int, default=3)
     ff.add_argument("--seconds", type=float, default=60.0, help="length of the run")
     ff.add_argument("--backend", default="openvino", choices=("pytorch", "onnx", "openvino"))
     ff.add_argument("--imgsz", type=int, default=320)
-    ff.add_argument("--store", help="store URL for the run's rows (default: GLOVEWATCH_DB_URL "
-                                    "if PostgreSQL, else a private SQLite file)")
+    ff.add_argument(
+        "--store",
+        help="store URL for the run's rows (default: GLOVEWATCH_DB_URL "
+        "if PostgreSQL, else a private SQLite file)",
+    )
     add_json(ff)
     ff.set_defaults(func=cmd_fleet_faults)

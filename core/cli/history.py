@@ -41,10 +41,13 @@ def cmd_retention(args: argparse.Namespace) -> int:
 def cmd_review(args: argparse.Namespace) -> int:
     from core.analytics.review import set_review
 
-    entry = set_review(store(), args.episode, args.state, args.comment or "",
-                       args.by or settings().user or "")
-    say(f"episode {entry.event_id}: {entry.review} by {entry.reviewed_by or '-'} at "
-        f"{entry.reviewed_at}")
+    entry = set_review(
+        store(), args.episode, args.state, args.comment or "", args.by or settings().user or ""
+    )
+    say(
+        f"episode {entry.event_id}: {entry.review} by {entry.reviewed_by or '-'} at "
+        f"{entry.reviewed_at}"
+    )
     return EXIT_OK
 
 
@@ -53,11 +56,19 @@ def cmd_export_reviewed(args: argparse.Namespace) -> int:
 
     rep = export_reviewed(store(), Path(args.out), dismissed_as=args.dismissed_as)
     if args.json:
-        emit({"path": str(rep.path), "images": rep.images, "boxes": rep.boxes,
-              "skipped": rep.skipped})
+        emit(
+            {
+                "path": str(rep.path),
+                "images": rep.images,
+                "boxes": rep.boxes,
+                "skipped": rep.skipped,
+            }
+        )
     else:
-        say(f"{rep.images} images, {rep.boxes} boxes -> {rep.path}; {len(rep.skipped)} "
-            "episodes skipped")
+        say(
+            f"{rep.images} images, {rep.boxes} boxes -> {rep.path}; {len(rep.skipped)} "
+            "episodes skipped"
+        )
         for eid, why in rep.skipped[:20]:
             say(f"  skipped episode {eid}: {why}")
     return EXIT_OK
@@ -71,14 +82,21 @@ def cmd_synth(args: argparse.Namespace) -> int:
     target = demo_path() if args.demo else Path(args.out) if args.out else None
     if target is None:
         raise GloveWatchError("Give --out FILE.sqlite, or --demo for the app's demo data.")
-    rep = generate(open_store(str(target)), stations=args.stations, days=args.days,
-                   seconds_rows=args.rows, seed=args.seed)
+    rep = generate(
+        open_store(str(target)),
+        stations=args.stations,
+        days=args.days,
+        seconds_rows=args.rows,
+        seed=args.seed,
+    )
     if args.json:
         emit({**asdict(rep), "path": str(target)})
     else:
-        say(f"{target.name}: {rep.stations} stations, {rep.start} to {rep.end}, "
+        say(
+            f"{target.name}: {rep.stations} stations, {rep.start} to {rep.end}, "
             f"{rep.coverage_seconds} per-second rows, {rep.coverage_hourly} hourly rows, "
-            f"{rep.events} episodes in {rep.seconds:.1f} s")
+            f"{rep.events} episodes in {rep.seconds:.1f} s"
+        )
         if args.demo:
             say("Open the History page and switch on 'Demo data' to look at it.")
     return EXIT_OK
@@ -95,27 +113,40 @@ def cmd_bench_history(args: argparse.Namespace) -> int:
         if args.db_url:
             st = open_store(args.db_url)
             # an empty database is filled; one that holds data is measured as it is
-            gen = (generate(st, stations=args.stations, days=args.days, seconds_rows=args.rows)
-                   if st.bulk.is_empty() else None)
+            gen = (
+                generate(st, stations=args.stations, days=args.days, seconds_rows=args.rows)
+                if st.bulk.is_empty()
+                else None
+            )
         else:
             db = Path(args.db) if args.db else Path(tmp) / "bench.sqlite"
             st = open_store(str(db))
-            gen = None if args.db else generate(st, stations=args.stations, days=args.days,
-                                                seconds_rows=args.rows)
+            gen = (
+                None
+                if args.db
+                else generate(st, stations=args.stations, days=args.days, seconds_rows=args.rows)
+            )
         where, backend = st.db.where, st.db.dialect
-        counts = st.history.table_counts(("coverage_seconds", "coverage_hourly", "events",
-                                          "results"))
+        counts = st.history.table_counts(
+            ("coverage_seconds", "coverage_hourly", "events", "results")
+        )
         f = history.default_filter(st, days=args.days)
         timings = history.bench(st, f)
         st.db.dispose()
     slowest = max(t.ms for t in timings)
-    out = {"db": where if args.db or args.db_url else "temporary", "backend": backend,
-           "rows": counts, "filter": f.describe(),
-           "generate_s": round(gen.seconds, 1) if gen else None,
-           "queries_ms": {t.name: t.ms for t in timings}, "slowest_ms": slowest,
-           "target_ms": 1000, "ok": slowest < 1000,
-           "note": "figures are read from the roll-ups (coverage_daily, coverage_hourly, "
-                   "results_hourly), not the per-second rows"}
+    out = {
+        "db": where if args.db or args.db_url else "temporary",
+        "backend": backend,
+        "rows": counts,
+        "filter": f.describe(),
+        "generate_s": round(gen.seconds, 1) if gen else None,
+        "queries_ms": {t.name: t.ms for t in timings},
+        "slowest_ms": slowest,
+        "target_ms": 1000,
+        "ok": slowest < 1000,
+        "note": "figures are read from the roll-ups (coverage_daily, coverage_hourly, "
+        "results_hourly), not the per-second rows",
+    }
     if args.json:
         emit(out)
     else:
@@ -129,8 +160,9 @@ def register(sub: Subparsers) -> None:
     s = settings()
     rp = sub.add_parser("report", help="Excel compliance report (and CSV of episodes)")
     add_filter_args(rp)
-    rp.add_argument("--out", metavar="FILE.xlsx",
-                    help="default: a name that says the period and filters")
+    rp.add_argument(
+        "--out", metavar="FILE.xlsx", help="default: a name that says the period and filters"
+    )
     rp.add_argument("--csv", metavar="FILE.csv", help="also write the episode table as CSV")
     add_json(rp)
     rp.set_defaults(func=cmd_report)
@@ -156,8 +188,11 @@ def register(sub: Subparsers) -> None:
     sy = sub.add_parser("synth", help="fill a store with a synthetic year of monitoring")
     target = sy.add_mutually_exclusive_group()
     target.add_argument("--out", metavar="DB", help="a new SQLite file to fill")
-    target.add_argument("--demo", action="store_true",
-                        help="fill the app's demo store (History page, 'Demo data' switch)")
+    target.add_argument(
+        "--demo",
+        action="store_true",
+        help="fill the app's demo store (History page, 'Demo data' switch)",
+    )
     sy.add_argument("--stations", type=int, default=20)
     sy.add_argument("--days", type=int, default=365)
     sy.add_argument("--rows", type=int, default=3_000_000, help="raw per-second rows")
@@ -166,15 +201,17 @@ def register(sub: Subparsers) -> None:
     sy.set_defaults(func=cmd_synth)
 
     bh = sub.add_parser("bench-history", help="time every History query on a big store")
-    bh.add_argument("--rows", type=int, default=3_000_000,
-                    help="per-second rows of the generated store")
+    bh.add_argument(
+        "--rows", type=int, default=3_000_000, help="per-second rows of the generated store"
+    )
     bh.add_argument("--stations", type=int, default=20)
     bh.add_argument("--days", type=int, default=365)
     bh.add_argument("--db", help="an existing SQLite store instead of a generated one")
-    bh.add_argument("--db-url", metavar="URL",
-                    help="a database to measure (e.g. postgresql://...): filled with the "
-                         "synthetic data when empty, measured as it is otherwise")
+    bh.add_argument(
+        "--db-url",
+        metavar="URL",
+        help="a database to measure (e.g. postgresql://...): filled with the "
+        "synthetic data when empty, measured as it is otherwise",
+    )
     add_json(bh)
     bh.set_defaults(func=cmd_bench_history)
-
-

@@ -19,8 +19,9 @@ def _by() -> str:
 def _base(args: argparse.Namespace) -> str:
     base = args.base or settings().base_data
     if not base:
-        raise GloveWatchError("Give --base DATA (the base model's data set) or set "
-                              "GLOVEWATCH_BASE_DATA.")
+        raise GloveWatchError(
+            "Give --base DATA (the base model's data set) or set GLOVEWATCH_BASE_DATA."
+        )
     return base
 
 
@@ -41,18 +42,25 @@ def cmd_collect(args: argparse.Namespace) -> int:
             if kind == "video":
                 rep = site.collect_video(st, args.station, f, args.every, by=_by())
             elif kind == "image":
-                rep = site.collect_images(st, args.station, [(f.name, f)], by=_by(),
-                                          split=args.split)
+                rep = site.collect_images(
+                    st, args.station, [(f.name, f)], by=_by(), split=args.split
+                )
             else:
                 continue
             total.added += rep.added
             total.near_copies += rep.near_copies
             total.errors += rep.errors
-    out = {"station": args.station, "added": total.added, "near_copies": total.near_copies,
-           "errors": total.errors}
-    emit(out) if args.json else say(f"{args.station}: {total.added} frames collected, "
-                                    f"{total.near_copies} near-copies skipped, "
-                                    f"{len(total.errors)} unreadable")
+    out = {
+        "station": args.station,
+        "added": total.added,
+        "near_copies": total.near_copies,
+        "errors": total.errors,
+    }
+    emit(out) if args.json else say(
+        f"{args.station}: {total.added} frames collected, "
+        f"{total.near_copies} near-copies skipped, "
+        f"{len(total.errors)} unreadable"
+    )
     return EXIT_INPUT if total.errors else EXIT_OK
 
 
@@ -63,12 +71,24 @@ def cmd_label(args: argparse.Namespace) -> int:
     if args.action == "list":
         frames = site.frames(st, args.station)
         if args.json:
-            emit([{"id": f.id, "file": f.path.name, "split": f.record.split,
-                   "status": f.record.status, "boxes": f.record.boxes,
-                   "uncertainty": f.record.uncertainty} for f in frames])
+            emit(
+                [
+                    {
+                        "id": f.id,
+                        "file": f.path.name,
+                        "split": f.record.split,
+                        "status": f.record.status,
+                        "boxes": f.record.boxes,
+                        "uncertainty": f.record.uncertainty,
+                    }
+                    for f in frames
+                ]
+            )
         for f in frames if not args.json else ():
-            say(f"{f.id:>6}  {f.record.status:<11} {f.record.split:<7} "
-                f"{len(f.record.boxes)} boxes  {f.path.name}")
+            say(
+                f"{f.id:>6}  {f.record.status:<11} {f.record.split:<7} "
+                f"{len(f.record.boxes)} boxes  {f.path.name}"
+            )
         return EXIT_OK
     if args.action == "prelabel":
         say(f"{site.prelabel(st, args.station, by=_by())} frames pre-labelled")
@@ -76,14 +96,16 @@ def cmd_label(args: argparse.Namespace) -> int:
     if not args.path:
         raise GloveWatchError(f"label {args.action} needs a folder: --out/--from PATH")
     if args.action == "export":
-        data = site.export_yolo(st, args.station, Path(args.path),
-                                only_done=not args.include_unchecked)
+        data = site.export_yolo(
+            st, args.station, Path(args.path), only_done=not args.include_unchecked
+        )
         say(f"exported to {data}")
         return EXIT_OK
-    rep = site.import_yolo(st, args.station, Path(args.path), by=_by(),
-                           done=not args.as_prelabels)
-    say(f"{rep.added} frames labelled from {args.path}, {rep.near_copies} near-copies "
-        f"skipped, {len(rep.errors)} unreadable")
+    rep = site.import_yolo(st, args.station, Path(args.path), by=_by(), done=not args.as_prelabels)
+    say(
+        f"{rep.added} frames labelled from {args.path}, {rep.near_copies} near-copies "
+        f"skipped, {len(rep.errors)} unreadable"
+    )
     return EXIT_INPUT if rep.errors else EXIT_OK
 
 
@@ -91,8 +113,16 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from core.training import runs, site
 
     st = store()
-    plan = site.plan_finetune(st, args.station, _base(args), args.epochs, args.imgsz,
-                              args.freeze, args.ratio, device=args.device or "")
+    plan = site.plan_finetune(
+        st,
+        args.station,
+        _base(args),
+        args.epochs,
+        args.imgsz,
+        args.freeze,
+        args.ratio,
+        device=args.device or "",
+    )
     say(f"plan: {plan.describe()}")
     if args.dry_run:
         return EXIT_OK
@@ -109,17 +139,25 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 def cmd_complete(args: argparse.Namespace) -> int:
     from core.training import site
 
-    rep = site.complete_missing(args.source, args.missing, Path(args.out),
-                                Path(args.weights) if args.weights else None, args.conf)
+    rep = site.complete_missing(
+        args.source,
+        args.missing,
+        Path(args.out),
+        Path(args.weights) if args.weights else None,
+        args.conf,
+    )
     out = {"images": rep.images, "kept": rep.kept, "added": rep.added, "out": args.out}
-    emit(out) if args.json else say(f"{rep.images} images: {rep.kept} labelled boxes kept, "
-                                    f"{rep.added} '{args.missing}' boxes added -> {args.out}")
+    emit(out) if args.json else say(
+        f"{rep.images} images: {rep.kept} labelled boxes kept, "
+        f"{rep.added} '{args.missing}' boxes added -> {args.out}"
+    )
     return EXIT_OK
 
 
 def register(sub: Subparsers) -> None:
-    cm = sub.add_parser("complete-labels",
-                        help="add a class a data set does not label, from the model's boxes")
+    cm = sub.add_parser(
+        "complete-labels", help="add a class a data set does not label, from the model's boxes"
+    )
     cm.add_argument("source", metavar="DATA")
     cm.add_argument("--missing", required=True, help="the unlabelled class, e.g. hand")
     cm.add_argument("--out", required=True, metavar="DIR")
@@ -132,23 +170,36 @@ def register(sub: Subparsers) -> None:
     c.add_argument("sources", nargs="*", metavar="IMAGE_VIDEO_OR_FOLDER")
     c.add_argument("--station", required=True)
     c.add_argument("--every", type=float, default=2.0, help="videos: one frame every N s")
-    c.add_argument("--split", choices=("train", "holdout"),
-                   help="photos that come with their own split (e.g. a set's test images); "
-                        "default: by capture time, or look-alike clusters without one")
-    c.add_argument("--reviewed", action="store_true",
-                   help="also the evidence of the station's reviewed episodes")
+    c.add_argument(
+        "--split",
+        choices=("train", "holdout"),
+        help="photos that come with their own split (e.g. a set's test images); "
+        "default: by capture time, or look-alike clusters without one",
+    )
+    c.add_argument(
+        "--reviewed",
+        action="store_true",
+        help="also the evidence of the station's reviewed episodes",
+    )
     add_json(c)
     c.set_defaults(func=cmd_collect)
 
-    lb = sub.add_parser("label", help="a station's site frames: list, prelabel, export, import "
-                                      "(YOLO format)")
+    lb = sub.add_parser(
+        "label", help="a station's site frames: list, prelabel, export, import (YOLO format)"
+    )
     lb.add_argument("action", choices=("list", "prelabel", "export", "import"))
     lb.add_argument("--station", required=True)
     lb.add_argument("--out", "--from", dest="path", metavar="PATH")
-    lb.add_argument("--include-unchecked", action="store_true",
-                    help="export: also pre-labelled frames nobody checked")
-    lb.add_argument("--as-prelabels", action="store_true",
-                    help="import: keep imported labels as pre-labels to check")
+    lb.add_argument(
+        "--include-unchecked",
+        action="store_true",
+        help="export: also pre-labelled frames nobody checked",
+    )
+    lb.add_argument(
+        "--as-prelabels",
+        action="store_true",
+        help="import: keep imported labels as pre-labels to check",
+    )
     add_json(lb)
     lb.set_defaults(func=cmd_label)
 
@@ -158,8 +209,9 @@ def register(sub: Subparsers) -> None:
     ft.add_argument("--epochs", type=int, default=10)
     ft.add_argument("--imgsz", type=int, default=480)
     ft.add_argument("--freeze", type=int, default=10)
-    ft.add_argument("--ratio", type=float, default=2.0,
-                    help="base images replayed per station image")
+    ft.add_argument(
+        "--ratio", type=float, default=2.0, help="base images replayed per station image"
+    )
     ft.add_argument("--device", help="cpu, 0 ... (default: GPU when present)")
     ft.add_argument("--dry-run", action="store_true", help="only print the plan and estimate")
     ft.add_argument("--wait", action="store_true")

@@ -15,8 +15,9 @@ def _run_line(run) -> str:  # type: ignore[no-untyped-def]
 
     best = best_metric(run.best, "mAP50-95")
     score = f" mAP50-95 {best:.3f}" if best is not None else ""
-    return (f"{run.id:>4}  {run.status:<8}  {run.name}  [{run.device}]{score}"
-            + (f"  -- {run.message}" if run.message and run.status != "finished" else ""))
+    return f"{run.id:>4}  {run.status:<8}  {run.name}  [{run.device}]{score}" + (
+        f"  -- {run.message}" if run.message and run.status != "finished" else ""
+    )
 
 
 def cmd_import_dataset(args: argparse.Namespace) -> int:
@@ -24,11 +25,22 @@ def cmd_import_dataset(args: argparse.Namespace) -> int:
 
     ds = import_dataset(store(), args.source, name=args.name, by=settings().user or None)
     if args.json:
-        emit({"id": ds.id, "name": ds.name, "data": str(ds.yaml_path), "task": ds.task,
-              "names": ds.names, "images": ds.report.images, "warnings": ds.report.warnings})
+        emit(
+            {
+                "id": ds.id,
+                "name": ds.name,
+                "data": str(ds.yaml_path),
+                "task": ds.task,
+                "names": ds.names,
+                "images": ds.report.images,
+                "warnings": ds.report.warnings,
+            }
+        )
     else:
-        say(f"data set {ds.id} '{ds.name}' ({ds.task}, {len(ds.names)} classes): "
-            f"{ds.report.images} images")
+        say(
+            f"data set {ds.id} '{ds.name}' ({ds.task}, {len(ds.names)} classes): "
+            f"{ds.report.images} images"
+        )
         for w in ds.report.warnings:
             say(f"  warning: {w}")
     return EXIT_OK
@@ -39,12 +51,25 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
     items = list_datasets(store())
     if args.json:
-        emit([{"id": d.id, "name": d.name, "task": d.task, "names": d.names,
-               "images": d.report.images, "data": str(d.yaml_path), "created_at": d.created_at}
-              for d in items])
+        emit(
+            [
+                {
+                    "id": d.id,
+                    "name": d.name,
+                    "task": d.task,
+                    "names": d.names,
+                    "images": d.report.images,
+                    "data": str(d.yaml_path),
+                    "created_at": d.created_at,
+                }
+                for d in items
+            ]
+        )
     for d in items if not args.json else ():
-        say(f"{d.id:>4}  {d.name}  {d.task}  classes {', '.join(d.names)}  images "
-            + ", ".join(f"{k} {v}" for k, v in d.report.images.items()))
+        say(
+            f"{d.id:>4}  {d.name}  {d.task}  classes {', '.join(d.names)}  images "
+            + ", ".join(f"{k} {v}" for k, v in d.report.images.items())
+        )
     return EXIT_OK
 
 
@@ -55,18 +80,33 @@ def cmd_train(args: argparse.Namespace) -> int:
     st = store()
     ds = resolve_data(st, args.data)
     spec = runs.TrainSpec(
-        data=str(ds.yaml_path), model=args.model, epochs=args.epochs, imgsz=args.imgsz,
-        batch=args.batch, patience=args.patience, device=args.device or "",
-        name=args.name or "", recipe=args.recipe, dataset=ds.name,
-        extra=runs.parse_extra(args.extra or ""))
+        data=str(ds.yaml_path),
+        model=args.model,
+        epochs=args.epochs,
+        imgsz=args.imgsz,
+        batch=args.batch,
+        patience=args.patience,
+        device=args.device or "",
+        name=args.name or "",
+        recipe=args.recipe,
+        dataset=ds.name,
+        extra=runs.parse_extra(args.extra or ""),
+    )
     run = runs.submit(st, spec, by=settings().user or None)
     say(f"run {run.id} '{run.name}' {run.status} on {run.device}")
     if args.wait:
         run = runs.wait(st, run.id)
         say(_run_line(run))
     if args.json:
-        emit({"id": run.id, "status": run.status, "run_dir": str(run.run_dir),
-              "best": run.best, "message": run.message})
+        emit(
+            {
+                "id": run.id,
+                "status": run.status,
+                "run_dir": str(run.run_dir),
+                "best": run.best,
+                "message": run.message,
+            }
+        )
     return EXIT_OK if run.status != "failed" else EXIT_INPUT
 
 
@@ -75,10 +115,23 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     items = list_runs(store())
     if args.json:
-        emit([{"id": r.id, "name": r.name, "status": r.status, "device": r.device,
-               "dataset": r.dataset, "model": r.model, "created_at": r.created_at,
-               "message": r.message, "best": r.best, "run_dir": str(r.run_dir)}
-              for r in items])
+        emit(
+            [
+                {
+                    "id": r.id,
+                    "name": r.name,
+                    "status": r.status,
+                    "device": r.device,
+                    "dataset": r.dataset,
+                    "model": r.model,
+                    "created_at": r.created_at,
+                    "message": r.message,
+                    "best": r.best,
+                    "run_dir": str(r.run_dir),
+                }
+                for r in items
+            ]
+        )
     for r in items if not args.json else ():
         say(_run_line(r))
     return EXIT_OK
@@ -99,10 +152,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _comparison_dict(cmp) -> dict:  # type: ignore[no-untyped-def]
-    return {"candidate": cmp.candidate.as_dict(),
-            "active": cmp.active.as_dict() if cmp.active else None,
-            "active_model": cmp.active_path.name, "note": cmp.note,
-            "candidate_is_worse": cmp.candidate_is_worse}
+    return {
+        "candidate": cmp.candidate.as_dict(),
+        "active": cmp.active.as_dict() if cmp.active else None,
+        "active_model": cmp.active_path.name,
+        "note": cmp.note,
+        "candidate_is_worse": cmp.candidate_is_worse,
+    }
 
 
 def _station_comparison(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -117,17 +173,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     if args.station:
         scmp = _station_comparison(args)
-        out = {"station": args.station, "base_drop": scmp.base_drop,
-               "needs_confirmation": scmp.needs_confirmation,
-               "holdout": [r.as_dict() for r in scmp.holdout] if scmp.holdout else None,
-               "base": [r.as_dict() for r in scmp.base]}
+        out = {
+            "station": args.station,
+            "base_drop": scmp.base_drop,
+            "needs_confirmation": scmp.needs_confirmation,
+            "holdout": [r.as_dict() for r in scmp.holdout] if scmp.holdout else None,
+            "base": [r.as_dict() for r in scmp.base],
+        }
         if args.json:
             emit(out)
         else:
             for label, pair in (("held-out frames", scmp.holdout), ("base test", scmp.base)):
                 if pair:
-                    say(f"{label}: fine-tune mAP50 {pair[0].map50:.3f}, station model "
-                        f"{pair[1].map50:.3f} ({pair[0].images} images)")
+                    say(
+                        f"{label}: fine-tune mAP50 {pair[0].map50:.3f}, station model "
+                        f"{pair[1].map50:.3f} ({pair[0].images} images)"
+                    )
         return EXIT_OK
     cmp = compare(store(), args.run, split=args.split, imgsz=args.imgsz)
     if args.json:
@@ -135,9 +196,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return EXIT_OK
     for label, res in (("run", cmp.candidate), (f"active {cmp.active_path.name}", cmp.active)):
         if res is not None:
-            say(f"{label}: {res.describe()}: mAP50 {res.map50:.3f}, mAP50-95 "
-                f"{res.map50_95:.3f}; " + ", ".join(f"AP50 {k} {v:.3f}"
-                                                    for k, v in res.per_class_ap50.items()))
+            say(
+                f"{label}: {res.describe()}: mAP50 {res.map50:.3f}, mAP50-95 "
+                f"{res.map50_95:.3f}; "
+                + ", ".join(f"AP50 {k} {v:.3f}" for k, v in res.per_class_ap50.items())
+            )
     if cmp.note:
         say(cmp.note)
     return EXIT_OK
@@ -164,18 +227,30 @@ def cmd_promote(args: argparse.Namespace) -> int:
     if args.station:
         from core.training import site
 
-        entry = site.promote_station(st, args.station, args.run, _station_comparison(args),
-                                     args.by or settings().user or "cli",
-                                     accept_drop=args.accept_lower)
-        say(f"{entry.path.name} now judges {args.station}; scores from "
-            f"{entry.score_source()}")
+        entry = site.promote_station(
+            st,
+            args.station,
+            args.run,
+            _station_comparison(args),
+            args.by or settings().user or "cli",
+            accept_drop=args.accept_lower,
+        )
+        say(f"{entry.path.name} now judges {args.station}; scores from {entry.score_source()}")
         return EXIT_OK
     cmp = compare(st, args.run, split=args.split, imgsz=args.imgsz) if args.split else None
-    entry = promote(st, args.run, promoted_by=args.by, comparison=cmp, roles=_roles(args.role),
-                    accept_lower=args.accept_lower)
-    say(f"run {entry.run_id} is the active model: {entry.path.name} (sha256 "
+    entry = promote(
+        st,
+        args.run,
+        promoted_by=args.by,
+        comparison=cmp,
+        roles=_roles(args.role),
+        accept_lower=args.accept_lower,
+    )
+    say(
+        f"run {entry.run_id} is the active model: {entry.path.name} (sha256 "
         f"{entry.sha256[:12]}); scores from {entry.score_source()}; roles "
-        + ", ".join(f"{k}={v}" for k, v in entry.roles.items()))
+        + ", ".join(f"{k}={v}" for k, v in entry.roles.items())
+    )
     return EXIT_OK
 
 
@@ -192,17 +267,35 @@ def cmd_registry(args: argparse.Namespace) -> int:
 
     entries = history(store())
     if args.json:
-        emit({"active": active_model().label, "entries": [
-            {"id": e.id, "active": e.active, "path": e.path.name, "run": e.run_id,
-             "dataset": e.dataset, "scores": e.scores, "roles": e.roles, "by": e.promoted_by,
-             "at": e.promoted_at, "sha256": e.sha256} for e in entries]})
+        emit(
+            {
+                "active": active_model().label,
+                "entries": [
+                    {
+                        "id": e.id,
+                        "active": e.active,
+                        "path": e.path.name,
+                        "run": e.run_id,
+                        "dataset": e.dataset,
+                        "scores": e.scores,
+                        "roles": e.roles,
+                        "by": e.promoted_by,
+                        "at": e.promoted_at,
+                        "sha256": e.sha256,
+                    }
+                    for e in entries
+                ],
+            }
+        )
         return EXIT_OK
     say(f"active: {active_model().label}")
     for e in entries:
         m = e.scores.get("mAP50")
-        say(f"{'*' if e.active else ' '}{e.id:>4}  {e.path.name}  run {e.run_id}  "
+        say(
+            f"{'*' if e.active else ' '}{e.id:>4}  {e.path.name}  run {e.run_id}  "
             f"{e.promoted_at} by {e.promoted_by}"
-            + (f"  mAP50 {m:.3f} on {e.score_source()}" if m is not None else ""))
+            + (f"  mAP50 {m:.3f} on {e.score_source()}" if m is not None else "")
+        )
     return EXIT_OK
 
 
@@ -218,10 +311,16 @@ def register(sub: Subparsers) -> None:
     ds.set_defaults(func=cmd_datasets)
 
     t = sub.add_parser("train", help="start a training run in its own process")
-    t.add_argument("--data", required=True,
-                   help="data.yaml, zip or folder (imported first), or a registered data set")
-    t.add_argument("--model", required=True,
-                   help="yolo11n.yaml ... yolo11x-seg.yaml, a models/*.yaml or a .pt file")
+    t.add_argument(
+        "--data",
+        required=True,
+        help="data.yaml, zip or folder (imported first), or a registered data set",
+    )
+    t.add_argument(
+        "--model",
+        required=True,
+        help="yolo11n.yaml ... yolo11x-seg.yaml, a models/*.yaml or a .pt file",
+    )
     t.add_argument("--epochs", type=int, default=50)
     t.add_argument("--imgsz", type=int, default=640)
     t.add_argument("--batch", type=int, default=16)
@@ -238,8 +337,10 @@ def register(sub: Subparsers) -> None:
     add_json(r)
     r.set_defaults(func=cmd_runs)
 
-    for name, func, text in (("stop", cmd_stop, "stop a training run"),
-                             ("resume", cmd_resume, "resume a stopped or failed run")):
+    for name, func, text in (
+        ("stop", cmd_stop, "stop a training run"),
+        ("resume", cmd_resume, "resume a stopped or failed run"),
+    ):
         c = sub.add_parser(name, help=text)
         c.add_argument("run", metavar="RUN", help="run id or name")
         c.set_defaults(func=func, json=False)
@@ -248,8 +349,10 @@ def register(sub: Subparsers) -> None:
     cp.add_argument("run", metavar="RUN")
     cp.add_argument("--split", default="val")
     cp.add_argument("--imgsz", type=int, help="default: each model's own training size")
-    cp.add_argument("--station", help="a station fine-tune: score on the station's held-out "
-                                      "frames and the base test split")
+    cp.add_argument(
+        "--station",
+        help="a station fine-tune: score on the station's held-out frames and the base test split",
+    )
     cp.add_argument("--base", help="with --station: the base data set")
     add_json(cp)
     cp.set_defaults(func=cmd_compare)
@@ -259,11 +362,18 @@ def register(sub: Subparsers) -> None:
     pr.add_argument("--by", help="who promotes (default: $GLOVEWATCH_USER or login)")
     pr.add_argument("--split", help="score both models on this split first (val, test)")
     pr.add_argument("--imgsz", type=int)
-    pr.add_argument("--role", action="append", metavar="CLASS=ROLE",
-                    help="class role: protected, violation or context (repeatable)")
-    pr.add_argument("--accept-lower", action="store_true",
-                    help="promote even if it scores lower than the active model (with "
-                         "--station: even if it loses more than 0.02 mAP50 on the base test)")
+    pr.add_argument(
+        "--role",
+        action="append",
+        metavar="CLASS=ROLE",
+        help="class role: protected, violation or context (repeatable)",
+    )
+    pr.add_argument(
+        "--accept-lower",
+        action="store_true",
+        help="promote even if it scores lower than the active model (with "
+        "--station: even if it loses more than 0.02 mAP50 on the base test)",
+    )
     pr.add_argument("--station", help="promote for this station only")
     pr.add_argument("--base", help="with --station: the base data set")
     pr.set_defaults(func=cmd_promote, json=False)
@@ -275,5 +385,3 @@ def register(sub: Subparsers) -> None:
     rg = sub.add_parser("registry", help="list promotions and the active model")
     add_json(rg)
     rg.set_defaults(func=cmd_registry)
-
-

@@ -36,17 +36,28 @@ def cmd_users(args: argparse.Namespace) -> int:
     if args.action == "list":
         users = accounts.list_users(st)
         if args.json:
-            emit([{"name": u.name, "role": u.role, "disabled": u.disabled,
-                   "password": u.password_hash is not None, "locked_until": u.locked_until,
-                   "created_at": u.created_at, "last_login_at": u.last_login_at}
-                  for u in users])
+            emit(
+                [
+                    {
+                        "name": u.name,
+                        "role": u.role,
+                        "disabled": u.disabled,
+                        "password": u.password_hash is not None,
+                        "locked_until": u.locked_until,
+                        "created_at": u.created_at,
+                        "last_login_at": u.last_login_at,
+                    }
+                    for u in users
+                ]
+            )
         for u in users if not args.json else ():
-            say(f"{u.name:<24} {u.role:<9} {'disabled' if u.disabled else 'active':<9}"
-                f" last sign-in {u.last_login_at or 'never'}")
+            say(
+                f"{u.name:<24} {u.role:<9} {'disabled' if u.disabled else 'active':<9}"
+                f" last sign-in {u.last_login_at or 'never'}"
+            )
         return EXIT_OK
     if not args.name:
-        raise accounts.AccountError(f"Give the user name: python -m core users {args.action} "
-                                    "NAME")
+        raise accounts.AccountError(f"Give the user name: python -m core users {args.action} NAME")
     if args.action == "add":
         accounts.add_user(st, args.name, args.role or "viewer", _password(args), by=_actor())
     elif args.action == "set-role":
@@ -69,8 +80,18 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     rows = audit_log(store(), DEMO_ACCOUNT, args.limit, args.action)
     if args.json:
-        emit([{"at": r.at, "actor": r.actor, "action": r.action, "target": r.target,
-               "details": r.details} for r in rows])
+        emit(
+            [
+                {
+                    "at": r.at,
+                    "actor": r.actor,
+                    "action": r.action,
+                    "target": r.target,
+                    "details": r.details,
+                }
+                for r in rows
+            ]
+        )
     for r in rows if not args.json else ():
         say(f"{r.at}  {r.actor:<16} {r.action:<18} {r.target or ''}  {r.details or ''}")
     return EXIT_OK
@@ -78,14 +99,19 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def register(sub: Subparsers) -> None:
     u = sub.add_parser("users", help="local accounts and roles")
-    u.add_argument("action", choices=("add", "list", "set-role", "disable", "enable",
-                                      "passwd"))
+    u.add_argument("action", choices=("add", "list", "set-role", "disable", "enable", "passwd"))
     u.add_argument("name", nargs="?")
     u.add_argument("--role", choices=("viewer", "operator", "engineer", "admin"))
-    u.add_argument("--password-stdin", action="store_true",
-                   help="read the password from the first line of stdin")
-    u.add_argument("--no-password", action="store_true",
-                   help="no password: the user signs in through single sign-on only")
+    u.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of stdin",
+    )
+    u.add_argument(
+        "--no-password",
+        action="store_true",
+        help="no password: the user signs in through single sign-on only",
+    )
     add_json(u)
     u.set_defaults(func=cmd_users)
 

@@ -50,8 +50,10 @@ class Alert:
     @property
     def message(self) -> str:
         where = f" in zone '{self.zone}'" if self.zone else ""
-        return (f"{self.severity.upper()}: {self.class_name or 'violation'} at "
-                f"{self.station}{where} since {self.started_at[11:]}")
+        return (
+            f"{self.severity.upper()}: {self.class_name or 'violation'} at "
+            f"{self.station}{where} since {self.started_at[11:]}"
+        )
 
     def payload(self) -> dict[str, Any]:
         data = asdict(self)
@@ -69,8 +71,15 @@ def sign(body: bytes, secret: str) -> str:
 class WebhookSender:
     """Delivers JSON payloads to one URL from a background thread (see module docstring)."""
 
-    def __init__(self, url: str, secret: str = "", deadline_s: float = 5.0, retries: int = 3,
-                 backoff_s: float = 0.5, max_queue: int = 100):
+    def __init__(
+        self,
+        url: str,
+        secret: str = "",
+        deadline_s: float = 5.0,
+        retries: int = 3,
+        backoff_s: float = 0.5,
+        max_queue: int = 100,
+    ):
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ValueError("The webhook URL must be an http(s) address.")
@@ -83,8 +92,7 @@ class WebhookSender:
         self.dropped = 0
         self._idle = threading.Event()
         self._idle.set()
-        self._thread = threading.Thread(target=self._run, name="glovewatch-webhook",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name="glovewatch-webhook", daemon=True)
         self._thread.start()
 
     def send(self, payload: dict[str, Any]) -> bool:
@@ -127,22 +135,25 @@ class WebhookSender:
             if error is None:
                 self.sent += 1
                 return
-            log.warning("webhook %s: attempt %d of %d failed: %s", self.shown, attempt,
-                        self.retries, error)
+            log.warning(
+                "webhook %s: attempt %d of %d failed: %s", self.shown, attempt, self.retries, error
+            )
             if attempt < self.retries:
                 time.sleep(self.backoff_s * 2 ** (attempt - 1))
         self.failed += 1
 
     def _post_once(self, body: bytes) -> str | None:
         """POST once within the total deadline; None on a 2xx answer, else why not."""
-        result: dict[str, str | None] = {"error": "no answer within "
-                                                  f"{self.deadline_s:.0f} s"}
+        result: dict[str, str | None] = {"error": f"no answer within {self.deadline_s:.0f} s"}
         holder: dict[str, http.client.HTTPConnection] = {}
 
         def call() -> None:
             parts = urllib.parse.urlsplit(self.url)
-            cls = (http.client.HTTPSConnection if parts.scheme == "https"
-                   else http.client.HTTPConnection)
+            cls = (
+                http.client.HTTPSConnection
+                if parts.scheme == "https"
+                else http.client.HTTPConnection
+            )
             conn = cls(parts.hostname or "", parts.port, timeout=self.deadline_s)
             holder["conn"] = conn
             headers = {"Content-Type": "application/json", "User-Agent": "GloveWatch"}
@@ -177,29 +188,47 @@ class Alerter:
     Critical episodes are never held back by a cooldown that a warning started.
     """
 
-    def __init__(self, cooldown_s: float = DEFAULTS.cooldown_s, webhook_url: str = "",
-                 webhook_secret: str = "", keep: int = 20):
+    def __init__(
+        self,
+        cooldown_s: float = DEFAULTS.cooldown_s,
+        webhook_url: str = "",
+        webhook_secret: str = "",
+        keep: int = 20,
+    ):
         self.cooldown_s = cooldown_s
-        self.webhook = WebhookSender(webhook_url.strip(), webhook_secret) \
-            if webhook_url.strip() else None
+        self.webhook = (
+            WebhookSender(webhook_url.strip(), webhook_secret) if webhook_url.strip() else None
+        )
         self._lock = threading.Lock()
         self._last: dict[tuple[str, str], float] = {}
         self._recent: deque[Alert] = deque(maxlen=keep)
         self._seq = 0
 
-    def notify(self, event_id: int, station: str, severity: str, class_name: str | None,
-               zone: str | None, started_at: str, evidence_path: str | None) -> Alert | None:
+    def notify(
+        self,
+        event_id: int,
+        station: str,
+        severity: str,
+        class_name: str | None,
+        zone: str | None,
+        started_at: str,
+        evidence_path: str | None,
+    ) -> Alert | None:
         """Raise an alert for a new episode unless its station is cooling down."""
         now = time.monotonic()
-        keys = [(station, "critical")] if severity == "critical" \
+        keys = (
+            [(station, "critical")]
+            if severity == "critical"
             else [(station, "critical"), (station, "warning")]
+        )
         with self._lock:
             if any(now - self._last.get(k, -1e9) < self.cooldown_s for k in keys):
                 return None
             self._last[(station, severity)] = now
             self._seq += 1
-            alert = Alert(self._seq, event_id, station, severity, class_name, zone, started_at,
-                          evidence_path)
+            alert = Alert(
+                self._seq, event_id, station, severity, class_name, zone, started_at, evidence_path
+            )
             self._recent.append(alert)
         if self.webhook is not None:
             self.webhook.send(alert.payload())

@@ -48,16 +48,22 @@ class BrokerAddress:
     def parse(cls, url: str) -> BrokerAddress:
         parts = urlsplit(url.strip())
         if parts.scheme not in ("mqtt", "mqtts", "tcp") or not parts.hostname:
-            raise ConfigError(f"{redact_url(url)} is not a broker address: use "
-                              "mqtt://host:1883 (or mqtts:// for TLS).")
+            raise ConfigError(
+                f"{redact_url(url)} is not a broker address: use "
+                "mqtt://host:1883 (or mqtts:// for TLS)."
+            )
         tls = parts.scheme == "mqtts"
         try:
             port = parts.port or (8883 if tls else 1883)
         except ValueError:
             raise ConfigError(f"{redact_url(url)}: the port is not a number.") from None
-        return cls(parts.hostname, port, tls,
-                   unquote(parts.username) if parts.username else None,
-                   unquote(parts.password) if parts.password else None)
+        return cls(
+            parts.hostname,
+            port,
+            tls,
+            unquote(parts.username) if parts.username else None,
+            unquote(parts.password) if parts.password else None,
+        )
 
 
 def make_client(address: BrokerAddress, client_id: str, persistent: bool) -> Any:
@@ -66,8 +72,12 @@ def make_client(address: BrokerAddress, client_id: str, persistent: bool) -> Any
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                         clean_session=not persistent, protocol=mqtt.MQTTv311)
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        clean_session=not persistent,
+        protocol=mqtt.MQTTv311,
+    )
     if address.username:
         client.username_pw_set(address.username, address.password)
     if address.tls:
@@ -85,8 +95,15 @@ class BusPublisher:
     never-sent ones first, then, every ``resend_after_s``, those still unacknowledged.
     """
 
-    def __init__(self, url: str, worker: str, outbox: Outbox, pid: int,
-                 resend_after_s: float = 30.0, keepalive_s: int = 10):
+    def __init__(
+        self,
+        url: str,
+        worker: str,
+        outbox: Outbox,
+        pid: int,
+        resend_after_s: float = 30.0,
+        keepalive_s: int = 10,
+    ):
         self.address = BrokerAddress.parse(url)
         self.worker = m.check_worker_name(worker)
         self.outbox, self.pid = outbox, pid
@@ -101,13 +118,13 @@ class BusPublisher:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
-        self._thread = threading.Thread(target=self._send_loop, daemon=True,
-                                        name=f"gw-bus-{worker}")
+        self._thread = threading.Thread(
+            target=self._send_loop, daemon=True, name=f"gw-bus-{worker}"
+        )
 
     def will(self, status: m.Status) -> None:
         """What the broker says for this worker if its connection dies (retained)."""
-        self.client.will_set(m.topic(self.worker, "status"), status.encode(), qos=1,
-                             retain=True)
+        self.client.will_set(m.topic(self.worker, "status"), status.encode(), qos=1, retain=True)
 
     def start(self) -> BusPublisher:
         a = self.address
@@ -129,11 +146,17 @@ class BusPublisher:
             return self._connected
 
     # --- paho callbacks (its network thread) -----------------------------------------
-    def _on_connect(self, client: Any, _userdata: Any, _flags: Any, reason: Any,
-                    _props: Any) -> None:
+    def _on_connect(
+        self, client: Any, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
         if reason.is_failure:
-            log.warning("broker %s:%s refused worker %s: %s", self.address.host,
-                        self.address.port, self.worker, reason)
+            log.warning(
+                "broker %s:%s refused worker %s: %s",
+                self.address.host,
+                self.address.port,
+                self.worker,
+                reason,
+            )
             return
         client.subscribe(m.topic(self.worker, "acks"), qos=1)
         self.outbox.unsend()  # what was in flight may be gone with the broker: send again
@@ -142,16 +165,22 @@ class BusPublisher:
             self._status_sent = False
             self.connects += 1
             self._cond.notify_all()
-        log.info("worker %s connected to the broker %s:%s", self.worker, self.address.host,
-                 self.address.port)
+        log.info(
+            "worker %s connected to the broker %s:%s",
+            self.worker,
+            self.address.host,
+            self.address.port,
+        )
 
-    def _on_disconnect(self, _client: Any, _userdata: Any, _flags: Any, reason: Any,
-                       _props: Any) -> None:
+    def _on_disconnect(
+        self, _client: Any, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
         with self._cond:
             was, self._connected = self._connected, False
         if was and not self._stop:
-            log.warning("worker %s lost the broker (%s); buffering until it is back",
-                        self.worker, reason)
+            log.warning(
+                "worker %s lost the broker (%s); buffering until it is back", self.worker, reason
+            )
 
     def _on_message(self, _client: Any, _userdata: Any, msg: Any) -> None:
         try:
@@ -185,8 +214,7 @@ class BusPublisher:
                 status = None if self._status_sent else self._status
                 self._status_sent = True
             if status is not None:
-                self.client.publish(m.topic(self.worker, "status"), status, qos=1,
-                                    retain=True)
+                self.client.publish(m.topic(self.worker, "status"), status, qos=1, retain=True)
             for p in self.outbox.due(time.monotonic(), self.resend_after_s, 500):
                 if not self.connected:
                     break
@@ -213,17 +241,21 @@ class BusPublisher:
             self._cond.notify_all()
         self._thread.join(5)
         if final is not None and self.connected:
-            info = self.client.publish(m.topic(self.worker, "status"), final.encode(), qos=1,
-                                       retain=True)
+            info = self.client.publish(
+                m.topic(self.worker, "status"), final.encode(), qos=1, retain=True
+            )
             with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(timeout=min(5.0, timeout_s))
         self.client.disconnect()  # a clean disconnect: the broker does not send the will
         self.client.loop_stop()
         self.outbox.close()
         if not done:
-            log.warning("worker %s stopped with %d message(s) unacknowledged; they stay in "
-                        "its outbox and are sent at its next start", self.worker,
-                        len(self.outbox))
+            log.warning(
+                "worker %s stopped with %d message(s) unacknowledged; they stay in "
+                "its outbox and are sent at its next start",
+                self.worker,
+                len(self.outbox),
+            )
         return done
 
     def stats(self) -> OutboxStats:
@@ -240,8 +272,7 @@ class MqttSink:
     def episode(self, event: EpisodeEvent) -> None:
         self.publisher.send(m.episode_message(self.run, event, time.time()))
 
-    def coverage(self, station: str, session_id: int | None,
-                 rows: Sequence[CoverageRow]) -> None:
+    def coverage(self, station: str, session_id: int | None, rows: Sequence[CoverageRow]) -> None:
         if rows:
             self.publisher.send(m.coverage_message(self.run, station, list(rows), time.time()))
 
@@ -249,8 +280,14 @@ class MqttSink:
 class MqttOutlet:
     """Where a worker sends episodes, coverage and heartbeats when a broker is configured."""
 
-    def __init__(self, url: str, worker: str, pid: int, outbox_path: Path | None,
-                 resend_after_s: float = 30.0):
+    def __init__(
+        self,
+        url: str,
+        worker: str,
+        pid: int,
+        outbox_path: Path | None,
+        resend_after_s: float = 30.0,
+    ):
         self.pid = pid
         self.publisher = BusPublisher(url, worker, Outbox(outbox_path), pid, resend_after_s)
 
@@ -271,12 +308,17 @@ class MqttOutlet:
 
     def details(self) -> dict[str, Any]:
         s = self.publisher.stats()
-        return {"transport": "mqtt", "broker": f"{self.publisher.address.host}:"
-                f"{self.publisher.address.port}", "connected": self.publisher.connected,
-                "outbox_pending": s.pending, "outbox_dropped": s.dropped}
+        return {
+            "transport": "mqtt",
+            "broker": f"{self.publisher.address.host}:{self.publisher.address.port}",
+            "connected": self.publisher.connected,
+            "outbox_pending": s.pending,
+            "outbox_dropped": s.dropped,
+        }
 
-    def close(self, worker: WorkerRow, cameras: Sequence[CameraRow],
-              timeout_s: float = 10.0) -> bool:
+    def close(
+        self, worker: WorkerRow, cameras: Sequence[CameraRow], timeout_s: float = 10.0
+    ) -> bool:
         """Send what waits (up to ``timeout_s``), then the final status, and disconnect."""
         self.publisher.flush(timeout_s)
         final = replace(worker, details={**worker.details, **self.details()})

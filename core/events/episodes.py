@@ -94,8 +94,11 @@ class EpisodeTracker:
         # strongest first, so two hands competing for one episode give it to the surer one
         idx = idx[np.argsort(-dets.confidence[idx], kind="stable")]
         candidates = list(self._active.values())
-        overlap = (box_iou(dets.xyxy[idx], np.array([ep.box for ep in candidates]))
-                   if candidates else np.zeros((len(idx), 0)))
+        overlap = (
+            box_iou(dets.xyxy[idx], np.array([ep.box for ep in candidates]))
+            if candidates
+            else np.zeros((len(idx), 0))
+        )
         ids = dets.tracker_id
         seen: set[int] = set()
         peaked: list[tuple[Episode, int]] = []
@@ -105,8 +108,19 @@ class EpisodeTracker:
             conf, box = float(dets.confidence[i]), dets.box(int(i))
             severity = Severity(judged.severity[i])
             if ep is None:
-                ep = Episode(self._next, track, str(dets.class_name[i]), str(judged.reason[i]),
-                             t, t, box, conf, t, severity, judged.zone[i])
+                ep = Episode(
+                    self._next,
+                    track,
+                    str(dets.class_name[i]),
+                    str(judged.reason[i]),
+                    t,
+                    t,
+                    box,
+                    conf,
+                    t,
+                    severity,
+                    judged.zone[i],
+                )
                 self._active[ep.number] = ep
                 self._next += 1
                 peaked.append((ep, int(i)))
@@ -126,14 +140,18 @@ class EpisodeTracker:
             seen.add(ep.number)
         opened = []
         for ep in self._active.values():
-            if ep.number in seen and not ep.confirmed \
-                    and ep.duration_s >= self.config.min_duration_s:
+            if (
+                ep.number in seen
+                and not ep.confirmed
+                and ep.duration_s >= self.config.min_duration_s
+            ):
                 ep.confirmed = True
                 opened.append(ep)
         return EpisodeUpdate(tuple(opened), closed, tuple(peaked), len(idx))
 
-    def _match(self, track: int | None, overlap: np.ndarray, candidates: list[Episode],
-               seen: set[int]) -> Episode | None:
+    def _match(
+        self, track: int | None, overlap: np.ndarray, candidates: list[Episode], seen: set[int]
+    ) -> Episode | None:
         if track is not None:
             number = self._by_track.get(track)
             if number is not None and number not in seen and number in self._active:
@@ -141,8 +159,11 @@ class EpisodeTracker:
         # The tracker may hand a re-found hand a new id: continue the overlapping episode.
         best, best_iou = None, self.config.rematch_iou
         for ep, score in zip(candidates, overlap):
-            if ep.number in seen or ep.number not in self._active or \
-                    (track is not None and ep.track_id == track):
+            if (
+                ep.number in seen
+                or ep.number not in self._active
+                or (track is not None and ep.track_id == track)
+            ):
                 continue
             if score >= best_iou:
                 best, best_iou = ep, float(score)

@@ -43,8 +43,12 @@ def _pad(box: Box, shape: tuple[int, int], pad: float) -> tuple[int, int, int, i
     h, w = shape
     x1, y1, x2, y2 = box
     px, py = (x2 - x1) * pad, (y2 - y1) * pad
-    return (max(0, int(x1 - px)), max(0, int(y1 - py)),
-            min(w, int(x2 + px + 1)), min(h, int(y2 + py + 1)))
+    return (
+        max(0, int(x1 - px)),
+        max(0, int(y1 - py)),
+        min(w, int(x2 + px + 1)),
+        min(h, int(y2 + py + 1)),
+    )
 
 
 def _obscure(region: np.ndarray) -> np.ndarray:
@@ -76,11 +80,22 @@ def redact(image: np.ndarray, keep: Box, dets: Detections) -> np.ndarray:
 
 
 def _boxes_doc(dets: Detections, status: np.ndarray, shape: tuple[int, int]) -> dict:
-    return {"shape": list(shape), "detections": [
-        {"class_id": int(c), "class_name": str(n), "role": str(r), "status": str(s),
-         "confidence": round(float(p), 4), "box": [round(float(v), 1) for v in b]}
-        for c, n, r, s, p, b in zip(dets.class_id, dets.class_name, dets.role, status,
-                                    dets.confidence, dets.xyxy)]}
+    return {
+        "shape": list(shape),
+        "detections": [
+            {
+                "class_id": int(c),
+                "class_name": str(n),
+                "role": str(r),
+                "status": str(s),
+                "confidence": round(float(p), 4),
+                "box": [round(float(v), 1) for v in b],
+            }
+            for c, n, r, s, p, b in zip(
+                dets.class_id, dets.class_name, dets.role, status, dets.confidence, dets.xyxy
+            )
+        ],
+    }
 
 
 class EvidenceWriter:
@@ -90,8 +105,16 @@ class EvidenceWriter:
         self.out_dir = Path(out_dir)
         self.blur = blur
 
-    def save(self, image: np.ndarray, dets: Detections, status: np.ndarray, box: Box,
-             station: str, stem: str, day: str) -> Evidence | None:
+    def save(
+        self,
+        image: np.ndarray,
+        dets: Detections,
+        status: np.ndarray,
+        box: Box,
+        station: str,
+        stem: str,
+        day: str,
+    ) -> Evidence | None:
         """Write ``<stem>.jpg`` (redacted frame), ``<stem>-hand.jpg`` and ``<stem>.json``;
         None if it fails (a full disk must not stop the live pipeline: it is logged)."""
         folder = self.out_dir / day

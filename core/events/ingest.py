@@ -94,8 +94,7 @@ class Ingester:
             outcome = self._episode(msg)
         else:
             station, rows = m.coverage_of(msg)
-            fresh = self.store.fleet.coverage_once(msg.id, station, self._session(msg.run),
-                                                   rows)
+            fresh = self.store.fleet.coverage_once(msg.id, station, self._session(msg.run), rows)
             outcome = "applied" if fresh else "duplicate"
         self._count(outcome + ("s" if outcome == "duplicate" else ""))
         with self._lock:
@@ -110,8 +109,11 @@ class Ingester:
         with self._lock:
             seen = msg.id in self._recent
         event = m.episode_of(msg)
-        self.sink.episode(EpisodeEvent(event.kind, event.key,
-                                       replace(event.row, session_id=self._session(msg.run))))
+        self.sink.episode(
+            EpisodeEvent(
+                event.kind, event.key, replace(event.row, session_id=self._session(msg.run))
+            )
+        )
         if seen:
             return "duplicate"
         with self._lock:
@@ -140,11 +142,18 @@ class Ingester:
             self.store.fleet.beat_sessions(w.host, status.pid)
             return
         ended = self.store.fleet.end_sessions(
-            w.host, status.pid, "interrupted" if w.status == "offline" else "finished")
+            w.host, status.pid, "interrupted" if w.status == "offline" else "finished"
+        )
         if ended:
             closed = self.store.events.close_orphans(ended)
-            log.warning("worker %s is %s: %d session(s) ended, %d open episode(s) closed at "
-                        "their last sighting", w.name, w.status, len(ended), closed)
+            log.warning(
+                "worker %s is %s: %d session(s) ended, %d open episode(s) closed at "
+                "their last sighting",
+                w.name,
+                w.status,
+                len(ended),
+                closed,
+            )
 
     def take_acks(self) -> dict[str, list[str]]:
         """Message ids applied since the last call, per worker (to acknowledge)."""
@@ -156,18 +165,31 @@ class Ingester:
         with self._lock:
             lat = sorted(self._latency)
             n = dict(self._n)
-        return IngestStats(n["applied"], n["duplicates"], n["statuses"], n["rejected"],
-                           n["failed"], _percentile(lat, 50), _percentile(lat, 95), len(lat))
+        return IngestStats(
+            n["applied"],
+            n["duplicates"],
+            n["statuses"],
+            n["rejected"],
+            n["failed"],
+            _percentile(lat, 50),
+            _percentile(lat, 95),
+            len(lat),
+        )
 
     def prune(self) -> int:
         """Forget applied message ids older than ``keep_ids_days``."""
-        before = (datetime.now() - timedelta(days=self.keep_ids_days)).strftime(
-            "%Y-%m-%d %H:%M:%S")
+        before = (datetime.now() - timedelta(days=self.keep_ids_days)).strftime("%Y-%m-%d %H:%M:%S")
         return self.store.fleet.prune_ingested(before)
 
     # --- the MQTT side -----------------------------------------------------------------
-    def run(self, url: str, stop: threading.Event, ready: threading.Event | None = None,
-            client_id: str = "glovewatch-ingester", ack_every_s: float = 0.2) -> IngestStats:
+    def run(
+        self,
+        url: str,
+        stop: threading.Event,
+        ready: threading.Event | None = None,
+        client_id: str = "glovewatch-ingester",
+        ack_every_s: float = 0.2,
+    ) -> IngestStats:
         """Subscribe and apply messages until ``stop`` is set; reconnects by itself."""
         address = BrokerAddress.parse(url)
         client = make_client(address, client_id, persistent=True)
@@ -223,4 +245,4 @@ class Ingester:
             return  # kept: acknowledged when the broker is back (or the worker resends)
         for worker, ids in self.take_acks().items():
             for i in range(0, len(ids), 500):
-                client.publish(m.topic(worker, "acks"), m.encode_acks(ids[i:i + 500]), qos=1)
+                client.publish(m.topic(worker, "acks"), m.encode_acks(ids[i : i + 500]), qos=1)

@@ -38,8 +38,10 @@ def check_worker_name(name: str) -> str:
     """A worker name usable as a topic level (no ``/``, ``+``, ``#``), 1-64 characters."""
     name = name.strip()
     if not name or len(name) > 64 or _BAD_NAME_CHARS & set(name) or name.startswith("$"):
-        raise ConfigError(f"Worker name {name!r} cannot be used: give 1-64 characters without "
-                          "'/', '+', '#' (GLOVEWATCH_WORKER_NAME or 'worker:' in the config).")
+        raise ConfigError(
+            f"Worker name {name!r} cannot be used: give 1-64 characters without "
+            "'/', '+', '#' (GLOVEWATCH_WORKER_NAME or 'worker:' in the config)."
+        )
     return name
 
 
@@ -79,8 +81,14 @@ class CameraRun:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CameraRun:
         s = dict(d["session"])
-        return cls(str(d["worker"]), str(d["camera"]), str(d["run"]), str(d["host"]),
-                   int(d["pid"]), SessionInfo(**s))
+        return cls(
+            str(d["worker"]),
+            str(d["camera"]),
+            str(d["run"]),
+            str(d["host"]),
+            int(d["pid"]),
+            SessionInfo(**s),
+        )
 
 
 @dataclass(frozen=True)
@@ -94,9 +102,17 @@ class Message:
     body: dict[str, Any] = field(default_factory=dict)
 
     def encode(self) -> bytes:
-        return json.dumps({"id": self.id, "type": self.type, "run": self.run.as_dict(),
-                           "sent_at": self.sent_at, "body": self.body},
-                          separators=(",", ":"), default=str).encode()
+        return json.dumps(
+            {
+                "id": self.id,
+                "type": self.type,
+                "run": self.run.as_dict(),
+                "sent_at": self.sent_at,
+                "body": self.body,
+            },
+            separators=(",", ":"),
+            default=str,
+        ).encode()
 
     @property
     def topic(self) -> str:
@@ -108,24 +124,43 @@ def new_id() -> str:
 
 
 def episode_message(run: CameraRun, event: EpisodeEvent, sent_at: float) -> Message:
-    return Message(new_id(), "episode", run, sent_at,
-                   {"kind": event.kind, "key": event.key, "row": asdict(event.row)})
+    return Message(
+        new_id(),
+        "episode",
+        run,
+        sent_at,
+        {"kind": event.kind, "key": event.key, "row": asdict(event.row)},
+    )
 
 
-def coverage_message(run: CameraRun, station: str, rows: list[CoverageRow],
-                     sent_at: float) -> Message:
-    return Message(new_id(), "coverage", run, sent_at, {
-        "station": station,
-        "rows": [[r.ts, r.watched_s, r.hand_s, r.hands, r.compliant_s, r.violating_s]
-                 for r in rows]})
+def coverage_message(
+    run: CameraRun, station: str, rows: list[CoverageRow], sent_at: float
+) -> Message:
+    return Message(
+        new_id(),
+        "coverage",
+        run,
+        sent_at,
+        {
+            "station": station,
+            "rows": [
+                [r.ts, r.watched_s, r.hand_s, r.hands, r.compliant_s, r.violating_s] for r in rows
+            ],
+        },
+    )
 
 
 def decode(payload: bytes) -> Message:
     """A message from its JSON; raises ValueError when it is not one."""
     try:
         d = json.loads(payload)
-        msg = Message(str(d["id"]), str(d["type"]), CameraRun.from_dict(d["run"]),
-                      float(d["sent_at"]), dict(d["body"]))
+        msg = Message(
+            str(d["id"]),
+            str(d["type"]),
+            CameraRun.from_dict(d["run"]),
+            float(d["sent_at"]),
+            dict(d["body"]),
+        )
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"malformed message: {exc}") from exc
     if msg.type not in ("episode", "coverage"):
@@ -140,8 +175,10 @@ def episode_of(msg: Message) -> EpisodeEvent:
 
 def coverage_of(msg: Message) -> tuple[str, list[CoverageRow]]:
     b = msg.body
-    return str(b["station"]), [CoverageRow(str(r[0]), float(r[1]), float(r[2]), int(r[3]),
-                                           float(r[4]), float(r[5])) for r in b["rows"]]
+    return str(b["station"]), [
+        CoverageRow(str(r[0]), float(r[1]), float(r[2]), int(r[3]), float(r[4]), float(r[5]))
+        for r in b["rows"]
+    ]
 
 
 @dataclass(frozen=True)
@@ -153,16 +190,23 @@ class Status:
     pid: int
 
     def encode(self) -> bytes:
-        return json.dumps({"worker": asdict(self.worker),
-                           "cameras": [asdict(c) for c in self.cameras], "pid": self.pid},
-                          separators=(",", ":"), default=str).encode()
+        return json.dumps(
+            {
+                "worker": asdict(self.worker),
+                "cameras": [asdict(c) for c in self.cameras],
+                "pid": self.pid,
+            },
+            separators=(",", ":"),
+            default=str,
+        ).encode()
 
 
 def decode_status(payload: bytes) -> Status:
     try:
         d = json.loads(payload)
-        return Status(WorkerRow(**d["worker"]), tuple(CameraRow(**c) for c in d["cameras"]),
-                      int(d["pid"]))
+        return Status(
+            WorkerRow(**d["worker"]), tuple(CameraRow(**c) for c in d["cameras"]), int(d["pid"])
+        )
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"malformed status: {exc}") from exc
 

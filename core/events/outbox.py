@@ -48,8 +48,9 @@ class OutboxStats:
 class Outbox:
     """Unacknowledged messages in emission order, journaled to ``path`` (thread-safe)."""
 
-    def __init__(self, path: Path | None = None, max_pending: int = 100_000,
-                 max_bytes: int = 64 << 20):
+    def __init__(
+        self, path: Path | None = None, max_pending: int = 100_000, max_bytes: int = 64 << 20
+    ):
         self.path, self.max_pending, self.max_bytes = path, max_pending, max_bytes
         self._lock = threading.Lock()
         self._pending: OrderedDict[str, Pending] = OrderedDict()
@@ -76,8 +77,12 @@ class Outbox:
                     for mid in rec.get("a", ()):
                         self._pending.pop(mid, None)
         if self._pending:
-            log.warning("outbox %s: %d message(s) of an earlier run were never acknowledged; "
-                        "sending them again", self.path.name, len(self._pending))
+            log.warning(
+                "outbox %s: %d message(s) of an earlier run were never acknowledged; "
+                "sending them again",
+                self.path.name,
+                len(self._pending),
+            )
         if self.path.stat().st_size > self.max_bytes:
             self._rewrite()
 
@@ -92,8 +97,12 @@ class Outbox:
         tmp = self.path.with_suffix(".tmp")
         with open(tmp, "w") as fh:
             for p in self._pending.values():
-                fh.write(json.dumps({"m": p.id, "t": p.topic, "p": p.payload.decode()},
-                                    separators=(",", ":")) + "\n")
+                fh.write(
+                    json.dumps(
+                        {"m": p.id, "t": p.topic, "p": p.payload.decode()}, separators=(",", ":")
+                    )
+                    + "\n"
+                )
         tmp.replace(self.path)
         if self._fd is not None:
             os.close(self._fd)
@@ -108,10 +117,18 @@ class Outbox:
             while len(self._pending) > self.max_pending:
                 gone = self._pending.popitem(last=False)[1]
                 self._dropped += 1
-                log.error("outbox full (%d messages): message %s on %s dropped unsent",
-                          self.max_pending, gone.id, gone.topic)
-            if self._fd is not None and self.path is not None and \
-                    self._emitted % 1000 == 0 and self.path.stat().st_size > self.max_bytes:
+                log.error(
+                    "outbox full (%d messages): message %s on %s dropped unsent",
+                    self.max_pending,
+                    gone.id,
+                    gone.topic,
+                )
+            if (
+                self._fd is not None
+                and self.path is not None
+                and self._emitted % 1000 == 0
+                and self.path.stat().st_size > self.max_bytes
+            ):
                 self._rewrite()
 
     def ack(self, ids: Iterable[str]) -> int:
@@ -160,8 +177,12 @@ class Outbox:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
-            if self.path is not None and not self._pending and self.path.exists() and \
-                    self.path.stat().st_size > self.max_bytes:
+            if (
+                self.path is not None
+                and not self._pending
+                and self.path.exists()
+                and self.path.stat().st_size > self.max_bytes
+            ):
                 self._rewrite()
 
 

@@ -78,10 +78,22 @@ class EvidenceKeeper:
         self._best: dict[int, _Best] = {}
         self._paths: dict[int, tuple[str | None, str | None]] = {}
 
-    def offer(self, ep: Episode, image: np.ndarray, frame: FrameDetections,
-              judged: Judgement, box_index: int, frame_index: int | None) -> None:
-        self._best[ep.number] = _Best(image.copy(), frame.detections, judged.status,
-                                      frame.detections.box(box_index), frame_index)
+    def offer(
+        self,
+        ep: Episode,
+        image: np.ndarray,
+        frame: FrameDetections,
+        judged: Judgement,
+        box_index: int,
+        frame_index: int | None,
+    ) -> None:
+        self._best[ep.number] = _Best(
+            image.copy(),
+            frame.detections,
+            judged.status,
+            frame.detections.box(box_index),
+            frame_index,
+        )
 
     def frame_index(self, number: int) -> int | None:
         best = self._best.get(number)
@@ -94,8 +106,9 @@ class EvidenceKeeper:
             # the source keeps names unique when one session records several files (batch)
             source = Path(self.ctx.source or "").stem[:40]
             stem = f"s{self.ctx.session_id or 0}-{source}-e{ep.number}-{wall[11:]}"
-            saved = self.writer.save(best.image, best.dets, best.status, best.box,
-                                     self.ctx.station, stem, wall[:10])
+            saved = self.writer.save(
+                best.image, best.dets, best.status, best.box, self.ctx.station, stem, wall[:10]
+            )
             if saved is not None:
                 self._paths[ep.number] = (str(saved.frame_path), str(saved.crop_path))
             best.dirty = False
@@ -114,9 +127,16 @@ class EvidenceKeeper:
 class EpisodeRecorder:
     """Judges, tracks and records the frames of one recording (see module docstring)."""
 
-    def __init__(self, ctx: RecordingContext, rule: StationRule, sink: Sink,
-                 config: EpisodeConfig | None = None, evidence: EvidenceWriter | None = None,
-                 coverage: bool = True, flush_every_s: float = 1.0):
+    def __init__(
+        self,
+        ctx: RecordingContext,
+        rule: StationRule,
+        sink: Sink,
+        config: EpisodeConfig | None = None,
+        evidence: EvidenceWriter | None = None,
+        coverage: bool = True,
+        flush_every_s: float = 1.0,
+    ):
         self.ctx, self.rule, self.sink = ctx, rule, sink
         self.tracker = EpisodeTracker(config)
         # Photos are instants, not watched time: they record episodes but no coverage.
@@ -141,14 +161,27 @@ class EpisodeRecorder:
         wall = self._wall(ep.started_t)
         evidence, crop = self.evidence.write(ep, wall)
         return EventRow(
-            station=self.ctx.station, started_at=wall, ended_at=self._wall(ep.last_t),
-            duration_s=round(ep.duration_s, 3), session_id=self.ctx.session_id,
-            source=self.ctx.source, frame=self.evidence.frame_index(ep.number),
-            class_name=ep.class_name, peak_conf=round(ep.peak_conf, 4),
-            severity=str(ep.severity), evidence_path=evidence, crop_path=crop,
-            model_hash=self.ctx.model_hash, model_name=self.ctx.model_name,
-            track_id=ep.track_id, zone=ep.zone, rule_version=self.rule.version,
-            reason=ep.reason, thresholds=self.ctx.thresholds, state=state)
+            station=self.ctx.station,
+            started_at=wall,
+            ended_at=self._wall(ep.last_t),
+            duration_s=round(ep.duration_s, 3),
+            session_id=self.ctx.session_id,
+            source=self.ctx.source,
+            frame=self.evidence.frame_index(ep.number),
+            class_name=ep.class_name,
+            peak_conf=round(ep.peak_conf, 4),
+            severity=str(ep.severity),
+            evidence_path=evidence,
+            crop_path=crop,
+            model_hash=self.ctx.model_hash,
+            model_name=self.ctx.model_name,
+            track_id=ep.track_id,
+            zone=ep.zone,
+            rule_version=self.rule.version,
+            reason=ep.reason,
+            thresholds=self.ctx.thresholds,
+            state=state,
+        )
 
     def _emit(self, kind: str, ep: Episode, state: str) -> None:
         try:
@@ -156,8 +189,9 @@ class EpisodeRecorder:
         except Exception:  # a sink failing (store full, broker gone) must not stop watching
             log.exception("episode %s of %s could not be recorded", kind, self.ctx.station)
 
-    def process(self, t: float, frame: FrameDetections, image: np.ndarray,
-                frame_index: int | None = None) -> FrameOutcome:
+    def process(
+        self, t: float, frame: FrameDetections, image: np.ndarray, frame_index: int | None = None
+    ) -> FrameOutcome:
         """Feed one frame (BGR ``image`` with its detections) seen at time ``t``."""
         judged = self.rule.judge_frame(frame)
         update = self.tracker.update(t, frame, judged)

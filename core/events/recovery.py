@@ -51,7 +51,10 @@ def recover(store: Store) -> Recovery:
         store.sessions.end(sid, "interrupted")
     closed = store.events.close_orphans(dead)
     if dead or closed:
-        log.warning("start-up recovery: %d session(s) of ended processes marked interrupted, "
-                    "%d episode(s) they left open closed at their last sighting",
-                    len(dead), closed)
+        log.warning(
+            "start-up recovery: %d session(s) of ended processes marked interrupted, "
+            "%d episode(s) they left open closed at their last sighting",
+            len(dead),
+            closed,
+        )
     return Recovery(len(dead), closed)

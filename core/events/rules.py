@@ -54,8 +54,12 @@ def points_in_polygon(xy: np.ndarray, polygon: tuple[tuple[float, float], ...]) 
     a, b = poly, np.roll(poly, -1, axis=0)  # edges a -> b
     x, y = pts[:, 0:1], pts[:, 1:2]  # (N, 1) against (M,) edges
     cross = (b[:, 0] - a[:, 0]) * (y - a[:, 1]) - (b[:, 1] - a[:, 1]) * (x - a[:, 0])
-    within = ((np.minimum(a[:, 0], b[:, 0]) <= x) & (x <= np.maximum(a[:, 0], b[:, 0]))
-              & (np.minimum(a[:, 1], b[:, 1]) <= y) & (y <= np.maximum(a[:, 1], b[:, 1])))
+    within = (
+        (np.minimum(a[:, 0], b[:, 0]) <= x)
+        & (x <= np.maximum(a[:, 0], b[:, 0]))
+        & (np.minimum(a[:, 1], b[:, 1]) <= y)
+        & (y <= np.maximum(a[:, 1], b[:, 1]))
+    )
     on_edge = ((np.abs(cross) < 1e-12) & within).any(axis=1)
     straddles = (a[:, 1] > y) != (b[:, 1] > y)
     dy = np.where(b[:, 1] == a[:, 1], 1.0, b[:, 1] - a[:, 1])
@@ -78,8 +82,10 @@ class Zone:
             raise RuleError(f"Zone '{self.name}' needs at least 3 points, got {len(self.points)}.")
         for x, y in self.points:
             if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
-                raise RuleError(f"Zone '{self.name}': point ({x}, {y}) is outside 0..1; "
-                                "zone points are fractions of the image width and height.")
+                raise RuleError(
+                    f"Zone '{self.name}': point ({x}, {y}) is outside 0..1; "
+                    "zone points are fractions of the image width and height."
+                )
 
     def contains(self, x: float, y: float) -> bool:
         """Whether the normalized point lies inside (or on the edge of) the polygon."""
@@ -184,21 +190,29 @@ class StationRule:
         reason = np.full(n, None, dtype=object)
         if self.polarity is Polarity.NO_GLOVES:
             offending, compliant = gloved, bare
-            reason[offending] = [f"glove ({c}) at a no-gloves station"
-                                 for c in dets.class_name[offending]]
+            reason[offending] = [
+                f"glove ({c}) at a no-gloves station" for c in dets.class_name[offending]
+            ]
         else:
-            wrong_glove = gloved & ~np.isin(dets.class_name.astype(str), self.allowed) \
-                if self.allowed else np.zeros(n, bool)
+            wrong_glove = (
+                gloved & ~np.isin(dets.class_name.astype(str), self.allowed)
+                if self.allowed
+                else np.zeros(n, bool)
+            )
             offending, compliant = bare | wrong_glove, gloved & ~wrong_glove
             reason[bare] = [f"bare hand ({c})" for c in dets.class_name[bare]]
-            reason[wrong_glove] = [f"glove not allowed here ({c})"
-                                   for c in dets.class_name[wrong_glove]]
+            reason[wrong_glove] = [
+                f"glove not allowed here ({c})" for c in dets.class_name[wrong_glove]
+            ]
         status = np.full(n, str(BoxStatus.CONTEXT), dtype="<U9")
         status[compliant] = str(BoxStatus.COMPLIANT)
         status[offending] = str(BoxStatus.VIOLATING)
         zone = self.zones_of(dets, shape)
-        severity = np.where(offending & (zone != None), str(Severity.CRITICAL),  # noqa: E711
-                            str(Severity.WARNING))
+        severity = np.where(
+            offending & (zone != None),  # noqa: E711 (element-wise on an object array)
+            str(Severity.CRITICAL),
+            str(Severity.WARNING),
+        )
         return Judgement(status, severity, zone, reason)
 
     def judge_frame(self, frame: FrameDetections) -> Judgement:
@@ -216,19 +230,32 @@ class StationRule:
         return out
 
     def to_json(self) -> str:
-        return json.dumps({"polarity": str(self.polarity), "allowed": list(self.allowed),
-                           "tiles": self.tiles,
-                           "zones": [{"name": z.name, "points": [list(p) for p in z.points]}
-                                     for z in self.zones]})
+        return json.dumps(
+            {
+                "polarity": str(self.polarity),
+                "allowed": list(self.allowed),
+                "tiles": self.tiles,
+                "zones": [
+                    {"name": z.name, "points": [list(p) for p in z.points]} for z in self.zones
+                ],
+            }
+        )
 
     @classmethod
     def from_json(cls, station: str, version: int, text: str) -> StationRule:
         data: dict[str, Any] = json.loads(text)
-        zones = tuple(Zone(z["name"], tuple((float(x), float(y)) for x, y in z["points"]))
-                      for z in data.get("zones", []))
-        return cls(station=station, polarity=Polarity(data.get("polarity", "gloves_required")),
-                   allowed=tuple(data.get("allowed", ())), zones=zones, version=version,
-                   tiles=data.get("tiles", ""))
+        zones = tuple(
+            Zone(z["name"], tuple((float(x), float(y)) for x, y in z["points"]))
+            for z in data.get("zones", [])
+        )
+        return cls(
+            station=station,
+            polarity=Polarity(data.get("polarity", "gloves_required")),
+            allowed=tuple(data.get("allowed", ())),
+            zones=zones,
+            version=version,
+            tiles=data.get("tiles", ""),
+        )
 
 
 def draw_zones(image: np.ndarray, rule: StationRule) -> np.ndarray:
@@ -239,6 +266,14 @@ def draw_zones(image: np.ndarray, rule: StationRule) -> np.ndarray:
         pts = np.array([[x * w, y * h] for x, y in z.points], dtype=np.int32)
         cv2.polylines(out, [pts], isClosed=True, color=(0, 140, 255), thickness=2)
         x, y = pts.min(axis=0)
-        cv2.putText(out, z.name, (int(x) + 3, int(y) + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
-                    (0, 140, 255), 1, cv2.LINE_AA)
+        cv2.putText(
+            out,
+            z.name,
+            (int(x) + 3, int(y) + 16),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.5,
+            (0, 140, 255),
+            1,
+            cv2.LINE_AA,
+        )
     return out

@@ -31,8 +31,9 @@ class EpisodeEvent:
 class Sink(Protocol):
     def episode(self, event: EpisodeEvent) -> None: ...
 
-    def coverage(self, station: str, session_id: int | None,
-                 rows: Sequence[CoverageRow]) -> None: ...
+    def coverage(
+        self, station: str, session_id: int | None, rows: Sequence[CoverageRow]
+    ) -> None: ...
 
 
 class StoreSink:
@@ -75,16 +76,24 @@ class StoreSink:
                 with self._lock:
                     self._ids[event.key] = event_id
         if event.kind == "update":
-            self.store.events.refresh_open([OpenRefresh(
-                event_id, row.ended_at or row.started_at, row.duration_s,
-                row.peak_conf or 0.0, row.severity, row.zone)])
+            self.store.events.refresh_open(
+                [
+                    OpenRefresh(
+                        event_id,
+                        row.ended_at or row.started_at,
+                        row.duration_s,
+                        row.peak_conf or 0.0,
+                        row.severity,
+                        row.zone,
+                    )
+                ]
+            )
         elif event.kind == "end":
             self.store.events.close(event_id, row)
             with self._lock:
                 self._ids.pop(event.key, None)
 
-    def coverage(self, station: str, session_id: int | None,
-                 rows: Sequence[CoverageRow]) -> None:
+    def coverage(self, station: str, session_id: int | None, rows: Sequence[CoverageRow]) -> None:
         self.store.coverage.write(station, session_id, rows)
 
 
@@ -103,13 +112,19 @@ class AlertingSink:
             return
         row = event.row
         try:
-            self.alerter.notify(event_id, row.station, row.severity, row.class_name, row.zone,
-                                row.started_at, row.evidence_path)
+            self.alerter.notify(
+                event_id,
+                row.station,
+                row.severity,
+                row.class_name,
+                row.zone,
+                row.started_at,
+                row.evidence_path,
+            )
         except Exception:  # an alert must never stop recording
             log.exception("alert for episode %s failed", event_id)
 
-    def coverage(self, station: str, session_id: int | None,
-                 rows: Sequence[CoverageRow]) -> None:
+    def coverage(self, station: str, session_id: int | None, rows: Sequence[CoverageRow]) -> None:
         self.inner.coverage(station, session_id, rows)
 
     def recent_alerts(self) -> list[Alert]:

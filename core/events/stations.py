@@ -24,8 +24,9 @@ def save_rule(store: Store, rule: StationRule, author: str | None = None) -> Sta
     """Store ``rule`` as the station's next version (creating the station); returns it."""
     name = clean_name(rule.station)
     rec = store.stations.save_rule(name, replace(rule, station=name).to_json(), author)
-    store.audit.add(author or "-", "station.rule", name, {"version": rec.version,
-                                                           "rule": rule.describe()})
+    store.audit.add(
+        author or "-", "station.rule", name, {"version": rec.version, "rule": rule.describe()}
+    )
     return replace(rule, station=name, version=rec.version)
 
 
@@ -48,8 +49,10 @@ class RuleVersion:
 
 def rule_history(store: Store, station: str) -> list[RuleVersion]:
     """All versions of a station's rule, newest first."""
-    return [RuleVersion(StationRule.from_json(station, r.version, r.rule_json), r.created_at,
-                        r.author) for r in store.stations.history(station)]
+    return [
+        RuleVersion(StationRule.from_json(station, r.version, r.rule_json), r.created_at, r.author)
+        for r in store.stations.history(station)
+    ]
 
 
 def list_stations(store: Store) -> list[str]:

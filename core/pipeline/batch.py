@@ -49,8 +49,7 @@ class BatchProgress:
 
     @property
     def text(self) -> str:
-        left = "" if self.remaining_s is None else \
-            f" · about {_duration(self.remaining_s)} left"
+        left = "" if self.remaining_s is None else f" · about {_duration(self.remaining_s)} left"
         return f"{self.message}{left}"
 
 
@@ -90,13 +89,32 @@ class TableRow:
     x2: float
     y2: float
 
-    HEADER = ("file", "frame", "class", "role", "status at station", "confidence", "x1", "y1",
-              "x2", "y2")
+    HEADER = (
+        "file",
+        "frame",
+        "class",
+        "role",
+        "status at station",
+        "confidence",
+        "x1",
+        "y1",
+        "x2",
+        "y2",
+    )
 
     def values(self) -> tuple[str | int | float, ...]:
-        return (self.file, self.frame, self.class_name, self.role, self.status,
-                round(self.confidence, 4), round(self.x1, 1), round(self.y1, 1),
-                round(self.x2, 1), round(self.y2, 1))
+        return (
+            self.file,
+            self.frame,
+            self.class_name,
+            self.role,
+            self.status,
+            round(self.confidence, 4),
+            round(self.x1, 1),
+            round(self.y1, 1),
+            round(self.x2, 1),
+            round(self.y2, 1),
+        )
 
 
 @dataclass
@@ -125,13 +143,17 @@ class FileResult:
         if not self.ok or self.verdict is None:
             return f"{self.name}: could not be processed"
         if self.kind == "image":
-            return (f"{self.name}: {self.verdict} ({self.compliant} compliant, "
-                    f"{self.violating} violating hand(s))")
-        return (f"{self.name}: {self.verdict}: {self.episodes} violation episode(s) (a hand "
-                f"offending for at least {DEFAULTS.min_duration_s:g} s); "
-                f"{self.violation_frames} of {self.frames} frames showed an offending hand; at "
-                f"most {self.compliant} compliant and {self.violating} violating hand(s) at "
-                "once")
+            return (
+                f"{self.name}: {self.verdict} ({self.compliant} compliant, "
+                f"{self.violating} violating hand(s))"
+            )
+        return (
+            f"{self.name}: {self.verdict}: {self.episodes} violation episode(s) (a hand "
+            f"offending for at least {DEFAULTS.min_duration_s:g} s); "
+            f"{self.violation_frames} of {self.frames} frames showed an offending hand; at "
+            f"most {self.compliant} compliant and {self.violating} violating hand(s) at "
+            "once"
+        )
 
 
 @dataclass
@@ -167,33 +189,65 @@ class BatchReport:
         return sum(f.violating for f in self.files)
 
 
-def _table_rows(name: str, frame: int, fd: FrameDetections, judged: Judgement
-                ) -> list[TableRow]:
+def _table_rows(name: str, frame: int, fd: FrameDetections, judged: Judgement) -> list[TableRow]:
     d = fd.detections
-    return [TableRow(name, frame, str(d.class_name[i]), str(d.role[i]), str(judged.status[i]),
-                     float(d.confidence[i]), *d.box(i)) for i in range(len(d))]
+    return [
+        TableRow(
+            name,
+            frame,
+            str(d.class_name[i]),
+            str(d.role[i]),
+            str(judged.status[i]),
+            float(d.confidence[i]),
+            *d.box(i),
+        )
+        for i in range(len(d))
+    ]
 
 
-def _result_row(name: str, frame: int, fd: FrameDetections, judged: Judgement,
-                annotated: Path | None) -> ResultRow:
+def _result_row(
+    name: str, frame: int, fd: FrameDetections, judged: Judgement, annotated: Path | None
+) -> ResultRow:
     d = fd.detections
     return ResultRow(
-        source=name, frame=frame, verdict=str(judged.verdict),
-        protected=d.count(Role.PROTECTED), violation=d.count(Role.VIOLATION),
-        context=d.count(Role.CONTEXT), compliant=judged.compliant, violating=judged.violating,
+        source=name,
+        frame=frame,
+        verdict=str(judged.verdict),
+        protected=d.count(Role.PROTECTED),
+        violation=d.count(Role.VIOLATION),
+        context=d.count(Role.CONTEXT),
+        compliant=judged.compliant,
+        violating=judged.violating,
         annotated_path=str(annotated) if annotated else None,
-        detections=[DetectionRow(int(d.class_id[i]), str(d.class_name[i]), str(d.role[i]),
-                                 float(d.confidence[i]), d.box(i),
-                                 int(d.tracker_id[i]) if d.tracker_id is not None
-                                 and d.tracker_id[i] >= 0 else None, str(judged.status[i]))
-                    for i in range(len(d))])
+        detections=[
+            DetectionRow(
+                int(d.class_id[i]),
+                str(d.class_name[i]),
+                str(d.role[i]),
+                float(d.confidence[i]),
+                d.box(i),
+                int(d.tracker_id[i]) if d.tracker_id is not None and d.tracker_id[i] >= 0 else None,
+                str(judged.status[i]),
+            )
+            for i in range(len(d))
+        ],
+    )
 
 
 class _Runner:
     """State of one batch session while its files are processed."""
 
-    def __init__(self, store: Store, det: Detector, params: InferenceParams, station: str,
-                 session_id: int, out_dir: Path, rule: StationRule, tiles: TileSpec | None):
+    def __init__(
+        self,
+        store: Store,
+        det: Detector,
+        params: InferenceParams,
+        station: str,
+        session_id: int,
+        out_dir: Path,
+        rule: StationRule,
+        tiles: TileSpec | None,
+    ):
         self.store, self.det, self.params = store, det, params
         self.station, self.session_id, self.out_dir = station, session_id, out_dir
         self.rule = rule
@@ -213,10 +267,14 @@ class _Runner:
         return self.out_dir / candidate
 
     def _context(self, source: str) -> RecordingContext:
-        return RecordingContext(station=self.station, session_id=self.session_id,
-                                source=source, model_hash=self.det.info.sha256,
-                                model_name=self.det.info.name,
-                                thresholds=self.params.as_dict())
+        return RecordingContext(
+            station=self.station,
+            session_id=self.session_id,
+            source=source,
+            model_hash=self.det.info.sha256,
+            model_name=self.det.info.name,
+            thresholds=self.params.as_dict(),
+        )
 
     def image(self, item: BatchInput) -> FileResult:
         res = FileResult(item.name, "image")
@@ -225,9 +283,14 @@ class _Runner:
         image = read_image(source, item.name)
         fd = self.detect(image, track=False)
         # A photo is a single instant: an episode of zero duration, no minimum time.
-        recorder = EpisodeRecorder(self._context(item.name), self.rule, self.sink,
-                                   EpisodeConfig(min_duration_s=0), self.evidence,
-                                   coverage=False)
+        recorder = EpisodeRecorder(
+            self._context(item.name),
+            self.rule,
+            self.sink,
+            EpisodeConfig(min_duration_s=0),
+            self.evidence,
+            coverage=False,
+        )
         judged = recorder.process(0.0, fd, image, 0).judgement
         recorder.finish()
         out = write_image(self.out_name(item.name, ".jpg"), draw(image, fd, judged.status))
@@ -237,8 +300,7 @@ class _Runner:
         res.inference_ms = fd.inference_ms
         res.violation_frames = int(judged.verdict is Verdict.VIOLATION)
         res.episodes = recorder.episodes_total
-        self.store.sessions.add_result(self.session_id,
-                                       _result_row(item.name, 0, fd, judged, out))
+        self.store.sessions.add_result(self.session_id, _result_row(item.name, 0, fd, judged, out))
         return res
 
     def video(self, item: BatchInput, tick: Callable[[float, str], None]) -> FileResult:
@@ -250,8 +312,9 @@ class _Runner:
         cap, info = open_video(path, item.name)
         out_path = self.out_name(item.name, ".annotated.mp4")
         self.detect.reset()
-        recorder = EpisodeRecorder(self._context(item.name), self.rule, self.sink,
-                                   evidence=self.evidence)
+        recorder = EpisodeRecorder(
+            self._context(item.name), self.rule, self.sink, evidence=self.evidence
+        )
         frame_no = 0
         try:
             with VideoWriter(out_path, info.fps, info.width, info.height) as writer:
@@ -260,20 +323,22 @@ class _Runner:
                     if not ok or frame is None:
                         break
                     fd = self.detect(frame, track=True)
-                    judged = recorder.process(frame_no / info.fps, fd, frame,
-                                              frame_no).judgement
+                    judged = recorder.process(frame_no / info.fps, fd, frame, frame_no).judgement
                     writer.write(draw(frame, fd, judged.status))
                     res.rows.extend(_table_rows(item.name, frame_no, fd, judged))
                     res.inference_ms += fd.inference_ms
                     self.store.sessions.add_result(
-                        self.session_id, _result_row(item.name, frame_no, fd, judged, None))
+                        self.session_id, _result_row(item.name, frame_no, fd, judged, None)
+                    )
                     res.compliant = max(res.compliant, judged.compliant)
                     res.violating = max(res.violating, judged.violating)
                     res.violation_frames += judged.verdict is Verdict.VIOLATION
                     frame_no += 1
                     if info.frames:
-                        tick(min(frame_no / info.frames, 1.0),
-                             f"{item.name}: frame {frame_no} of {info.frames}")
+                        tick(
+                            min(frame_no / info.frames, 1.0),
+                            f"{item.name}: frame {frame_no} of {info.frames}",
+                        )
         finally:
             cap.release()
             recorder.finish()
@@ -297,40 +362,81 @@ def write_table_csv(path: Path, rows: Iterable[TableRow]) -> Path:
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(TableRow.HEADER)
-        w.writerows([safe_text(v) if isinstance(v, str) else v for v in r.values()]
-                    for r in rows)
+        w.writerows([safe_text(v) if isinstance(v, str) else v for v in r.values()] for r in rows)
     return path
 
 
 def write_results_xlsx(path: Path, report: BatchReport, params: InferenceParams) -> Path:
     """The session workbook: summary, a verdict per file, and every detection."""
     summary = [
-        ("Session", report.session_id), ("Station", report.station),
-        ("Station rule", report.rule), ("Model", report.model),
+        ("Session", report.session_id),
+        ("Station", report.station),
+        ("Station rule", report.rule),
+        ("Model", report.model),
         ("Confidence / IoU / image size", f"{params.conf} / {params.iou} / {params.imgsz}"),
-        ("Files", len(report.files)), ("Compliant files", report.count(Verdict.COMPLIANT)),
+        ("Files", len(report.files)),
+        ("Compliant files", report.count(Verdict.COMPLIANT)),
         ("Files with a violation", report.count(Verdict.VIOLATION)),
-        ("Files without hands", report.count(Verdict.NO_HANDS)), ("Failed files", report.failed),
+        ("Files without hands", report.count(Verdict.NO_HANDS)),
+        ("Failed files", report.failed),
         ("Episodes", sum(f.episodes for f in report.files)),
     ]
-    verdicts = [(f.name, f.kind, str(f.verdict) if f.verdict else "error", f.compliant,
-                 f.violating, f.frames, f.violation_frames, f.episodes,
-                 f.describe() if f.ok else f.error or "") for f in report.files]
-    return write_workbook(path, [
-        ("Summary", f"GloveWatch batch session {report.session_id}", ("item", "value"),
-         summary),
-        ("Verdicts", "One verdict per file, judged by the station rule",
-         ("file", "kind", "verdict", "compliant hands", "violating hands", "frames",
-          "frames with a violation", "episodes", "what was counted"), verdicts),
-        ("Detections", "Every detection", TableRow.HEADER, (r.values() for r in report.rows)),
-    ])
+    verdicts = [
+        (
+            f.name,
+            f.kind,
+            str(f.verdict) if f.verdict else "error",
+            f.compliant,
+            f.violating,
+            f.frames,
+            f.violation_frames,
+            f.episodes,
+            f.describe() if f.ok else f.error or "",
+        )
+        for f in report.files
+    ]
+    return write_workbook(
+        path,
+        [
+            (
+                "Summary",
+                f"GloveWatch batch session {report.session_id}",
+                ("item", "value"),
+                summary,
+            ),
+            (
+                "Verdicts",
+                "One verdict per file, judged by the station rule",
+                (
+                    "file",
+                    "kind",
+                    "verdict",
+                    "compliant hands",
+                    "violating hands",
+                    "frames",
+                    "frames with a violation",
+                    "episodes",
+                    "what was counted",
+                ),
+                verdicts,
+            ),
+            ("Detections", "Every detection", TableRow.HEADER, (r.values() for r in report.rows)),
+        ],
+    )
 
 
-def run_batch(inputs: list[BatchInput], weights: Path | str, params: InferenceParams,
-              station: str = DEFAULT_STATION, backend: str = DEFAULTS.backend,
-              roles: Mapping[str, Role | str] | None = None, progress: Progress | None = None,
-              store: Store | None = None, tiles: TileSpec | None = None,
-              user: str | None = None) -> BatchReport:
+def run_batch(
+    inputs: list[BatchInput],
+    weights: Path | str,
+    params: InferenceParams,
+    station: str = DEFAULT_STATION,
+    backend: str = DEFAULTS.backend,
+    roles: Mapping[str, Role | str] | None = None,
+    progress: Progress | None = None,
+    store: Store | None = None,
+    tiles: TileSpec | None = None,
+    user: str | None = None,
+) -> BatchReport:
     """Process ``inputs`` as one session and return what happened to each file.
 
     ``tiles`` turns on sliced inference for small hands in wide views (default: the
@@ -352,18 +458,32 @@ def run_batch(inputs: list[BatchInput], weights: Path | str, params: InferencePa
             elapsed = time.monotonic() - started
             left = elapsed / done * (1 - done) if done > 0.02 else None
             progress(BatchProgress(min(done, 1.0), message, elapsed, left))
+
         return tick
 
     with DETECTORS.acquire(weights, backend=backend, imgsz=params.imgsz, roles=roles) as det:
         rule = current_rule(store, station)
         tiles = tiles or rule.tile_spec
-        sid = store.sessions.start(SessionInfo(
-            kind="batch", source=", ".join(i.name for i in inputs)[:500] or "(none)",
-            station=station, model_path=det.info.name, model_hash=det.info.sha256,
-            conf=params.conf, iou=params.iou, imgsz=params.imgsz, started_by=user,
-            params={"files": len(inputs), "roles": det.roles.as_dict(), "backend": backend,
+        sid = store.sessions.start(
+            SessionInfo(
+                kind="batch",
+                source=", ".join(i.name for i in inputs)[:500] or "(none)",
+                station=station,
+                model_path=det.info.name,
+                model_hash=det.info.sha256,
+                conf=params.conf,
+                iou=params.iou,
+                imgsz=params.imgsz,
+                started_by=user,
+                params={
+                    "files": len(inputs),
+                    "roles": det.roles.as_dict(),
+                    "backend": backend,
                     "tiles": tiles.to_text() if tiles else None,
-                    "rule_version": rule.version}))
+                    "rule_version": rule.version,
+                },
+            )
+        )
         try:
             out_dir = s.batch_dir / f"session-{sid:06d}"
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -384,8 +504,7 @@ def run_batch(inputs: list[BatchInput], weights: Path | str, params: InferencePa
     return report
 
 
-def _process(runner: _Runner, item: BatchInput, tick: Callable[[float, str], None]
-             ) -> FileResult:
+def _process(runner: _Runner, item: BatchInput, tick: Callable[[float, str], None]) -> FileResult:
     """Process one file; any failure becomes an error result stored with the session."""
     kind = kind_of(item.name)
     try:
@@ -395,8 +514,10 @@ def _process(runner: _Runner, item: BatchInput, tick: Callable[[float, str], Non
             return runner.image(item)
         if kind == "video":
             return runner.video(item, tick)
-        raise MediaError(f"{item.name}: unsupported file type; upload images "
-                         "(jpg, png, bmp, webp, tif) or videos (mp4, avi, mov, mkv, webm).")
+        raise MediaError(
+            f"{item.name}: unsupported file type; upload images "
+            "(jpg, png, bmp, webp, tif) or videos (mp4, avi, mov, mkv, webm)."
+        )
     except Exception as exc:  # one bad file must not stop the batch
         if isinstance(exc, (MediaError, OSError)):
             msg = str(exc)
@@ -404,6 +525,5 @@ def _process(runner: _Runner, item: BatchInput, tick: Callable[[float, str], Non
         else:
             msg = f"{item.name}: could not be processed ({type(exc).__name__})"
             log.exception("batch session %s: %s", runner.session_id, msg)
-        runner.store.sessions.add_result(runner.session_id, ResultRow(source=item.name,
-                                                                      error=msg))
+        runner.store.sessions.add_result(runner.session_id, ResultRow(source=item.name, error=msg))
         return FileResult(item.name, kind or "unknown", error=msg)

@@ -80,9 +80,16 @@ def _median(xs: Iterable[float]) -> float:
     return round(statistics.median(xs), 2) if xs else 0.0
 
 
-def run_bench(source: Path, weights: Path, backend: str = DEFAULTS.backend, imgsz: int = 640,
-              passes: int = 1, baselines: tuple[str, ...] = BASELINES,
-              sample_every_s: float = 10.0, block_frames: int = 40) -> BenchResult:
+def run_bench(
+    source: Path,
+    weights: Path,
+    backend: str = DEFAULTS.backend,
+    imgsz: int = 640,
+    passes: int = 1,
+    baselines: tuple[str, ...] = BASELINES,
+    sample_every_s: float = 10.0,
+    block_frames: int = 40,
+) -> BenchResult:
     """Time the full pipeline (``passes`` times over the clip) against the baseline loops.
 
     The baselines keep Ultralytics' defaults, including the torch thread count its device
@@ -98,15 +105,16 @@ def run_bench(source: Path, weights: Path, backend: str = DEFAULTS.backend, imgs
     plain_ms: dict[str, list[float]] = {b: [] for b in baselines}
     rss: list[tuple[float, float]] = [(0.0, round(rss_mb(), 1))]
     for b in baselines:  # what a plain loop does: defaults, no tuning
-        model = load_yolo(export_model(weights, b, imgsz), task=None if b == "pytorch"
-                          else load_yolo(Path(weights)).task)
+        model = load_yolo(
+            export_model(weights, b, imgsz),
+            task=None if b == "pytorch" else load_yolo(Path(weights)).task,
+        )
         model.predict(blank, imgsz=imgsz, verbose=False)
         plain[b] = model
     plain_threads = torch.get_num_threads()
     frames = 0
     t_begin = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp, \
-            DETECTORS.acquire(weights, backend, imgsz) as det:
+    with tempfile.TemporaryDirectory() as tmp, DETECTORS.acquire(weights, backend, imgsz) as det:
         # a private store: benchmark episodes must not show up in the plant's numbers
         store = open_store(str(Path(tmp) / "bench.sqlite"))
         # warm-up with tracking: its predictor set-up is what later frames run on
@@ -114,8 +122,9 @@ def run_bench(source: Path, weights: Path, backend: str = DEFAULTS.backend, imgs
         det.detect(blank, params, track=True)
         det.reset_tracker()
         threads = torch.get_num_threads()
-        ctx = RecordingContext(DEFAULT_STATION, source=str(source), model_hash=det.info.sha256,
-                               started=datetime.now())
+        ctx = RecordingContext(
+            DEFAULT_STATION, source=str(source), model_hash=det.info.sha256, started=datetime.now()
+        )
         rec = EpisodeRecorder(ctx, StationRule(), StoreSink(store))
         next_sample = sample_every_s
         for p in range(passes):
@@ -136,8 +145,9 @@ def run_bench(source: Path, weights: Path, backend: str = DEFAULTS.backend, imgs
                     t1 = time.perf_counter()
                     fd = det.detect(image, params, track=True)
                     t2 = time.perf_counter()
-                    judged = rec.process((p * info.frames + index) / info.fps, fd, image,
-                                         index).judgement
+                    judged = rec.process(
+                        (p * info.frames + index) / info.fps, fd, image, index
+                    ).judgement
                     t3 = time.perf_counter()
                     draw(image, fd, judged.status)
                     t4 = time.perf_counter()
@@ -166,11 +176,24 @@ def run_bench(source: Path, weights: Path, backend: str = DEFAULTS.backend, imgs
     pipeline_fps = 1000 / statistics.mean(per_frame) if per_frame else 0.0
     fps = {b: round(1000 / statistics.mean(ms), 2) if ms else 0.0 for b, ms in plain_ms.items()}
     return BenchResult(
-        source=str(source), backend=backend, imgsz=imgsz, frames=frames, passes=passes,
-        pipeline_fps=round(pipeline_fps, 2), plain_fps=fps,
+        source=str(source),
+        backend=backend,
+        imgsz=imgsz,
+        frames=frames,
+        passes=passes,
+        pipeline_fps=round(pipeline_fps, 2),
+        plain_fps=fps,
         ratios={b: round(pipeline_fps / f, 2) if f else 0.0 for b, f in fps.items()},
-        stages_ms=StageTimes(_median(stages["decode"]), _median(stages["infer"]),
-                             _median(stages["episodes"]), _median(stages["annotate"])),
-        plain_ms={b: _median(ms) for b, ms in plain_ms.items()}, episodes=episodes,
-        wall_s=round(time.perf_counter() - t_begin, 1), rss_mb=rss, torch_threads=threads,
-        plain_torch_threads=plain_threads)
+        stages_ms=StageTimes(
+            _median(stages["decode"]),
+            _median(stages["infer"]),
+            _median(stages["episodes"]),
+            _median(stages["annotate"]),
+        ),
+        plain_ms={b: _median(ms) for b, ms in plain_ms.items()},
+        episodes=episodes,
+        wall_s=round(time.perf_counter() - t_begin, 1),
+        rss_mb=rss,
+        torch_threads=threads,
+        plain_torch_threads=plain_threads,
+    )

@@ -16,8 +16,11 @@ from core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto",
-                   "/opt/homebrew/sbin/mosquitto")
+MOSQUITTO_PATHS = (
+    "/usr/sbin/mosquitto",
+    "/usr/local/sbin/mosquitto",
+    "/opt/homebrew/sbin/mosquitto",
+)
 
 
 def find_mosquitto() -> str | None:
@@ -46,8 +49,10 @@ class Mosquitto:
     def __init__(self, folder: Path, port: int | None = None):
         binary = find_mosquitto()
         if binary is None:
-            raise ConfigError("The mosquitto broker is not installed (Debian: apt-get install "
-                              "mosquitto); or set GLOVEWATCH_MQTT_URL to a running broker.")
+            raise ConfigError(
+                "The mosquitto broker is not installed (Debian: apt-get install "
+                "mosquitto); or set GLOVEWATCH_MQTT_URL to a running broker."
+            )
         self.binary = binary
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -61,7 +66,8 @@ class Mosquitto:
             "autosave_interval 1\n"
             "max_queued_messages 0\n"
             f"user {getpass.getuser()}\n"
-            f"log_dest file {self.folder}/mosquitto.log\n")
+            f"log_dest file {self.folder}/mosquitto.log\n"
+        )
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -69,13 +75,18 @@ class Mosquitto:
         return f"mqtt://127.0.0.1:{self.port}"
 
     def start(self, timeout_s: float = 10.0) -> Mosquitto:
-        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [self.binary, "-c", str(self.conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         end = time.monotonic() + timeout_s
         while not port_open(self.port):
             if self.proc.poll() is not None or time.monotonic() > end:
-                raise ConfigError(f"mosquitto did not start on port {self.port}; see "
-                                  f"{self.folder / 'mosquitto.log'}.")
+                raise ConfigError(
+                    f"mosquitto did not start on port {self.port}; see "
+                    f"{self.folder / 'mosquitto.log'}."
+                )
             time.sleep(0.05)
         return self
 

@@ -82,12 +82,14 @@ def default_worker_name() -> str:
     return settings().worker_name or socket.gethostname()
 
 
-def _number(raw: dict[str, Any], key: str, default: float, lo: float, hi: float,
-            where: str) -> float:
+def _number(
+    raw: dict[str, Any], key: str, default: float, lo: float, hi: float, where: str
+) -> float:
     value = raw.get(key, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
-        raise ConfigError(f"{where}: '{key}' must be a number from {lo:g} to {hi:g}, "
-                          f"not {value!r}.")
+        raise ConfigError(
+            f"{where}: '{key}' must be a number from {lo:g} to {hi:g}, not {value!r}."
+        )
     return float(value)
 
 
@@ -106,15 +108,31 @@ def _motion(raw: Any, base: MotionConfig, where: str) -> MotionConfig:
         threshold=int(_number(raw, "threshold", base.threshold, 1, 255, where)),
         min_area=_number(raw, "min_area", base.min_area, 0.0, 1.0, where),
         width=int(_number(raw, "width", base.width, 16, 1920, where)),
-        max_skip_s=_number(raw, "max_skip_s", base.max_skip_s, 0.0, 3600.0, where))
+        max_skip_s=_number(raw, "max_skip_s", base.max_skip_s, 0.0, 3600.0, where),
+    )
 
 
 def parse_config(raw: dict[str, Any], folder: Path, worker: str | None = None) -> WorkerConfig:
     """A :class:`WorkerConfig` from the mapping of a ``cameras.yaml`` in ``folder``."""
     where = "cameras.yaml"
-    known = {"worker", "backend", "weights", "imgsz", "conf", "iou", "fps", "heartbeat_s",
-             "stall_after_s", "max_batch", "motion", "cameras", "min_duration_s", "grace_s",
-             "blur_evidence", "evidence"}
+    known = {
+        "worker",
+        "backend",
+        "weights",
+        "imgsz",
+        "conf",
+        "iou",
+        "fps",
+        "heartbeat_s",
+        "stall_after_s",
+        "max_batch",
+        "motion",
+        "cameras",
+        "min_duration_s",
+        "grace_s",
+        "blur_evidence",
+        "evidence",
+    }
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}.")
@@ -124,15 +142,16 @@ def parse_config(raw: dict[str, Any], folder: Path, worker: str | None = None) -
     if backend not in BACKENDS:
         raise ConfigError(f"{where}: backend must be one of {', '.join(BACKENDS)}.")
     weights = raw.get("weights")
-    params = InferenceParams(conf=_number(raw, "conf", s.conf, 0.01, 0.99, where),
-                             iou=_number(raw, "iou", s.iou, 0.05, 0.99, where),
-                             imgsz=int(_number(raw, "imgsz", s.imgsz, 64, 4096, where)))
+    params = InferenceParams(
+        conf=_number(raw, "conf", s.conf, 0.01, 0.99, where),
+        iou=_number(raw, "iou", s.iou, 0.05, 0.99, where),
+        imgsz=int(_number(raw, "imgsz", s.imgsz, 64, 4096, where)),
+    )
     fps = _number(raw, "fps", 5.0, 0.1, MAX_FPS, where)
     motion = _motion(raw.get("motion"), MotionConfig(), where)
     cams_raw = raw.get("cameras")
     if not isinstance(cams_raw, list) or not cams_raw:
-        raise ConfigError(f"{where}: list the cameras under 'cameras:' (name, station, "
-                          "source).")
+        raise ConfigError(f"{where}: list the cameras under 'cameras:' (name, station, source).")
     cameras: list[CameraSpec] = []
     for i, c in enumerate(cams_raw, 1):
         cw = f"{where}, camera {i}"
@@ -146,32 +165,48 @@ def parse_config(raw: dict[str, Any], folder: Path, worker: str | None = None) -
         if not cam_name or "/" in cam_name or len(cam_name) > 80:
             raise ConfigError(f"{cw}: give it a 'name' (1-80 characters, no '/').")
         if not source:
-            raise ConfigError(f"{cw} ({cam_name}): give its 'source' (a camera URL, "
-                              "env:VARIABLE or a video file).")
+            raise ConfigError(
+                f"{cw} ({cam_name}): give its 'source' (a camera URL, "
+                "env:VARIABLE or a video file)."
+            )
         if not is_url(source):
             path = Path(source).expanduser()
             source = str(path if path.is_absolute() else (folder / path).resolve())
         station = str(c.get("station") or DEFAULT_STATION).strip()[:80] or DEFAULT_STATION
-        cameras.append(CameraSpec(
-            cam_name, source, station, _number(c, "fps", fps, 0.1, MAX_FPS, cw),
-            bool(c.get("loop", False)), _motion(c.get("motion"), motion, cw)))
+        cameras.append(
+            CameraSpec(
+                cam_name,
+                source,
+                station,
+                _number(c, "fps", fps, 0.1, MAX_FPS, cw),
+                bool(c.get("loop", False)),
+                _motion(c.get("motion"), motion, cw),
+            )
+        )
     names = [c.name for c in cameras]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ConfigError(f"{where}: camera names must be unique: {', '.join(dupes)}.")
     return WorkerConfig(
-        name=name, cameras=tuple(cameras),
-        weights=(Path(weights) if Path(str(weights)).is_absolute()
-                 else (folder / str(weights)).resolve()) if weights else None,
-        backend=backend, params=params,
-        episodes=EpisodeConfig(_number(raw, "min_duration_s", DEFAULTS.min_duration_s, 0, 600,
-                                       where),
-                               _number(raw, "grace_s", DEFAULTS.grace_s, 0, 600, where)),
+        name=name,
+        cameras=tuple(cameras),
+        weights=(
+            Path(weights) if Path(str(weights)).is_absolute() else (folder / str(weights)).resolve()
+        )
+        if weights
+        else None,
+        backend=backend,
+        params=params,
+        episodes=EpisodeConfig(
+            _number(raw, "min_duration_s", DEFAULTS.min_duration_s, 0, 600, where),
+            _number(raw, "grace_s", DEFAULTS.grace_s, 0, 600, where),
+        ),
         heartbeat_s=_number(raw, "heartbeat_s", 5.0, 0.2, 600, where),
         stall_after_s=_number(raw, "stall_after_s", 5.0, 0.5, 3600, where),
         max_batch=int(_number(raw, "max_batch", 4, 1, 64, where)),
         blur_evidence=bool(raw.get("blur_evidence", DEFAULTS.blur_evidence)),
-        evidence=bool(raw.get("evidence", True)))
+        evidence=bool(raw.get("evidence", True)),
+    )
 
 
 def load_config(path: Path, worker: str | None = None) -> WorkerConfig:
@@ -182,6 +217,5 @@ def load_config(path: Path, worker: str | None = None) -> WorkerConfig:
     try:
         raw = load_yaml(path)
     except DatasetError as exc:
-        raise ConfigError(f"{path.name} cannot be read as a worker configuration: "
-                          f"{exc}") from None
+        raise ConfigError(f"{path.name} cannot be read as a worker configuration: {exc}") from None
     return parse_config(raw, Path(path).resolve().parent, worker)

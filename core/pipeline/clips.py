@@ -15,16 +15,21 @@ def fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Letterbox ``image`` into ``size`` (w, h) without distorting it."""
     w, h = size
     scale = min(w / image.shape[1], h / image.shape[0])
-    resized = cv2.resize(image, (max(1, int(image.shape[1] * scale)),
-                                 max(1, int(image.shape[0] * scale))))
+    resized = cv2.resize(
+        image, (max(1, int(image.shape[1] * scale)), max(1, int(image.shape[0] * scale)))
+    )
     out = np.zeros((h, w, 3), np.uint8)
     y, x = (h - resized.shape[0]) // 2, (w - resized.shape[1]) // 2
-    out[y:y + resized.shape[0], x:x + resized.shape[1]] = resized
+    out[y : y + resized.shape[0], x : x + resized.shape[1]] = resized
     return out
 
 
-def clip_frames(images: Sequence[Path], fps: int = 10, seconds_each: float = 2.0,
-                size: tuple[int, int] = (640, 480)) -> Iterator[np.ndarray]:
+def clip_frames(
+    images: Sequence[Path],
+    fps: int = 10,
+    seconds_each: float = 2.0,
+    size: tuple[int, int] = (640, 480),
+) -> Iterator[np.ndarray]:
     """Frames of a clip holding each image for ``seconds_each`` (a slight drift keeps the
     frames from being byte-identical, like a real camera)."""
     per = max(1, int(round(fps * seconds_each)))
@@ -34,8 +39,13 @@ def clip_frames(images: Sequence[Path], fps: int = 10, seconds_each: float = 2.0
             yield np.roll(base, i % 3, axis=1)
 
 
-def write_clip(images: Sequence[Path], path: Path, fps: int = 10, seconds_each: float = 2.0,
-               size: tuple[int, int] = (640, 480)) -> Path:
+def write_clip(
+    images: Sequence[Path],
+    path: Path,
+    fps: int = 10,
+    seconds_each: float = 2.0,
+    size: tuple[int, int] = (640, 480),
+) -> Path:
     """An H.264 MP4 clip made from still images."""
     with VideoWriter(path, fps, *size) as out:
         for frame in clip_frames(images, fps, seconds_each, size):
@@ -43,8 +53,13 @@ def write_clip(images: Sequence[Path], path: Path, fps: int = 10, seconds_each: 
     return path
 
 
-def write_y4m(images: Sequence[Path], path: Path, fps: int = 10, seconds_each: float = 2.0,
-              size: tuple[int, int] = (640, 480)) -> Path:
+def write_y4m(
+    images: Sequence[Path],
+    path: Path,
+    fps: int = 10,
+    seconds_each: float = 2.0,
+    size: tuple[int, int] = (640, 480),
+) -> Path:
     """A raw .y4m clip (what Chromium's fake camera reads) made from still images."""
     w, h = size
     path.parent.mkdir(parents=True, exist_ok=True)

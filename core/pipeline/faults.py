@@ -81,10 +81,19 @@ class FaultResult:
 
     @property
     def ok(self) -> bool:
-        return (not self.missing and not self.not_closed and not self.wrong_figures
-                and self.extra == 0 and self.episodes_emitted > 0
-                and math.isclose(self.covered_s_emitted, self.covered_s_stored,
-                                 rel_tol=1e-9, abs_tol=1e-6 * max(1, self.coverage_rows)))
+        return (
+            not self.missing
+            and not self.not_closed
+            and not self.wrong_figures
+            and self.extra == 0
+            and self.episodes_emitted > 0
+            and math.isclose(
+                self.covered_s_emitted,
+                self.covered_s_stored,
+                rel_tol=1e-9,
+                abs_tol=1e-6 * max(1, self.coverage_rows),
+            )
+        )
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -96,16 +105,18 @@ class FaultResult:
         return [*self.timeline, *self.summary()]
 
     def summary(self) -> list[str]:
-        return [f"episodes emitted: {self.episodes_emitted} ({self.closed_by_workers} closed by "
-                f"their worker, {self.closed_by_recovery} left open by the killed worker and "
-                f"closed by recovery); stored: {self.episodes_stored}; missing "
-                f"{len(self.missing)}, not closed {len(self.not_closed)}, wrong figures "
-                f"{len(self.wrong_figures)}, extra {self.extra}",
-                f"coverage: {self.coverage_messages} messages, {self.coverage_rows} second "
-                f"rows; watched seconds emitted {self.covered_s_emitted:.3f}, stored "
-                f"{self.covered_s_stored:.3f}",
-                f"ingester (last run): {self.ingester}",
-                "OK: nothing lost, nothing counted twice" if self.ok else "FAILED"]
+        return [
+            f"episodes emitted: {self.episodes_emitted} ({self.closed_by_workers} closed by "
+            f"their worker, {self.closed_by_recovery} left open by the killed worker and "
+            f"closed by recovery); stored: {self.episodes_stored}; missing "
+            f"{len(self.missing)}, not closed {len(self.not_closed)}, wrong figures "
+            f"{len(self.wrong_figures)}, extra {self.extra}",
+            f"coverage: {self.coverage_messages} messages, {self.coverage_rows} second "
+            f"rows; watched seconds emitted {self.covered_s_emitted:.3f}, stored "
+            f"{self.covered_s_stored:.3f}",
+            f"ingester (last run): {self.ingester}",
+            "OK: nothing lost, nothing counted twice" if self.ok else "FAILED",
+        ]
 
 
 class _Clock:
@@ -131,8 +142,11 @@ def run_faults(cfg: FaultConfig, log: Callable[[str], None] | None = None) -> Fa
     token = uuid.uuid4().hex[:6]
     with tempfile.TemporaryDirectory(prefix="gw-faults-") as tmp_name:
         tmp = Path(tmp_name)
-        store_url = cfg.store_url or (settings().db_url if settings().db_url.startswith(
-            ("postgresql", "postgres")) else f"sqlite:///{tmp / 'faults.sqlite'}")
+        store_url = cfg.store_url or (
+            settings().db_url
+            if settings().db_url.startswith(("postgresql", "postgres"))
+            else f"sqlite:///{tmp / 'faults.sqlite'}"
+        )
         store = open_store(store_url)
         try:
             return _run(cfg, tmp, store, store_url, token, say)
@@ -140,22 +154,33 @@ def run_faults(cfg: FaultConfig, log: Callable[[str], None] | None = None) -> Fa
             close_store(store)
 
 
-def _spawn(args: list[str], env: dict[str, str], out: Path | None = None
-           ) -> subprocess.Popen[str]:
-    return subprocess.Popen(args, env=env, text=True,
-                            stdout=subprocess.PIPE if out is None else open(out, "w"),
-                            stderr=subprocess.DEVNULL)
+def _spawn(args: list[str], env: dict[str, str], out: Path | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        args,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE if out is None else open(out, "w"),
+        stderr=subprocess.DEVNULL,
+    )
 
 
-def _run(cfg: FaultConfig, tmp: Path, store: Store, store_url: str, token: str,
-         say: Callable[[str], None]) -> FaultResult:
+def _run(
+    cfg: FaultConfig,
+    tmp: Path,
+    store: Store,
+    store_url: str,
+    token: str,
+    say: Callable[[str], None],
+) -> FaultResult:
     still, moving = scene_clips(tmp / "clips")
     clips = [*still, *moving]
     names = [f"faults-{token}-{chr(ord('a') + w)}" for w in range(cfg.workers)]
     configs, journals = [], []
     for w, name in enumerate(names):
-        cams = [(f"faults {token} {w}{i}", clips[(w * cfg.cameras + i) % len(clips)])
-                for i in range(cfg.cameras)]
+        cams = [
+            (f"faults {token} {w}{i}", clips[(w * cfg.cameras + i) % len(clips)])
+            for i in range(cfg.cameras)
+        ]
         path = tmp / f"{name}.yaml"
         path.write_text(camera_yaml(name, cams, 5.0, cfg.backend, cfg.imgsz, True, None))
         configs.append(path)
@@ -165,9 +190,20 @@ def _run(cfg: FaultConfig, tmp: Path, store: Store, store_url: str, token: str,
     env = child_env(tmp / "home", store_url, broker.url)
 
     def worker(i: int) -> subprocess.Popen[str]:
-        return _spawn(python_core("worker", "--config", str(configs[i]), "--json", "--outbox",
-                                  str(journals[i]), "--resend-after", str(cfg.resend_after_s)),
-                      env, tmp / f"{names[i]}-{time.monotonic_ns()}.out")
+        return _spawn(
+            python_core(
+                "worker",
+                "--config",
+                str(configs[i]),
+                "--json",
+                "--outbox",
+                str(journals[i]),
+                "--resend-after",
+                str(cfg.resend_after_s),
+            ),
+            env,
+            tmp / f"{names[i]}-{time.monotonic_ns()}.out",
+        )
 
     def ingester() -> subprocess.Popen[str]:
         return _spawn(python_core("ingest", "--json", "--client-id", f"ingest-{token}"), env)
@@ -178,8 +214,10 @@ def _run(cfg: FaultConfig, tmp: Path, store: Store, store_url: str, token: str,
         ing = ingester()
         workers = [worker(i) for i in range(cfg.workers)]
         procs += [ing, *workers]
-        clock.note(f"started broker, ingester, {cfg.workers} workers x {cfg.cameras} cameras "
-                   f"({store.db.dialect} store)")
+        clock.note(
+            f"started broker, ingester, {cfg.workers} workers x {cfg.cameras} cameras "
+            f"({store.db.dialect} store)"
+        )
         _wait_online(store, names, timeout_s=600)
         clock = _Clock(say, clock.lines)
         clock.note(f"every worker online: the run begins ({environment_note()})")
@@ -222,8 +260,9 @@ def _run(cfg: FaultConfig, tmp: Path, store: Store, store_url: str, token: str,
         for f in sorted(tmp.glob("faults-*.out")):
             rep = last_json(f.read_text())
             if rep:
-                reports.append({k: rep.get(k) for k in ("worker", "run", "seconds", "held",
-                                                        "outbox")})
+                reports.append(
+                    {k: rep.get(k) for k in ("worker", "run", "seconds", "held", "outbox")}
+                )
         clock.note("workers stopped cleanly (episodes closed, outboxes flushed)")
         expected = _expected(journals)
         _wait_applied(store, expected, timeout_s=120)
@@ -238,13 +277,15 @@ def _run(cfg: FaultConfig, tmp: Path, store: Store, store_url: str, token: str,
     return _compare(store, expected, stations, clock.lines, stats, reports)
 
 
-def _wait_online(store: Store, names: list[str], timeout_s: float,
-                 pid: int | None = None) -> None:
+def _wait_online(store: Store, names: list[str], timeout_s: float, pid: int | None = None) -> None:
     """Until every worker of ``names`` reports online (the process ``pid``, if given)."""
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
-        online = {w.name for w in store.fleet.workers() if w.status == "online"
-                  and (pid is None or w.details.get("pid") == pid)}
+        online = {
+            w.name
+            for w in store.fleet.workers()
+            if w.status == "online" and (pid is None or w.details.get("pid") == pid)
+        }
         if set(names) <= online:
             return
         time.sleep(0.5)
@@ -293,12 +334,22 @@ def _wait_applied(store: Store, exp: _Expected, timeout_s: float) -> None:
         if not todo_cov and not todo_keys:
             return
         time.sleep(1.0)
-    log.warning("not applied after %.0f s: %d coverage messages, %d episodes", timeout_s,
-                len(todo_cov), len(todo_keys))
+    log.warning(
+        "not applied after %.0f s: %d coverage messages, %d episodes",
+        timeout_s,
+        len(todo_cov),
+        len(todo_keys),
+    )
 
 
-def _compare(store: Store, exp: _Expected, stations: set[str], timeline: list[str],
-             stats: dict[str, Any], reports: list[dict[str, Any]]) -> FaultResult:
+def _compare(
+    store: Store,
+    exp: _Expected,
+    stations: set[str],
+    timeline: list[str],
+    stats: dict[str, Any],
+    reports: list[dict[str, Any]],
+) -> FaultResult:
     missing, not_closed, wrong = [], [], []
     by_recovery = 0
     for key in sorted(exp.keys):
@@ -312,8 +363,9 @@ def _compare(store: Store, exp: _Expected, stations: set[str], timeline: list[st
         end = exp.ends.get(key)
         if end is None:
             by_recovery += 1
-        elif abs(rec.duration_s - float(end["duration_s"])) > 1e-6 or \
-                rec.ended_at != end["ended_at"]:
+        elif (
+            abs(rec.duration_s - float(end["duration_s"])) > 1e-6 or rec.ended_at != end["ended_at"]
+        ):
             wrong.append(key)
     today = date.today()
     f = HistoryFilter(start=today - timedelta(days=1), end=today, stations=tuple(sorted(stations)))
@@ -321,9 +373,23 @@ def _compare(store: Store, exp: _Expected, stations: set[str], timeline: list[st
     extra = len(stored_rows) - (len(exp.keys) - len(missing))
     covered = sum(s.watched_s for s in per_station(store, f))
     return FaultResult(
-        store.db.dialect, timeline, len(exp.keys), len(exp.ends), by_recovery,
-        len(stored_rows), missing, not_closed, wrong, extra, len(exp.coverage_ids),
-        exp.coverage_rows, round(exp.watched_s, 6), round(covered, 6), stats, reports)
+        store.db.dialect,
+        timeline,
+        len(exp.keys),
+        len(exp.ends),
+        by_recovery,
+        len(stored_rows),
+        missing,
+        not_closed,
+        wrong,
+        extra,
+        len(exp.coverage_ids),
+        exp.coverage_rows,
+        round(exp.watched_s, 6),
+        round(covered, 6),
+        stats,
+        reports,
+    )
 
 
 def environment_note() -> str:

@@ -65,8 +65,9 @@ def fixture_images(root: Path = FIXTURE) -> tuple[list[Path], list[Path]]:
     return bare, gloved
 
 
-def _moving_clip(images: list[Path], path: Path, seconds_each: float = 3.0,
-                 step_px: int = 6) -> Path:
+def _moving_clip(
+    images: list[Path], path: Path, seconds_each: float = 3.0, step_px: int = 6
+) -> Path:
     """A clip whose picture pans ``step_px`` to the side every frame (motion everywhere)."""
     per = max(1, int(round(CLIP_FPS * seconds_each)))
     with VideoWriter(path, CLIP_FPS, *CLIP_SIZE) as out:
@@ -91,23 +92,48 @@ def scene_clips(folder: Path) -> tuple[list[Path], list[Path]]:
             out.append(pool[(offset + i) % len(pool)])
         return out
 
-    still = [write_clip(mix(k * 3, 4), folder / f"still-{k}.mp4", fps=CLIP_FPS,
-                        seconds_each=10.0, size=CLIP_SIZE) for k in range(2)]
+    still = [
+        write_clip(
+            mix(k * 3, 4),
+            folder / f"still-{k}.mp4",
+            fps=CLIP_FPS,
+            seconds_each=10.0,
+            size=CLIP_SIZE,
+        )
+        for k in range(2)
+    ]
     moving = [_moving_clip(mix(k * 5 + 1, 4), folder / f"moving-{k}.mp4") for k in range(2)]
     return still, moving
 
 
-def camera_yaml(name: str, clips: list[tuple[str, Path]], fps: float, backend: str,
-                imgsz: int, motion: bool, weights: Path | None) -> str:
+def camera_yaml(
+    name: str,
+    clips: list[tuple[str, Path]],
+    fps: float,
+    backend: str,
+    imgsz: int,
+    motion: bool,
+    weights: Path | None,
+) -> str:
     """A cameras.yaml for a worker replaying ``clips`` ((station, clip) per camera)."""
-    lines = [f"worker: {name}", f"backend: {backend}", f"imgsz: {imgsz}", f"fps: {fps}",
-             f"motion: {{enabled: {str(motion).lower()}}}", "heartbeat_s: 2"]
+    lines = [
+        f"worker: {name}",
+        f"backend: {backend}",
+        f"imgsz: {imgsz}",
+        f"fps: {fps}",
+        f"motion: {{enabled: {str(motion).lower()}}}",
+        "heartbeat_s: 2",
+    ]
     if weights is not None:
         lines.append(f"weights: {json.dumps(str(weights))}")
     lines.append("cameras:")
     for i, (station, clip) in enumerate(clips, 1):
-        lines += [f"  - name: {name}-cam{i:02d}", f"    station: {json.dumps(station)}",
-                  f"    source: {json.dumps(str(clip))}", "    loop: true"]
+        lines += [
+            f"  - name: {name}-cam{i:02d}",
+            f"    station: {json.dumps(station)}",
+            f"    source: {json.dumps(str(clip))}",
+            "    loop: true",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -131,8 +157,13 @@ def child_env(home: Path, store_url: str, broker_url: str) -> dict[str, str]:
             (home / "exports").symlink_to(exports, target_is_directory=True)
         except OSError:
             pass  # exported again in the private folder
-    env = dict(os.environ, GLOVEWATCH_HOME=str(home), GLOVEWATCH_DB_URL=store_url,
-               GLOVEWATCH_MQTT_URL=broker_url, PYTHONPATH=str(PROJECT_ROOT))
+    env = dict(
+        os.environ,
+        GLOVEWATCH_HOME=str(home),
+        GLOVEWATCH_DB_URL=store_url,
+        GLOVEWATCH_MQTT_URL=broker_url,
+        PYTHONPATH=str(PROJECT_ROOT),
+    )
     env.pop("GLOVEWATCH_WORKER_NAME", None)
     return env
 
@@ -238,8 +269,9 @@ def _store_url(cfg: FleetBenchConfig, tmp: Path) -> str:
     return f"sqlite:///{tmp / 'fleet.sqlite'}"
 
 
-def run_fleet_bench(cfg: FleetBenchConfig, log: Callable[[str], None] | None = None
-                    ) -> FleetBenchResult:
+def run_fleet_bench(
+    cfg: FleetBenchConfig, log: Callable[[str], None] | None = None
+) -> FleetBenchResult:
     """Run the fleet benchmark (see module docstring)."""
     say = log or (lambda _text: None)
     with tempfile.TemporaryDirectory(prefix="gw-fleet-") as tmp_name:
@@ -256,41 +288,78 @@ def run_fleet_bench(cfg: FleetBenchConfig, log: Callable[[str], None] | None = N
             for n in cfg.cameras:
                 run = _one(cfg, n, tmp, store_url, broker_url, still, moving, broker, say)
                 runs.append(run)
-                say(f"{n} cameras: held {run.held}/{n}, fps min {run.fps_min}, latency p50 "
+                say(
+                    f"{n} cameras: held {run.held}/{n}, fps min {run.fps_min}, latency p50 "
                     f"{run.latency_p50_ms} ms, p95 {run.latency_p95_ms} ms, CPU "
-                    f"{run.cpu_per_camera} s per camera-second (load {run.load_after})")
+                    f"{run.cpu_per_camera} s per camera-second (load {run.load_after})"
+                )
                 if cfg.stop_after_miss and run.held < n:
                     break
         finally:
             if broker is not None:
                 broker.stop()
             close_store(store)
-    return FleetBenchResult(cfg.backend, cfg.imgsz, cfg.fps, cfg.seconds, dialect,
-                            "mosquitto (private)" if cfg.broker == "auto" else cfg.broker,
-                            os.cpu_count() or 0, cfg.motion, runs)
+    return FleetBenchResult(
+        cfg.backend,
+        cfg.imgsz,
+        cfg.fps,
+        cfg.seconds,
+        dialect,
+        "mosquitto (private)" if cfg.broker == "auto" else cfg.broker,
+        os.cpu_count() or 0,
+        cfg.motion,
+        runs,
+    )
 
 
-def _one(cfg: FleetBenchConfig, n: int, tmp: Path, store_url: str, broker_url: str,
-         still: list[Path], moving: list[Path], broker: Mosquitto | None,
-         say: Callable[[str], None]) -> FleetRun:
+def _one(
+    cfg: FleetBenchConfig,
+    n: int,
+    tmp: Path,
+    store_url: str,
+    broker_url: str,
+    still: list[Path],
+    moving: list[Path],
+    broker: Mosquitto | None,
+    say: Callable[[str], None],
+) -> FleetRun:
     name = f"bench{n}-{int(time.time()) % 100000}"
     n_still = round(n * cfg.still_share)
-    clips = [(f"bench {i + 1:02d}", still[i % len(still)] if i < n_still
-              else moving[i % len(moving)]) for i in range(n)]
+    clips = [
+        (f"bench {i + 1:02d}", still[i % len(still)] if i < n_still else moving[i % len(moving)])
+        for i in range(n)
+    ]
     config = tmp / f"{name}.yaml"
-    config.write_text(camera_yaml(name, clips, cfg.fps, cfg.backend, cfg.imgsz, cfg.motion,
-                                  cfg.weights))
+    config.write_text(
+        camera_yaml(name, clips, cfg.fps, cfg.backend, cfg.imgsz, cfg.motion, cfg.weights)
+    )
     env = child_env(tmp / "home", store_url, broker_url)
-    ingest = subprocess.Popen(python_core("ingest", "--json", "--client-id", f"ingest-{name}"),
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                              text=True)
+    ingest = subprocess.Popen(
+        python_core("ingest", "--json", "--client-id", f"ingest-{name}"),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     load_before = os.getloadavg()[0]
     broker_cpu0 = cpu_ticks_s(broker.proc.pid) if broker and broker.proc else 0.0
     say(f"{n} cameras for {cfg.seconds:.0f} s ...")
     worker = subprocess.run(
-        python_core("worker", "--config", str(config), "--seconds", str(cfg.seconds),
-                    "--json", "--outbox", str(tmp / f"{name}.jsonl")),
-        env=env, capture_output=True, text=True, timeout=cfg.seconds + 900)
+        python_core(
+            "worker",
+            "--config",
+            str(config),
+            "--seconds",
+            str(cfg.seconds),
+            "--json",
+            "--outbox",
+            str(tmp / f"{name}.jsonl"),
+        ),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=cfg.seconds + 900,
+    )
     load_after = os.getloadavg()[0]
     report = last_json(worker.stdout)
     if not report:
@@ -304,26 +373,47 @@ def _one(cfg: FleetBenchConfig, n: int, tmp: Path, store_url: str, broker_url: s
     store = open_store(store_url)
     stored = stored_episodes(store, {c["station"] for c in cams}, {c["name"] for c in cams})
     return FleetRun(
-        cameras=n, held=int(report["held"]), fps_min=min(c["fps"] for c in cams),
+        cameras=n,
+        held=int(report["held"]),
+        fps_min=min(c["fps"] for c in cams),
         fps_mean=round(sum(c["fps"] for c in cams) / len(cams), 2),
-        analysed=sum(c["analysed"] for c in cams), skipped=sum(c["skipped"] for c in cams),
-        missed=sum(c["missed"] for c in cams), latency_p50_ms=stats.get("latency_p50_ms"),
-        latency_p95_ms=stats.get("latency_p95_ms"), latency_n=int(stats.get("latency_n", 0)),
-        episodes_emitted=sum(c["episodes"] for c in cams), episodes_stored=stored,
+        analysed=sum(c["analysed"] for c in cams),
+        skipped=sum(c["skipped"] for c in cams),
+        missed=sum(c["missed"] for c in cams),
+        latency_p50_ms=stats.get("latency_p50_ms"),
+        latency_p95_ms=stats.get("latency_p95_ms"),
+        latency_n=int(stats.get("latency_n", 0)),
+        episodes_emitted=sum(c["episodes"] for c in cams),
+        episodes_stored=stored,
         cpu_per_camera=float(report["cpu_per_camera"]),
-        cpu_per_camera_all=round((float(report["cpu_s"]) + ingest_cpu + broker_cpu) / n / secs,
-                                 3),
+        cpu_per_camera_all=round((float(report["cpu_s"]) + ingest_cpu + broker_cpu) / n / secs, 3),
         batch_mean=float(report["batch_mean"]),
-        infer_ms_per_frame=float(report["infer_ms_per_frame"]), seconds=secs,
-        load_before=round(load_before, 2), load_after=round(load_after, 2),
+        infer_ms_per_frame=float(report["infer_ms_per_frame"]),
+        seconds=secs,
+        load_before=round(load_before, 2),
+        load_after=round(load_after, 2),
         duplicates=int(stats.get("duplicates", 0)),
-        per_camera=[{k: c[k] for k in ("name", "fps", "analysed", "skipped", "missed",
-                                       "episodes", "lag_p95_ms", "held")} for c in cams])
+        per_camera=[
+            {
+                k: c[k]
+                for k in (
+                    "name",
+                    "fps",
+                    "analysed",
+                    "skipped",
+                    "missed",
+                    "episodes",
+                    "lag_p95_ms",
+                    "held",
+                )
+            }
+            for c in cams
+        ],
+    )
 
 
 def stored_episodes(store: Store, stations: set[str], sources: set[str]) -> int:
     """Episodes stored since yesterday at ``stations`` from the cameras ``sources``."""
     today = date.today()
-    f = HistoryFilter(start=today - timedelta(days=1), end=today,
-                      stations=tuple(sorted(stations)))
+    f = HistoryFilter(start=today - timedelta(days=1), end=today, stations=tuple(sorted(stations)))
     return sum(1 for e in store.events.matching(f, limit=1_000_000) if e.source in sources)

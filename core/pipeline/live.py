@@ -115,9 +115,18 @@ class LiveStats:
         self._lock = threading.Lock()
         self._times: deque[float] = deque(maxlen=60)
         self._values: dict[str, Any] = dict(
-            status="idle", message="Press Start to begin.", session_id=None, frames=0,
-            dropped=0, compliant=0, violating=0, compliance=None, latency_ms=0.0, episodes=0,
-            open_episodes=0)
+            status="idle",
+            message="Press Start to begin.",
+            session_id=None,
+            frames=0,
+            dropped=0,
+            compliant=0,
+            violating=0,
+            compliance=None,
+            latency_ms=0.0,
+            episodes=0,
+            open_episodes=0,
+        )
 
     def update(self, **values: Any) -> None:
         with self._lock:
@@ -144,8 +153,11 @@ class LiveStats:
             times = list(self._times)
             values = dict(self._values)
         recent = [t for t in times if time.monotonic() - t < 5.0]
-        fps = (len(recent) - 1) / (recent[-1] - recent[0]) \
-            if len(recent) > 1 and recent[-1] > recent[0] else 0.0
+        fps = (
+            (len(recent) - 1) / (recent[-1] - recent[0])
+            if len(recent) > 1 and recent[-1] > recent[0]
+            else 0.0
+        )
         return LiveSnapshot(fps=round(fps, 1), alerts=alerts, **values)
 
 
@@ -163,12 +175,16 @@ class ModelLoader:
     def start(self) -> None:
         """Load in the background (no-op while loaded, loading or failed)."""
         with self._lock:
-            if self.detector is not None or self.failed or \
-                    (self._thread is not None and self._thread.is_alive()):
+            if (
+                self.detector is not None
+                or self.failed
+                or (self._thread is not None and self._thread.is_alive())
+            ):
                 return
             self._on_status("loading", "Loading the model ...")
-            self._thread = threading.Thread(target=self._load, daemon=True,
-                                            name="glovewatch-model-load")
+            self._thread = threading.Thread(
+                target=self._load, daemon=True, name="glovewatch-model-load"
+            )
             self._thread.start()
 
     def wait(self) -> bool:
@@ -182,19 +198,20 @@ class ModelLoader:
         cfg = self.cfg
         stack = ExitStack()
         try:
-            det = stack.enter_context(DETECTORS.acquire(cfg.weights, cfg.backend,
-                                                        cfg.params.imgsz))
+            det = stack.enter_context(DETECTORS.acquire(cfg.weights, cfg.backend, cfg.params.imgsz))
             # The first track() call loads the tracker and compiles kernels (seconds): do it
             # now, not on the first real frame.
-            det.detect(np.zeros((64, 64, 3), np.uint8), cfg.params, track=True,
-                       tracker=cfg.tracker)
+            det.detect(np.zeros((64, 64, 3), np.uint8), cfg.params, track=True, tracker=cfg.tracker)
             det.reset_tracker()
         except Exception as exc:  # ModelError, or e.g. a runtime missing for the backend
             stack.close()
             if not isinstance(exc, (GloveWatchError, OSError)):
                 log.exception("model load failed")
-            self.failed = str(exc) if isinstance(exc, GloveWatchError) else \
-                f"{type(exc).__name__}: {redact_text(str(exc))[:200]}"
+            self.failed = (
+                str(exc)
+                if isinstance(exc, GloveWatchError)
+                else f"{type(exc).__name__}: {redact_text(str(exc))[:200]}"
+            )
             self._on_status("failed", f"The model could not be used: {self.failed}")
             return
         with self._lock:
@@ -218,30 +235,64 @@ class LiveSession:
         tiles = cfg.tiles or self.rule.tile_spec
         self.video = VideoDetector(det, cfg.params, tiles, cfg.tracker)
         self.video.reset()
-        params = {"backend": info.backend, "tracker": cfg.tracker,
-                  "tiles": tiles.to_text() if tiles else None,
-                  "min_duration_s": cfg.episodes.min_duration_s,
-                  "grace_s": cfg.episodes.grace_s, "rule_version": self.rule.version}
-        self.id = self.store.sessions.start(SessionInfo(
-            kind=cfg.kind, source=cfg.source, station=cfg.station, model_path=info.name,
-            model_hash=info.sha256, conf=cfg.params.conf, iou=cfg.params.iou,
-            imgsz=cfg.params.imgsz, params=params, started_by=cfg.user))
-        ctx = RecordingContext(station=cfg.station, session_id=self.id, source=cfg.source,
-                               model_hash=info.sha256, model_name=info.name,
-                               thresholds=cfg.params.as_dict(), started=datetime.now())
+        params = {
+            "backend": info.backend,
+            "tracker": cfg.tracker,
+            "tiles": tiles.to_text() if tiles else None,
+            "min_duration_s": cfg.episodes.min_duration_s,
+            "grace_s": cfg.episodes.grace_s,
+            "rule_version": self.rule.version,
+        }
+        self.id = self.store.sessions.start(
+            SessionInfo(
+                kind=cfg.kind,
+                source=cfg.source,
+                station=cfg.station,
+                model_path=info.name,
+                model_hash=info.sha256,
+                conf=cfg.params.conf,
+                iou=cfg.params.iou,
+                imgsz=cfg.params.imgsz,
+                params=params,
+                started_by=cfg.user,
+            )
+        )
+        ctx = RecordingContext(
+            station=cfg.station,
+            session_id=self.id,
+            source=cfg.source,
+            model_hash=info.sha256,
+            model_name=info.name,
+            thresholds=cfg.params.as_dict(),
+            started=datetime.now(),
+        )
         self.sink = AlertingSink(StoreSink(self.store), alerter)
         self.recorder = EpisodeRecorder(
-            ctx, self.rule, self.sink, cfg.episodes,
-            EvidenceWriter(settings().evidence_dir, blur=cfg.blur_evidence))
-        self.collector = (LiveCollector(self.store, cfg.station, cfg.collect_every_s,
-                                        cfg.params.conf, info.name, cfg.user or "live")
-                          if cfg.collect_every_s > 0 else None)
+            ctx,
+            self.rule,
+            self.sink,
+            cfg.episodes,
+            EvidenceWriter(settings().evidence_dir, blur=cfg.blur_evidence),
+        )
+        self.collector = (
+            LiveCollector(
+                self.store,
+                cfg.station,
+                cfg.collect_every_s,
+                cfg.params.conf,
+                info.name,
+                cfg.user or "live",
+            )
+            if cfg.collect_every_s > 0
+            else None
+        )
         self.t0 = time.monotonic()
         self.last_frame = self.t0
         self._last_beat = self.t0
 
-    def process(self, image: np.ndarray, t: float | None, frame_index: int
-                ) -> tuple[np.ndarray, Any]:
+    def process(
+        self, image: np.ndarray, t: float | None, frame_index: int
+    ) -> tuple[np.ndarray, Any]:
         """Detect, judge, record and draw one frame; returns (drawn frame, judgement)."""
         self.last_frame = time.monotonic()
         t = self.last_frame - self.t0 if t is None else t
@@ -296,8 +347,9 @@ class FrameProcessor:
         self.cfg = cfg
         self.stats = LiveStats()
         self.alerter = alerter or Alerter(cfg.cooldown_s, cfg.webhook_url, cfg.webhook_secret)
-        self.loader = ModelLoader(cfg, lambda status, message: self.stats.update(
-            status=status, message=message))
+        self.loader = ModelLoader(
+            cfg, lambda status, message: self.stats.update(status=status, message=message)
+        )
         self._lock = threading.RLock()
         self._session: LiveSession | None = None
         self._watchdog: IdleWatchdog | None = None
@@ -330,15 +382,22 @@ class FrameProcessor:
             return
         self._session = session
         self.last_session_id = session.id
-        self.stats.update(status="running", session_id=session.id, episodes=0,
-                          open_episodes=0,
-                          message=f"Watching {self.cfg.source} at {self.cfg.station} "
-                                  f"({session.rule.describe()}, {det.info.backend}).")
+        self.stats.update(
+            status="running",
+            session_id=session.id,
+            episodes=0,
+            open_episodes=0,
+            message=f"Watching {self.cfg.source} at {self.cfg.station} "
+            f"({session.rule.describe()}, {det.info.backend}).",
+        )
         self._watchdog = IdleWatchdog(
-            self.cfg.idle_timeout_s, lambda: session.last_frame if self._session else None,
-            lambda idle: self.finish("interrupted", f"No frames for {idle:.0f} s: the stream "
-                                                    "stopped; session ended."),
-            f"glovewatch-idle-{session.id}")
+            self.cfg.idle_timeout_s,
+            lambda: session.last_frame if self._session else None,
+            lambda idle: self.finish(
+                "interrupted", f"No frames for {idle:.0f} s: the stream stopped; session ended."
+            ),
+            f"glovewatch-idle-{session.id}",
+        )
 
     def finish(self, status: str = "finished", message: str = "Stream ended.") -> None:
         """End the session: close episodes, write coverage, give the detector back."""
@@ -362,8 +421,9 @@ class FrameProcessor:
     def active(self) -> bool:
         return self._session is not None
 
-    def process(self, image: np.ndarray, t: float | None = None,
-                captured_at: float | None = None) -> np.ndarray:
+    def process(
+        self, image: np.ndarray, t: float | None = None, captured_at: float | None = None
+    ) -> np.ndarray:
         """Detect, judge, record and draw one BGR frame; returns the drawn frame.
 
         ``t``: media time in seconds (files); default elapsed time since the session began.
@@ -388,17 +448,22 @@ class FrameProcessor:
                 out, judged = session.process(image, t, self.stats.frames)
             except Exception as exc:  # keep the stream alive; show what went wrong
                 log.exception("live frame failed")
-                self.stats.update(status="error", message=f"Frame failed: "
-                                  f"{redact_text(str(exc))[:200]}")
+                self.stats.update(
+                    status="error", message=f"Frame failed: {redact_text(str(exc))[:200]}"
+                )
                 return image
             totals = session.recorder.coverage.totals if session.recorder.coverage else None
             self.stats.frame_done(
-                compliant=judged.compliant, violating=judged.violating,
+                compliant=judged.compliant,
+                violating=judged.violating,
                 compliance=totals.compliance if totals else None,
-                latency_ms=round((time.monotonic() - (captured_at if captured_at is not None
-                                                      else start)) * 1000, 1),
+                latency_ms=round(
+                    (time.monotonic() - (captured_at if captured_at is not None else start)) * 1000,
+                    1,
+                ),
                 episodes=session.recorder.episodes_total,
-                open_episodes=session.recorder.open_episodes)
+                open_episodes=session.recorder.open_episodes,
+            )
             return out
 
     def webrtc_callback(self, frame: Any) -> Any:
@@ -416,8 +481,7 @@ class FrameProcessor:
         """Episodes of this processor's latest session (the page lists them)."""
         if self.last_session_id is None:
             return []
-        return (store or open_store(self.cfg.store_url)).events.for_session(
-            self.last_session_id)
+        return (store or open_store(self.cfg.store_url)).events.for_session(self.last_session_id)
 
 
 class SourceRunner:
@@ -430,9 +494,16 @@ class SourceRunner:
     ``viewer_timeout_s`` a runner nobody looks at stops instead of watching for nobody.
     """
 
-    def __init__(self, source: str, processor: FrameProcessor, realtime: bool = True,
-                 max_attempts: int = 3, connect_warn_s: float = 5.0,
-                 viewer_timeout_s: float | None = None, opener: Opener = open_video):
+    def __init__(
+        self,
+        source: str,
+        processor: FrameProcessor,
+        realtime: bool = True,
+        max_attempts: int = 3,
+        connect_warn_s: float = 5.0,
+        viewer_timeout_s: float | None = None,
+        opener: Opener = open_video,
+    ):
         self.processor = processor
         self.viewer_timeout_s = viewer_timeout_s
         self.connect_warn_s = connect_warn_s
@@ -445,13 +516,23 @@ class SourceRunner:
         self._latest: np.ndarray | None = None
         self._stop = threading.Event()
         self._slot = LatestFrame()
-        self.reader = FrameReader(source, self._slot, self._stop, self._set,
-                                  processor.stats.add_dropped, opener, realtime, max_attempts)
+        self.reader = FrameReader(
+            source,
+            self._slot,
+            self._stop,
+            self._set,
+            processor.stats.add_dropped,
+            opener,
+            realtime,
+            max_attempts,
+        )
         self._threads: list[threading.Thread] = []
 
     def start(self) -> SourceRunner:
-        self._threads = [threading.Thread(target=self.reader.run, daemon=True, name="gw-read"),
-                         threading.Thread(target=self._work, daemon=True, name="gw-work")]
+        self._threads = [
+            threading.Thread(target=self.reader.run, daemon=True, name="gw-read"),
+            threading.Thread(target=self._work, daemon=True, name="gw-work"),
+        ]
         for th in self._threads:
             th.start()
         return self
@@ -480,9 +561,14 @@ class SourceRunner:
         """Current status and a message meant for the user."""
         with self._lock:
             status, message = self._status, self._message
-        better = describe_wait(status, self.shown, time.monotonic() - self._since,
-                               time.monotonic() - self.reader.last_read, self._url,
-                               self.connect_warn_s)
+        better = describe_wait(
+            status,
+            self.shown,
+            time.monotonic() - self._since,
+            time.monotonic() - self.reader.last_read,
+            self._url,
+            self.connect_warn_s,
+        )
         return status, better or message
 
     def latest(self) -> np.ndarray | None:
@@ -511,8 +597,10 @@ class SourceRunner:
                 frame: Frame | None = self._slot.take(self._stop)
                 if frame is None or self._stop.is_set():
                     break
-                if self.viewer_timeout_s is not None and \
-                        time.monotonic() - self._touched > self.viewer_timeout_s:
+                if (
+                    self.viewer_timeout_s is not None
+                    and time.monotonic() - self._touched > self.viewer_timeout_s
+                ):
                     self._stop.set()
                     break
                 out = self.processor.process(frame.image, frame.t, frame.captured_at)
@@ -523,13 +611,12 @@ class SourceRunner:
             if self._stop.is_set() and status not in (SourceStatus.FAILED, SourceStatus.ENDED):
                 status, message = SourceStatus.STOPPED, f"Stopped watching {self.shown}."
                 self._set(status, message)
-            self.processor.finish("failed" if status is SourceStatus.FAILED else "finished",
-                                  message)
+            self.processor.finish(
+                "failed" if status is SourceStatus.FAILED else "finished", message
+            )
 
 
 def valid_camera_url(text: str) -> bool:
     """Whether ``text`` is a camera address the Live page accepts."""
     text = text.strip()
     return text.startswith((*URL_SCHEMES, "env:"))
-
-

@@ -52,8 +52,9 @@ def resolve_source(source: str) -> str:
         name = source[4:].strip()
         value = os.environ.get(name, "").strip()
         if not value:
-            raise MediaError(f"The environment variable {name} holding the camera address is "
-                             "not set.")
+            raise MediaError(
+                f"The environment variable {name} holding the camera address is not set."
+            )
         return value
     return source
 
@@ -149,10 +150,17 @@ class LatestFrame:
 class FrameReader:
     """Reads one source into a :class:`LatestFrame` (run :meth:`run` in a thread)."""
 
-    def __init__(self, source: str, slot: LatestFrame, stop: threading.Event,
-                 on_status: Callable[[SourceStatus, str], None],
-                 on_dropped: Callable[[int], None], opener: Opener = open_video,
-                 realtime: bool = True, max_attempts: int = 3):
+    def __init__(
+        self,
+        source: str,
+        slot: LatestFrame,
+        stop: threading.Event,
+        on_status: Callable[[SourceStatus, str], None],
+        on_dropped: Callable[[int], None],
+        opener: Opener = open_video,
+        realtime: bool = True,
+        max_attempts: int = 3,
+    ):
         self.source, self.slot, self.stop = source, slot, stop
         self.on_status, self.on_dropped, self.opener = on_status, on_dropped, opener
         self.realtime, self.max_attempts = realtime, max_attempts
@@ -175,14 +183,19 @@ class FrameReader:
                     cap, info = self.opener(address)
                 except MediaError as exc:
                     failures += 1
-                    msg = (f"Camera {self.shown} cannot be reached or sends no video."
-                           if self.url else str(exc))
+                    msg = (
+                        f"Camera {self.shown} cannot be reached or sends no video."
+                        if self.url
+                        else str(exc)
+                    )
                     if not self.url or (not ever_connected and failures >= self.max_attempts):
                         self.on_status(SourceStatus.FAILED, f"{msg} Nothing more will be tried.")
                         return
-                    wait = min(2 ** failures, 10)
-                    self.on_status(SourceStatus.RECONNECTING,
-                                   f"{msg} Retrying in {wait} s (attempt {failures + 1}).")
+                    wait = min(2**failures, 10)
+                    self.on_status(
+                        SourceStatus.RECONNECTING,
+                        f"{msg} Retrying in {wait} s (attempt {failures + 1}).",
+                    )
                     self.stop.wait(wait)
                     continue
                 failures, ever_connected = 0, True
@@ -192,9 +205,11 @@ class FrameReader:
                         cap.release()
                         return
                 self.last_read = time.monotonic()
-                self.on_status(SourceStatus.RUNNING,
-                               f"{'Camera' if self.url else 'Replaying'} {self.shown}: "
-                               f"{info.width}x{info.height} at {info.fps:.0f} fps.")
+                self.on_status(
+                    SourceStatus.RUNNING,
+                    f"{'Camera' if self.url else 'Replaying'} {self.shown}: "
+                    f"{info.width}x{info.height} at {info.fps:.0f} fps.",
+                )
                 try:
                     ended = self._pump(cap, info.fps)
                 finally:
@@ -203,8 +218,9 @@ class FrameReader:
                     self.on_status(SourceStatus.ENDED, f"End of {self.shown}.")
                     return
                 if not self.stop.is_set():
-                    self.on_status(SourceStatus.RECONNECTING,
-                                   f"{self.shown} stopped sending; reconnecting ...")
+                    self.on_status(
+                        SourceStatus.RECONNECTING, f"{self.shown} stopped sending; reconnecting ..."
+                    )
         finally:
             self.slot.close()
 
@@ -222,8 +238,9 @@ class FrameReader:
                 if delay > 0:
                     self.stop.wait(delay)
             index += 1
-            if self.slot.put(Frame(image, t, time.monotonic()), wait=not self.realtime,
-                             stop=self.stop):
+            if self.slot.put(
+                Frame(image, t, time.monotonic()), wait=not self.realtime, stop=self.stop
+            ):
                 self.on_dropped(1)
         return False
 
@@ -264,15 +281,21 @@ def looping(opener: Opener = open_video) -> Opener:
     return open_looping
 
 
-def describe_wait(status: SourceStatus, shown: str, waited_s: float, stalled_s: float,
-                  url: bool, warn_after_s: float) -> str | None:
+def describe_wait(
+    status: SourceStatus,
+    shown: str,
+    waited_s: float,
+    stalled_s: float,
+    url: bool,
+    warn_after_s: float,
+) -> str | None:
     """A better message than the last status when a source is slow, or None."""
     if status is SourceStatus.CONNECTING and waited_s > warn_after_s:
-        return (f"No answer from {shown} after {waited_s:.0f} s. Check the address, that the "
-                "camera is on and reachable from this server.")
+        return (
+            f"No answer from {shown} after {waited_s:.0f} s. Check the address, that the "
+            "camera is on and reachable from this server."
+        )
     if status is SourceStatus.RUNNING and url and stalled_s > warn_after_s:
         # OpenCV gives up on a silent stream only after its 30 s read timeout
         return f"No frames from {shown} for {stalled_s:.0f} s; waiting, then reconnecting."
     return None
-
-

@@ -88,8 +88,9 @@ class Outlet(Protocol):
 
     def details(self) -> dict[str, Any]: ...
 
-    def close(self, worker: WorkerRow, cameras: Sequence[CameraRow],
-              timeout_s: float = 10.0) -> bool: ...
+    def close(
+        self, worker: WorkerRow, cameras: Sequence[CameraRow], timeout_s: float = 10.0
+    ) -> bool: ...
 
 
 class DirectOutlet:
@@ -126,8 +127,9 @@ class DirectOutlet:
     def details(self) -> dict[str, Any]:
         return {"transport": "store"}
 
-    def close(self, worker: WorkerRow, cameras: Sequence[CameraRow],
-              timeout_s: float = 10.0) -> bool:
+    def close(
+        self, worker: WorkerRow, cameras: Sequence[CameraRow], timeout_s: float = 10.0
+    ) -> bool:
         self.store.fleet.report(worker, cameras)
         return True
 
@@ -199,18 +201,31 @@ class _Slot(LatestFrame):
 class Camera:
     """One camera of a worker: its reader, motion gate, tracker, recorder and counters."""
 
-    def __init__(self, spec: CameraSpec, run: CameraRun, stop: threading.Event,
-                 opener: Opener, stall_after_s: float, arrived: threading.Event):
+    def __init__(
+        self,
+        spec: CameraSpec,
+        run: CameraRun,
+        stop: threading.Event,
+        opener: Opener,
+        stall_after_s: float,
+        arrived: threading.Event,
+    ):
         self.spec, self.run, self.stall_after_s = spec, run, stall_after_s
         self.shown = shown_source(spec.source)
         self.slot = _Slot(arrived)
         self._lock = threading.Lock()
         self.source_status = SourceStatus.CONNECTING
         self.message = f"Connecting to {self.shown} ..."
-        self.reader = FrameReader(spec.source, self.slot, stop, self._on_status,
-                                  lambda n: None,
-                                  looping(opener) if spec.loop and spec.is_file else opener,
-                                  realtime=True, max_attempts=10**9)
+        self.reader = FrameReader(
+            spec.source,
+            self.slot,
+            stop,
+            self._on_status,
+            lambda n: None,
+            looping(opener) if spec.loop and spec.is_file else opener,
+            realtime=True,
+            max_attempts=10**9,
+        )
         self.gate = MotionGate(spec.motion)
         self.tracker = DetectionTracker(frame_rate=max(1, round(spec.fps)))
         self.tiles: TileSpec | None = None
@@ -282,9 +297,19 @@ class Camera:
     def row(self, worker: str, now: float, stamp: str) -> CameraRow:
         with self._lock:
             message = self.message
-        return CameraRow(self.spec.name, self.spec.station, self.state(now), worker,
-                         self.shown, self.fps(now), self.analysed, self.skipped,
-                         self.last_frame_wall, stamp, message[:300])
+        return CameraRow(
+            self.spec.name,
+            self.spec.station,
+            self.state(now),
+            worker,
+            self.shown,
+            self.fps(now),
+            self.analysed,
+            self.skipped,
+            self.last_frame_wall,
+            stamp,
+            message[:300],
+        )
 
     def report(self, now: float) -> CameraReport:
         with self._lock:
@@ -295,17 +320,34 @@ class Camera:
         lags = list(self.lags)
         held = fps >= 0.95 * self.spec.fps
         return CameraReport(
-            self.spec.name, self.spec.station, self.state(now), self.spec.fps, round(fps, 2),
-            self.analysed, self.skipped, self.missed, self.no_frame,
-            self.recorder.episodes_total if self.recorder else 0, _percentile(lags, 50),
-            _percentile(lags, 95), held, message[:300])
+            self.spec.name,
+            self.spec.station,
+            self.state(now),
+            self.spec.fps,
+            round(fps, 2),
+            self.analysed,
+            self.skipped,
+            self.missed,
+            self.no_frame,
+            self.recorder.episodes_total if self.recorder else 0,
+            _percentile(lags, 50),
+            _percentile(lags, 95),
+            held,
+            message[:300],
+        )
 
 
 class Worker:
     """Runs the cameras of a :class:`WorkerConfig` (see module docstring)."""
 
-    def __init__(self, cfg: WorkerConfig, outlet: Outlet, store: Store, weights: Path,
-                 opener: Opener = open_video):
+    def __init__(
+        self,
+        cfg: WorkerConfig,
+        outlet: Outlet,
+        store: Store,
+        weights: Path,
+        opener: Opener = open_video,
+    ):
         self.cfg, self.outlet, self.store, self.weights = cfg, outlet, store, weights
         self.opener = opener
         self.host, self.pid = socket.gethostname(), os.getpid()
@@ -322,15 +364,21 @@ class Worker:
 
     # --- status ------------------------------------------------------------------------
     def worker_row(self, status: str) -> WorkerRow:
-        d = {"pid": self.pid, "run": self.run_id, "backend": self.cfg.backend,
-             "model": self.weights.name, "cameras": len(self.cfg.cameras),
-             "missed": {c.spec.name: c.missed for c in self.cameras}}
+        d = {
+            "pid": self.pid,
+            "run": self.run_id,
+            "backend": self.cfg.backend,
+            "model": self.weights.name,
+            "cameras": len(self.cfg.cameras),
+            "missed": {c.spec.name: c.missed for c in self.cameras},
+        }
         try:
             d.update(self.outlet.details())
         except Exception:  # a heartbeat must not fail on its details
             log.exception("outlet details failed")
-        return WorkerRow(self.cfg.name, status, self.host, self.started_at,
-                         datetime.now().strftime(_TS), d)
+        return WorkerRow(
+            self.cfg.name, status, self.host, self.started_at, datetime.now().strftime(_TS), d
+        )
 
     def camera_rows(self, final: str | None = None) -> list[CameraRow]:
         now, stamp = time.monotonic(), datetime.now().strftime(_TS)
@@ -341,8 +389,12 @@ class Worker:
 
     def _initial_rows(self, status: str) -> list[CameraRow]:
         stamp = datetime.now().strftime(_TS)
-        return [CameraRow(c.name, c.station, status, self.cfg.name, shown_source(c.source),
-                          heartbeat_at=stamp) for c in self.cfg.cameras]
+        return [
+            CameraRow(
+                c.name, c.station, status, self.cfg.name, shown_source(c.source), heartbeat_at=stamp
+            )
+            for c in self.cfg.cameras
+        ]
 
     def _heartbeat_loop(self) -> None:
         while not self.stop_event.wait(self.cfg.heartbeat_s):
@@ -360,8 +412,9 @@ class Worker:
         cfg = self.cfg
         self.outlet.start(self.worker_row("offline"), self._initial_rows("disconnected"))
         with ExitStack() as stack:
-            det = stack.enter_context(DETECTORS.acquire(self.weights, cfg.backend,
-                                                        cfg.params.imgsz))
+            det = stack.enter_context(
+                DETECTORS.acquire(self.weights, cfg.backend, cfg.params.imgsz)
+            )
             self.detector = det
             blank = np.zeros((480, 640, 3), np.uint8)
             det.detect_batch([blank] * min(4, len(cfg.cameras)), cfg.params)  # compile, warm
@@ -370,12 +423,14 @@ class Worker:
             self._open_cameras(det, started)
             for cam in self.cameras:
                 cam.next_due = t0
-                cam.thread = threading.Thread(target=cam.reader.run, daemon=True,
-                                              name=f"gw-cam-{cam.spec.name}")
+                cam.thread = threading.Thread(
+                    target=cam.reader.run, daemon=True, name=f"gw-cam-{cam.spec.name}"
+                )
                 cam.reader.ready.set()
                 cam.thread.start()
-            beat = threading.Thread(target=self._heartbeat_loop, daemon=True,
-                                    name="gw-worker-heartbeat")
+            beat = threading.Thread(
+                target=self._heartbeat_loop, daemon=True, name="gw-worker-heartbeat"
+            )
             beat.start()
             self.outlet.heartbeat(self.worker_row("online"), self.camera_rows())
             self.ready.set()
@@ -402,39 +457,70 @@ class Worker:
             log.exception("closing the worker's outlet failed")
         n = max(1, len(self.cameras))
         return WorkerReport(
-            cfg.name, self.run_id, str(self.outlet.details().get("transport", "")), cfg.backend,
-            cfg.params.imgsz, round(elapsed, 2), reports, self.batches,
+            cfg.name,
+            self.run_id,
+            str(self.outlet.details().get("transport", "")),
+            cfg.backend,
+            cfg.params.imgsz,
+            round(elapsed, 2),
+            reports,
+            self.batches,
             round(self.batched_frames / self.batches, 2) if self.batches else 0.0,
             round(self.infer_s * 1000 / self.batched_frames, 1) if self.batched_frames else 0.0,
-            round(cpu, 2), round(cpu / n / elapsed, 3) if elapsed > 0 else 0.0,
-            sum(r.held for r in reports), outbox)
+            round(cpu, 2),
+            round(cpu / n / elapsed, 3) if elapsed > 0 else 0.0,
+            sum(r.held for r in reports),
+            outbox,
+        )
 
     def _open_cameras(self, det: Detector, started: datetime) -> None:
         cfg, info = self.cfg, det.info
-        evidence = (EvidenceWriter(settings().evidence_dir, blur=cfg.blur_evidence)
-                    if cfg.evidence else None)
+        evidence = (
+            EvidenceWriter(settings().evidence_dir, blur=cfg.blur_evidence)
+            if cfg.evidence
+            else None
+        )
         for spec in cfg.cameras:
             rule = current_rule(self.store, spec.station)
             tiles = rule.tile_spec
             session = SessionInfo(
-                kind="file" if spec.is_file else "stream", source=spec.name,
-                station=spec.station, model_path=info.name, model_hash=info.sha256,
-                conf=cfg.params.conf, iou=cfg.params.iou, imgsz=cfg.params.imgsz,
-                params={"backend": info.backend, "worker": cfg.name, "camera": spec.name,
-                        "fps": spec.fps, "motion": asdict(spec.motion),
-                        "tiles": tiles.to_text() if tiles else None,
-                        "min_duration_s": cfg.episodes.min_duration_s,
-                        "grace_s": cfg.episodes.grace_s, "rule_version": rule.version},
-                started_by=settings().user or None)
+                kind="file" if spec.is_file else "stream",
+                source=spec.name,
+                station=spec.station,
+                model_path=info.name,
+                model_hash=info.sha256,
+                conf=cfg.params.conf,
+                iou=cfg.params.iou,
+                imgsz=cfg.params.imgsz,
+                params={
+                    "backend": info.backend,
+                    "worker": cfg.name,
+                    "camera": spec.name,
+                    "fps": spec.fps,
+                    "motion": asdict(spec.motion),
+                    "tiles": tiles.to_text() if tiles else None,
+                    "min_duration_s": cfg.episodes.min_duration_s,
+                    "grace_s": cfg.episodes.grace_s,
+                    "rule_version": rule.version,
+                },
+                started_by=settings().user or None,
+            )
             run = CameraRun(cfg.name, spec.name, self.run_id, self.host, self.pid, session)
-            cam = Camera(spec, run, self._readers_stop, self.opener, cfg.stall_after_s,
-                         self._arrived)
+            cam = Camera(
+                spec, run, self._readers_stop, self.opener, cfg.stall_after_s, self._arrived
+            )
             cam.tiles = tiles
             sink, cam.session_id = self.outlet.open_camera(run)
-            ctx = RecordingContext(station=spec.station, session_id=cam.session_id,
-                                   source=spec.name, model_hash=info.sha256,
-                                   model_name=info.name, thresholds=cfg.params.as_dict(),
-                                   started=started, key_prefix=run.key_prefix)
+            ctx = RecordingContext(
+                station=spec.station,
+                session_id=cam.session_id,
+                source=spec.name,
+                model_hash=info.sha256,
+                model_name=info.name,
+                thresholds=cfg.params.as_dict(),
+                started=started,
+                key_prefix=run.key_prefix,
+            )
             cam.recorder = EpisodeRecorder(ctx, rule, sink, cfg.episodes, evidence)
             self.cameras.append(cam)
 
@@ -470,9 +556,12 @@ class Worker:
                         waiting = True
                     continue
                 cam.advance(now)
-                gated = cam.last is not None and cam.tiles is None and \
-                    now - cam.last_inferred < cam.spec.motion.max_skip_s and \
-                    not cam.gate.moved(frame.image)
+                gated = (
+                    cam.last is not None
+                    and cam.tiles is None
+                    and now - cam.last_inferred < cam.spec.motion.max_skip_s
+                    and not cam.gate.moved(frame.image)
+                )
                 if gated:
                     assert cam.last is not None
                     cam.skipped += 1
@@ -491,8 +580,7 @@ class Worker:
             else:
                 self.stop_event.wait(wait)
 
-    def _detect(self, det: Detector, queue: deque[tuple[Camera, Frame, float]],
-                t0: float) -> None:
+    def _detect(self, det: Detector, queue: deque[tuple[Camera, Frame, float]], t0: float) -> None:
         """One detector call: the oldest tiled frame alone, else up to ``max_batch`` frames
         of different cameras as one batch."""
         if queue[0][0].tiles is not None:
@@ -517,8 +605,9 @@ class Worker:
             cam.queued = False
             self._inferred(cam, frame, fd, t0, due)
 
-    def _inferred(self, cam: Camera, frame: Frame, fd: FrameDetections, t0: float,
-                  due: float) -> None:
+    def _inferred(
+        self, cam: Camera, frame: Frame, fd: FrameDetections, t0: float, due: float
+    ) -> None:
         tracked = cam.tracker.update(fd, frame.image)
         cam.gate.inferred(frame.image)
         cam.last, cam.last_inferred = tracked, time.monotonic()

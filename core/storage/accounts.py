@@ -36,9 +36,17 @@ class AuditRecord:
 
 
 def _user(row: Any) -> UserRecord:
-    return UserRecord(row.id, row.name, row.password_hash, row.role, bool(row.disabled),
-                      int(row.failed_logins), row.locked_until, row.created_at,
-                      row.last_login_at)
+    return UserRecord(
+        row.id,
+        row.name,
+        row.password_hash,
+        row.role,
+        bool(row.disabled),
+        int(row.failed_logins),
+        row.locked_until,
+        row.created_at,
+        row.last_login_at,
+    )
 
 
 class UserRepo:
@@ -47,8 +55,11 @@ class UserRepo:
 
     def add(self, name: str, password_hash: str | None, role: str) -> UserRecord:
         with self.db.write() as c:
-            c.execute(insert(t.users).values(name=name, password_hash=password_hash, role=role,
-                                             created_at=now()))
+            c.execute(
+                insert(t.users).values(
+                    name=name, password_hash=password_hash, role=role, created_at=now()
+                )
+            )
         found = self.get(name)
         assert found is not None
         return found
@@ -64,8 +75,9 @@ class UserRepo:
 
     def update(self, name: str, **values: Any) -> bool:
         with self.db.write() as c:
-            return bool(c.execute(update(t.users).where(t.users.c.name == name)
-                                  .values(**values)).rowcount)
+            return bool(
+                c.execute(update(t.users).where(t.users.c.name == name).values(**values)).rowcount
+            )
 
     def count_active(self, role: str | None = None) -> int:
         u = t.users
@@ -80,12 +92,23 @@ class AuditRepo:
     def __init__(self, db: Database):
         self.db = db
 
-    def add(self, actor: str, action: str, target: str | None = None,
-            details: dict[str, Any] | None = None) -> None:
+    def add(
+        self,
+        actor: str,
+        action: str,
+        target: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         with self.db.write() as c:
-            c.execute(insert(t.audit_log).values(at=now(), actor=actor, action=action,
-                                                 target=target,
-                                                 details_json=json.dumps(details or {})))
+            c.execute(
+                insert(t.audit_log).values(
+                    at=now(),
+                    actor=actor,
+                    action=action,
+                    target=target,
+                    details_json=json.dumps(details or {}),
+                )
+            )
 
     def recent(self, limit: int = 200, action: str | None = None) -> list[AuditRecord]:
         a = t.audit_log
@@ -93,5 +116,7 @@ class AuditRepo:
         if action:
             q = q.where(a.c.action == action)
         with self.db.read() as c:
-            return [AuditRecord(r.id, r.at, r.actor, r.action, r.target,
-                                json.loads(r.details_json)) for r in c.execute(q)]
+            return [
+                AuditRecord(r.id, r.at, r.actor, r.action, r.target, json.loads(r.details_json))
+                for r in c.execute(q)
+            ]

@@ -26,16 +26,19 @@ class BulkRepo:
     def is_empty(self) -> bool:
         """True when the store holds no sessions, episodes or coverage."""
         with self.db.read() as c:
-            return not any(c.execute(select(literal(1)).select_from(tbl).limit(1)).first()
-                           for tbl in (t.sessions, t.events, t.coverage_hourly))
+            return not any(
+                c.execute(select(literal(1)).select_from(tbl).limit(1)).first()
+                for tbl in (t.sessions, t.events, t.coverage_hourly)
+            )
 
     def max_id(self, table: str) -> int:
         tbl = t.metadata.tables[table]
         with self.db.read() as c:
             return int(c.execute(select(func.coalesce(func.max(tbl.c.id), 0))).scalar_one())
 
-    def load(self, tables: Sequence[tuple[str, Sequence[str], Iterable[Sequence[Any]]]]
-             ) -> dict[str, int]:
+    def load(
+        self, tables: Sequence[tuple[str, Sequence[str], Iterable[Sequence[Any]]]]
+    ) -> dict[str, int]:
         """Insert ``(table, columns, rows)`` for each table, all in one transaction.
 
         Rows may be a generator (streamed, never all in memory); rows may carry explicit ids
@@ -55,8 +58,9 @@ class BulkRepo:
         return counts
 
 
-def load_rows(c: Connection, table: str, columns: Sequence[str],
-              rows: Iterable[Sequence[Any]]) -> int:
+def load_rows(
+    c: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> int:
     """Insert rows (tuples in ``columns`` order) into ``table`` on an open write connection, by
     the fastest path of its backend; returns how many. Id sequences are left to the caller
     (:func:`~core.storage.database.advance_sequences`)."""

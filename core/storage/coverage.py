@@ -47,15 +47,17 @@ class HourRow:
 _SUMS = ("watched_s", "hand_s", "compliant_s", "violating_s")
 
 
-def _upsert(conn: Connection, table: Table, key: str,
-            rows: dict[tuple[str, str], list[float]]) -> None:
+def _upsert(
+    conn: Connection, table: Table, key: str, rows: dict[tuple[str, str], list[float]]
+) -> None:
     """Add figures into a roll-up keyed by (station, ``key``), summing into existing rows."""
     ins = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
     stmt = ins.on_conflict_do_update(
-        index_elements=["station", key],
-        set_={n: table.c[n] + ins.excluded[n] for n in _SUMS})
-    conn.execute(stmt, [{"station": st, key: k, **dict(zip(_SUMS, v))}
-                        for (st, k), v in rows.items()])
+        index_elements=["station", key], set_={n: table.c[n] + ins.excluded[n] for n in _SUMS}
+    )
+    conn.execute(
+        stmt, [{"station": st, key: k, **dict(zip(_SUMS, v))} for (st, k), v in rows.items()]
+    )
 
 
 def upsert_hours(conn: Connection, dialect: str, rows: Sequence[HourRow]) -> None:
@@ -67,8 +69,10 @@ def upsert_hours(conn: Connection, dialect: str, rows: Sequence[HourRow]) -> Non
     days: dict[tuple[str, str], list[float]] = {}
     for r in rows:
         values = (r.watched_s, r.hand_s, r.compliant_s, r.violating_s)
-        for acc in (hours.setdefault((r.station, r.hour), [0.0] * 4),
-                    days.setdefault((r.station, r.hour[:10] + " 00:00:00"), [0.0] * 4)):
+        for acc in (
+            hours.setdefault((r.station, r.hour), [0.0] * 4),
+            days.setdefault((r.station, r.hour[:10] + " 00:00:00"), [0.0] * 4),
+        ):
             for i, v in enumerate(values):
                 acc[i] += v
     _upsert(conn, t.coverage_hourly, "hour", hours)
@@ -81,15 +85,24 @@ def rollup_missing(conn: Connection, dialect: str, before: str) -> int:
     rolled up are kept as they are. Returns the number of hours added."""
     s, h = t.coverage_seconds, t.coverage_hourly
     hour = func.substr(s.c.ts, 1, 13).concat(":00:00")
-    grouped = (select(s.c.station, hour.label("hour"), func.count().label("watched_s"),
-                      func.sum(case((s.c.hands > 0, 1), else_=0)).label("hand_s"),
-                      func.sum(s.c.compliant_s).label("compliant_s"),
-                      func.sum(s.c.violating_s).label("violating_s"))
-               .where(s.c.ts < before).group_by(s.c.station, hour))
+    grouped = (
+        select(
+            s.c.station,
+            hour.label("hour"),
+            func.count().label("watched_s"),
+            func.sum(case((s.c.hands > 0, 1), else_=0)).label("hand_s"),
+            func.sum(s.c.compliant_s).label("compliant_s"),
+            func.sum(s.c.violating_s).label("violating_s"),
+        )
+        .where(s.c.ts < before)
+        .group_by(s.c.station, hour)
+    )
     ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(h)
-    stmt = (ins.from_select(["station", "hour", *_SUMS], grouped)
-            .on_conflict_do_nothing(index_elements=["station", "hour"])
-            .returning(h.c.station, h.c.hour, *(h.c[n] for n in _SUMS)))
+    stmt = (
+        ins.from_select(["station", "hour", *_SUMS], grouped)
+        .on_conflict_do_nothing(index_elements=["station", "hour"])
+        .returning(h.c.station, h.c.hour, *(h.c[n] for n in _SUMS))
+    )
     added = conn.execute(stmt).all()  # only the hours that were missing
     days: dict[tuple[str, str], list[float]] = {}
     for station, hour_text, *values in added:
@@ -106,10 +119,12 @@ def rebuild_daily(conn: Connection) -> None:
     h, d = t.coverage_hourly, t.coverage_daily
     day = func.substr(h.c.hour, 1, 10).concat(" 00:00:00")
     conn.execute(delete(d))
-    conn.execute(insert(d).from_select(
-        ["station", "day", *_SUMS],
-        select(h.c.station, day, *(func.sum(h.c[n]) for n in _SUMS))
-        .group_by(h.c.station, day)))
+    conn.execute(
+        insert(d).from_select(
+            ["station", "day", *_SUMS],
+            select(h.c.station, day, *(func.sum(h.c[n]) for n in _SUMS)).group_by(h.c.station, day),
+        )
+    )
 
 
 class CoverageRepo:
@@ -128,20 +143,42 @@ class CoverageRepo:
             for i, v in enumerate((r.watched_s, r.hand_s, r.compliant_s, r.violating_s)):
                 acc[i] += v
         with self.db.write() as c:
-            c.execute(insert(t.coverage_seconds), [
-                {"station": station, "session_id": session_id, "ts": r.ts, "hands": r.hands,
-                 "compliant_s": r.compliant_s, "violating_s": r.violating_s} for r in rows])
-            upsert_hours(c, self.db.dialect, [HourRow(station, hour, *v)
-                                              for hour, v in hourly.items()])
+            c.execute(
+                insert(t.coverage_seconds),
+                [
+                    {
+                        "station": station,
+                        "session_id": session_id,
+                        "ts": r.ts,
+                        "hands": r.hands,
+                        "compliant_s": r.compliant_s,
+                        "violating_s": r.violating_s,
+                    }
+                    for r in rows
+                ],
+            )
+            upsert_hours(
+                c, self.db.dialect, [HourRow(station, hour, *v) for hour, v in hourly.items()]
+            )
 
     def insert_seconds(self, station_rows: Sequence[tuple[str, CoverageRow]]) -> int:
         """Raw per-second rows without roll-up (demo data that writes its own hours)."""
         if station_rows:
             with self.db.write() as c:
-                c.execute(insert(t.coverage_seconds), [
-                    {"station": st, "session_id": None, "ts": r.ts, "hands": r.hands,
-                     "compliant_s": r.compliant_s, "violating_s": r.violating_s}
-                    for st, r in station_rows])
+                c.execute(
+                    insert(t.coverage_seconds),
+                    [
+                        {
+                            "station": st,
+                            "session_id": None,
+                            "ts": r.ts,
+                            "hands": r.hands,
+                            "compliant_s": r.compliant_s,
+                            "violating_s": r.violating_s,
+                        }
+                        for st, r in station_rows
+                    ],
+                )
         return len(station_rows)
 
     def insert_hours(self, rows: Sequence[HourRow]) -> int:

@@ -53,7 +53,7 @@ def normalize_url(url: str) -> str:
     (``postgresql://``, ``postgres://``) use psycopg 3; every other URL is kept as given."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -62,8 +62,9 @@ def lock(conn: Connection, name: str) -> None:
     same check-then-write take turns (PostgreSQL advisory lock; SQLite's write transaction
     already holds the whole store)."""
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"),
-                     {"name": f"glovewatch:{name}"})
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": f"glovewatch:{name}"}
+        )
 
 
 def advance_sequences(conn: Connection, tables: Iterable[str]) -> None:
@@ -75,9 +76,12 @@ def advance_sequences(conn: Connection, tables: Iterable[str]) -> None:
         table = schema.metadata.tables[name]
         if "id" not in table.c or not isinstance(table.c.id.type, Integer):
             continue
-        conn.execute(text(
-            f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
-            f"COALESCE((SELECT max(id) FROM {name}), 0) + 1, false)"))
+        conn.execute(
+            text(
+                f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
+                f"COALESCE((SELECT max(id) FROM {name}), 0) + 1, false)"
+            )
+        )
 
 
 def analyze(conn: Connection, tables: Iterable[str]) -> None:
@@ -93,26 +97,37 @@ def _store_error(err: BaseException, where: str) -> StoreError:
     """One clear sentence for what the database driver said."""
     text = str(getattr(err, "orig", err) or err).lower()
     if "not a database" in text or "file is encrypted" in text:
-        return StoreError(f"{where} is not a GloveWatch store (not an SQLite database). Move it "
-                          "away or set GLOVEWATCH_HOME to another folder; nothing was changed.")
+        return StoreError(
+            f"{where} is not a GloveWatch store (not an SQLite database). Move it "
+            "away or set GLOVEWATCH_HOME to another folder; nothing was changed."
+        )
     if "readonly" in text or "read-only" in text or "unable to open" in text:
-        return StoreError(f"{where} cannot be written (read-only file or folder). Set "
-                          "GLOVEWATCH_HOME to a folder you can write to.")
+        return StoreError(
+            f"{where} cannot be written (read-only file or folder). Set "
+            "GLOVEWATCH_HOME to a folder you can write to."
+        )
     if "disk is full" in text or "database or disk is full" in text:
-        return StoreError(f"The disk holding {where} is full: free some space. Nothing "
-                          "recorded so far was lost.")
+        return StoreError(
+            f"The disk holding {where} is full: free some space. Nothing recorded so far was lost."
+        )
     if "locked" in text:
         return StoreError(f"{where} stayed locked by another process for too long; try again.")
     if "connection refused" in text or "could not connect" in text or "timeout expired" in text:
-        return StoreError(f"The database server of {where} cannot be reached: is it running, "
-                          "and is GLOVEWATCH_DB_URL right? "
-                          f"({str(err).splitlines()[0]})")
+        return StoreError(
+            f"The database server of {where} cannot be reached: is it running, "
+            "and is GLOVEWATCH_DB_URL right? "
+            f"({str(err).splitlines()[0]})"
+        )
     if "password authentication failed" in text or "no pg_hba.conf entry" in text:
-        return StoreError(f"The database server refused the credentials of {where}: check the "
-                          "user and password in GLOVEWATCH_DB_URL.")
+        return StoreError(
+            f"The database server refused the credentials of {where}: check the "
+            "user and password in GLOVEWATCH_DB_URL."
+        )
     if "does not exist" in text and "database" in text:
-        return StoreError(f"The database of {where} does not exist: create it first (see the "
-                          "README's PostgreSQL section).")
+        return StoreError(
+            f"The database of {where} does not exist: create it first (see the "
+            "README's PostgreSQL section)."
+        )
     return StoreError(f"The store {where} cannot be used: {str(err).splitlines()[0]}")
 
 
@@ -125,15 +140,22 @@ class Database:
         self.migrated_from = 0  # the schema version found on opening (0: a new store)
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
-        self.where = (Path(parsed.database).name if self.dialect == "sqlite" and parsed.database
-                      else parsed.render_as_string(hide_password=True))
+        self.where = (
+            Path(parsed.database).name
+            if self.dialect == "sqlite" and parsed.database
+            else parsed.render_as_string(hide_password=True)
+        )
         if self.dialect == "sqlite":
             # A URI ("file:...?uri=true") names an existing file; only a plain path is created.
             if parsed.database and not parsed.query.get("uri"):
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             self.engine: Engine = create_engine(
-                url, connect_args={"timeout": 30, "check_same_thread": False},
-                pool_size=8, max_overflow=16, pool_pre_ping=False)
+                url,
+                connect_args={"timeout": 30, "check_same_thread": False},
+                pool_size=8,
+                max_overflow=16,
+                pool_pre_ping=False,
+            )
             event.listen(self.engine, "connect", _sqlite_connect)
             event.listen(self.engine, "begin", _sqlite_begin)
         else:
@@ -142,8 +164,9 @@ class Database:
                 connect_args["connect_timeout"] = 10
                 if "options" not in parsed.query:  # the URL's own session settings win
                     connect_args["options"] = PG_SESSION_OPTIONS
-            self.engine = create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=16,
-                                        connect_args=connect_args)
+            self.engine = create_engine(
+                url, pool_pre_ping=True, pool_size=8, max_overflow=16, connect_args=connect_args
+            )
         self._migrate()
 
     def _migrate(self) -> None:
@@ -169,8 +192,9 @@ class Database:
         with self.read() as conn:
             if self.dialect == "sqlite":
                 return int(conn.exec_driver_sql("PRAGMA user_version").scalar_one())
-            return int(conn.execute(select(func.max(migrations.schema_version.c.version)))
-                       .scalar_one())
+            return int(
+                conn.execute(select(func.max(migrations.schema_version.c.version))).scalar_one()
+            )
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -178,8 +202,9 @@ class Database:
         try:
             with self.engine.connect() as conn:
                 if self.dialect == "postgresql":
-                    conn = conn.execution_options(isolation_level="REPEATABLE READ",
-                                                  postgresql_readonly=True)
+                    conn = conn.execution_options(
+                        isolation_level="REPEATABLE READ", postgresql_readonly=True
+                    )
                 yield conn
         except exc.OperationalError as err:
             raise _store_error(err, self.where) from err
@@ -212,8 +237,9 @@ def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("gw_write")
-                         else "BEGIN")
+    conn.exec_driver_sql(
+        "BEGIN IMMEDIATE" if conn.get_execution_options().get("gw_write") else "BEGIN"
+    )
 
 
 _OPEN: dict[str, Database] = {}

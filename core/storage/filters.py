@@ -55,9 +55,13 @@ class HistoryFilter:
     def describe(self) -> str:
         """One line for page captions and report headers."""
         parts = [f"{self.start.isoformat()} to {self.end.isoformat()}"]
-        for label, vals in (("stations", self.stations), ("shifts", self.shifts),
-                            ("classes", self.classes), ("severity", self.severities),
-                            ("review", self.reviews)):
+        for label, vals in (
+            ("stations", self.stations),
+            ("shifts", self.shifts),
+            ("classes", self.classes),
+            ("severity", self.severities),
+            ("review", self.reviews),
+        ):
             parts.append(f"{label}: {', '.join(vals) if vals else 'all'}")
         return "; ".join(parts)
 
@@ -94,14 +98,16 @@ def shift_of_clock(hm: Any, shifts: tuple[Shift, ...] | None = None) -> ColumnEl
         return literal(OFF_SHIFT)
     whens = []
     for s in shifts:
-        cond = and_(hm >= s.start, hm < s.end) if s.start <= s.end else (hm >= s.start) | (
-            hm < s.end)
+        cond = (
+            and_(hm >= s.start, hm < s.end) if s.start <= s.end else (hm >= s.start) | (hm < s.end)
+        )
         whens.append((cond, literal(s.name)))
     return case(*whens, else_=literal(OFF_SHIFT))
 
 
-def period_conditions(f: HistoryFilter, time_col: Any, station_col: Any
-                      ) -> list[ColumnElement[bool]]:
+def period_conditions(
+    f: HistoryFilter, time_col: Any, station_col: Any
+) -> list[ColumnElement[bool]]:
     """Date range, stations and shifts as conditions on a time and a station column."""
     conds = [time_col >= f.lo, time_col < f.hi]
     if f.stations:

@@ -56,14 +56,17 @@ def _insert(dialect: str, table: Any) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
-def _upsert(conn: Connection, dialect: str, table: Any, key: str,
-            rows: Sequence[dict[str, Any]]) -> None:
+def _upsert(
+    conn: Connection, dialect: str, table: Any, key: str, rows: Sequence[dict[str, Any]]
+) -> None:
     if not rows:
         return
     ins = _insert(dialect, table)
     cols = [c for c in rows[0] if c != key]
-    conn.execute(ins.on_conflict_do_update(
-        index_elements=[key], set_={c: ins.excluded[c] for c in cols}), list(rows))
+    conn.execute(
+        ins.on_conflict_do_update(index_elements=[key], set_={c: ins.excluded[c] for c in cols}),
+        list(rows),
+    )
 
 
 class FleetRepo:
@@ -75,33 +78,77 @@ class FleetRepo:
     # --- status rows -----------------------------------------------------------------
     def report(self, worker: WorkerRow, cameras: Sequence[CameraRow] = ()) -> None:
         """Write a worker's row and its cameras' rows (one transaction)."""
-        w = {"name": worker.name, "host": worker.host, "status": worker.status,
-             "started_at": worker.started_at, "heartbeat_at": worker.heartbeat_at or now(),
-             "details_json": json.dumps(worker.details, default=str)}
+        w = {
+            "name": worker.name,
+            "host": worker.host,
+            "status": worker.status,
+            "started_at": worker.started_at,
+            "heartbeat_at": worker.heartbeat_at or now(),
+            "details_json": json.dumps(worker.details, default=str),
+        }
         with self.db.write() as c:
             _upsert(c, self.db.dialect, t.workers, "name", [w])
-            _upsert(c, self.db.dialect, t.cameras, "name", [{
-                "name": cam.name, "worker": cam.worker or worker.name, "station": cam.station,
-                "source": cam.source, "status": cam.status, "fps": cam.fps,
-                "analysed": cam.analysed, "skipped": cam.skipped,
-                "last_frame_at": cam.last_frame_at,
-                "heartbeat_at": cam.heartbeat_at or w["heartbeat_at"],
-                "message": cam.message} for cam in cameras])
+            _upsert(
+                c,
+                self.db.dialect,
+                t.cameras,
+                "name",
+                [
+                    {
+                        "name": cam.name,
+                        "worker": cam.worker or worker.name,
+                        "station": cam.station,
+                        "source": cam.source,
+                        "status": cam.status,
+                        "fps": cam.fps,
+                        "analysed": cam.analysed,
+                        "skipped": cam.skipped,
+                        "last_frame_at": cam.last_frame_at,
+                        "heartbeat_at": cam.heartbeat_at or w["heartbeat_at"],
+                        "message": cam.message,
+                    }
+                    for cam in cameras
+                ],
+            )
 
     def workers(self) -> list[WorkerRow]:
         w = t.workers.c
         with self.db.read() as c:
-            rows = c.execute(select(w.name, w.status, w.host, w.started_at, w.heartbeat_at,
-                                    w.details_json).order_by(w.name)).all()
-        return [WorkerRow(r.name, r.status, r.host, r.started_at, r.heartbeat_at,
-                          json.loads(r.details_json or "{}")) for r in rows]
+            rows = c.execute(
+                select(
+                    w.name, w.status, w.host, w.started_at, w.heartbeat_at, w.details_json
+                ).order_by(w.name)
+            ).all()
+        return [
+            WorkerRow(
+                r.name,
+                r.status,
+                r.host,
+                r.started_at,
+                r.heartbeat_at,
+                json.loads(r.details_json or "{}"),
+            )
+            for r in rows
+        ]
 
     def cameras(self) -> list[CameraRow]:
         k = t.cameras.c
         with self.db.read() as c:
-            rows = c.execute(select(k.name, k.station, k.status, k.worker, k.source, k.fps,
-                                    k.analysed, k.skipped, k.last_frame_at, k.heartbeat_at,
-                                    k.message).order_by(k.worker, k.name)).all()
+            rows = c.execute(
+                select(
+                    k.name,
+                    k.station,
+                    k.status,
+                    k.worker,
+                    k.source,
+                    k.fps,
+                    k.analysed,
+                    k.skipped,
+                    k.last_frame_at,
+                    k.heartbeat_at,
+                    k.message,
+                ).order_by(k.worker, k.name)
+            ).all()
         return [CameraRow(*r) for r in rows]
 
     def forget_worker(self, name: str) -> None:
@@ -111,8 +158,9 @@ class FleetRepo:
             c.execute(delete(t.workers).where(t.workers.c.name == name))
 
     # --- messages applied once -------------------------------------------------------
-    def coverage_once(self, message_id: str, station: str, session_id: int | None,
-                      rows: Sequence[CoverageRow]) -> bool:
+    def coverage_once(
+        self, message_id: str, station: str, session_id: int | None, rows: Sequence[CoverageRow]
+    ) -> bool:
         """Write a coverage message unless its id was applied before; the id and the rows
         are committed together. Returns False for a message seen before (nothing written)."""
         hourly: dict[str, list[float]] = {}
@@ -121,32 +169,46 @@ class FleetRepo:
             for i, v in enumerate((r.watched_s, r.hand_s, r.compliant_s, r.violating_s)):
                 acc[i] += v
         with self.db.write() as c:
-            fresh = c.execute(_insert(self.db.dialect, t.ingested)
-                              .values(id=message_id, at=now())
-                              .on_conflict_do_nothing(index_elements=["id"])
-                              .returning(t.ingested.c.id)).first()
+            fresh = c.execute(
+                _insert(self.db.dialect, t.ingested)
+                .values(id=message_id, at=now())
+                .on_conflict_do_nothing(index_elements=["id"])
+                .returning(t.ingested.c.id)
+            ).first()
             if fresh is None:
                 return False
             if rows:
-                c.execute(insert(t.coverage_seconds), [
-                    {"station": station, "session_id": session_id, "ts": r.ts,
-                     "hands": r.hands, "compliant_s": r.compliant_s,
-                     "violating_s": r.violating_s} for r in rows])
-                upsert_hours(c, self.db.dialect, [HourRow(station, hour, *v)
-                                                  for hour, v in hourly.items()])
+                c.execute(
+                    insert(t.coverage_seconds),
+                    [
+                        {
+                            "station": station,
+                            "session_id": session_id,
+                            "ts": r.ts,
+                            "hands": r.hands,
+                            "compliant_s": r.compliant_s,
+                            "violating_s": r.violating_s,
+                        }
+                        for r in rows
+                    ],
+                )
+                upsert_hours(
+                    c, self.db.dialect, [HourRow(station, hour, *v) for hour, v in hourly.items()]
+                )
         return True
 
     def applied(self, message_id: str) -> bool:
         """Whether a message id was applied already."""
         with self.db.read() as c:
-            return c.execute(select(t.ingested.c.id).where(
-                t.ingested.c.id == message_id)).first() is not None
+            return (
+                c.execute(select(t.ingested.c.id).where(t.ingested.c.id == message_id)).first()
+                is not None
+            )
 
     def prune_ingested(self, before: str) -> int:
         """Forget message ids applied before ``before`` (no worker resends that old)."""
         with self.db.write() as c:
-            return int(c.execute(delete(t.ingested).where(t.ingested.c.at < before))
-                       .rowcount or 0)
+            return int(c.execute(delete(t.ingested).where(t.ingested.c.at < before)).rowcount or 0)
 
     # --- sessions of worker camera runs ----------------------------------------------
     def run_session(self, run: str, info: SessionInfo, host: str, pid: int) -> int:
@@ -155,35 +217,58 @@ class FleetRepo:
         recovery judges it by the worker's process, not by the ingester's."""
         s = t.sessions.c
         with self.db.write() as c:
-            for row in c.execute(select(s.id, s.params_json).where(
-                    s.host == host, s.pid == pid, s.source == info.source,
-                    s.station == info.station)).all():
+            for row in c.execute(
+                select(s.id, s.params_json).where(
+                    s.host == host, s.pid == pid, s.source == info.source, s.station == info.station
+                )
+            ).all():
                 if json.loads(row.params_json or "{}").get("run") == run:
                     return int(row.id)
             stamp = now()
-            return new_id(c.execute(insert(t.sessions).values(
-                kind=info.kind, source=info.source, station=info.station,
-                model_path=info.model_path, model_hash=info.model_hash, conf=info.conf,
-                iou=info.iou, imgsz=info.imgsz,
-                params_json=json.dumps({**info.params, "run": run}), started_at=stamp,
-                status="running", pid=pid, host=host, heartbeat_at=stamp,
-                started_by=info.started_by)))
+            return new_id(
+                c.execute(
+                    insert(t.sessions).values(
+                        kind=info.kind,
+                        source=info.source,
+                        station=info.station,
+                        model_path=info.model_path,
+                        model_hash=info.model_hash,
+                        conf=info.conf,
+                        iou=info.iou,
+                        imgsz=info.imgsz,
+                        params_json=json.dumps({**info.params, "run": run}),
+                        started_at=stamp,
+                        status="running",
+                        pid=pid,
+                        host=host,
+                        heartbeat_at=stamp,
+                        started_by=info.started_by,
+                    )
+                )
+            )
 
     def beat_sessions(self, host: str, pid: int) -> None:
         """A worker process is alive: refresh its running sessions' heartbeats."""
         s = t.sessions.c
         with self.db.write() as c:
-            c.execute(update(t.sessions).where(s.host == host, s.pid == pid,
-                                               s.status == "running")
-                      .values(heartbeat_at=now()))
+            c.execute(
+                update(t.sessions)
+                .where(s.host == host, s.pid == pid, s.status == "running")
+                .values(heartbeat_at=now())
+            )
 
     def end_sessions(self, host: str, pid: int, status: str) -> list[int]:
         """End the running sessions of a worker process; returns their ids."""
         s = t.sessions.c
         with self.db.write() as c:
-            ids = [int(r[0]) for r in c.execute(select(s.id).where(
-                s.host == host, s.pid == pid, s.status == "running"))]
+            ids = [
+                int(r[0])
+                for r in c.execute(
+                    select(s.id).where(s.host == host, s.pid == pid, s.status == "running")
+                )
+            ]
             if ids:
-                c.execute(update(t.sessions).where(s.id.in_(ids))
-                          .values(status=status, ended_at=now()))
+                c.execute(
+                    update(t.sessions).where(s.id.in_(ids)).values(status=status, ended_at=now())
+                )
         return ids

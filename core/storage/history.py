@@ -120,8 +120,19 @@ class Provenance:
 
 
 # Figures' sums, in the order of its fields
-FIELDS = ("watched_s", "compliant_s", "violating_s", "frames", "compliant_n", "violating_n",
-           "episodes", "critical", "dismissed", "unreviewed", "dismissed_s")
+FIELDS = (
+    "watched_s",
+    "compliant_s",
+    "violating_s",
+    "frames",
+    "compliant_n",
+    "violating_n",
+    "episodes",
+    "critical",
+    "dismissed",
+    "unreviewed",
+    "dismissed_s",
+)
 
 
 def _sum_if(cond: ColumnElement[bool], value: Any = 1) -> Any:
@@ -134,8 +145,9 @@ class HistoryRepo:
     def __init__(self, db: Database):
         self.db = db
 
-    def grouped_table(self, f: HistoryFilter, key: KeyFn
-                      ) -> tuple[list[tuple[str, ...]], np.ndarray]:
+    def grouped_table(
+        self, f: HistoryFilter, key: KeyFn
+    ) -> tuple[list[tuple[str, ...]], np.ndarray]:
         """The groups' keys and their sums, one row each in the order of ``FIELDS`` (a float
         matrix): for figures over many groups (a year of 200 stations by day) without one
         Python object per group.
@@ -149,26 +161,63 @@ class HistoryRepo:
         daily = key in DAY_KEYS and not f.shifts
         c = t.coverage_daily if daily else t.coverage_hourly
         c_time = c.c.day if daily else c.c.hour
-        dismissed = (select(e.c.id).where(
-            e.c.session_id == r.c.session_id, e.c.review == "dismissed",
-            e.c.source.is_not_distinct_from(r.c.source),
-            func.coalesce(e.c.frame, 0) == r.c.frame).exists())
+        dismissed = (
+            select(e.c.id)
+            .where(
+                e.c.session_id == r.c.session_id,
+                e.c.review == "dismissed",
+                e.c.source.is_not_distinct_from(r.c.source),
+                func.coalesce(e.c.frame, 0) == r.c.frame,
+            )
+            .exists()
+        )
         parts: list[tuple[Any, Any, dict[str, Any], Any, list[Any] | None]] = [
-            (c_time, c.c.station, {"watched_s": func.sum(c.c.watched_s),
-                                   "compliant_s": func.sum(c.c.compliant_s),
-                                   "violating_s": func.sum(c.c.violating_s)}, c, []),
-            (rh.c.hour, rh.c.station, {"frames": func.sum(rh.c.frames),
-                                       "compliant_n": func.sum(rh.c.compliant_n),
-                                       "violating_n": func.sum(rh.c.violating_n)}, rh, []),
-            (r.c.ts, s.c.station, {"frames": func.count(), "compliant_n": func.sum(r.c.compliant),
-                                   "violating_n": func.sum(r.c.violating)},
-             r.join(s, s.c.id == r.c.session_id), [r.c.error.is_(None), not_(dismissed)]),
-            (e.c.started_at, e.c.station,
-             {"episodes": _sum_if(e.c.review != "dismissed"),
-              "critical": _sum_if((e.c.review != "dismissed") & (e.c.severity == "critical")),
-              "dismissed": _sum_if(e.c.review == "dismissed"),
-              "unreviewed": _sum_if(e.c.review == "unreviewed"),
-              "dismissed_s": _sum_if(e.c.review == "dismissed", e.c.duration_s)}, e, None),
+            (
+                c_time,
+                c.c.station,
+                {
+                    "watched_s": func.sum(c.c.watched_s),
+                    "compliant_s": func.sum(c.c.compliant_s),
+                    "violating_s": func.sum(c.c.violating_s),
+                },
+                c,
+                [],
+            ),
+            (
+                rh.c.hour,
+                rh.c.station,
+                {
+                    "frames": func.sum(rh.c.frames),
+                    "compliant_n": func.sum(rh.c.compliant_n),
+                    "violating_n": func.sum(rh.c.violating_n),
+                },
+                rh,
+                [],
+            ),
+            (
+                r.c.ts,
+                s.c.station,
+                {
+                    "frames": func.count(),
+                    "compliant_n": func.sum(r.c.compliant),
+                    "violating_n": func.sum(r.c.violating),
+                },
+                r.join(s, s.c.id == r.c.session_id),
+                [r.c.error.is_(None), not_(dismissed)],
+            ),
+            (
+                e.c.started_at,
+                e.c.station,
+                {
+                    "episodes": _sum_if(e.c.review != "dismissed"),
+                    "critical": _sum_if((e.c.review != "dismissed") & (e.c.severity == "critical")),
+                    "dismissed": _sum_if(e.c.review == "dismissed"),
+                    "unreviewed": _sum_if(e.c.review == "unreviewed"),
+                    "dismissed_s": _sum_if(e.c.review == "dismissed", e.c.duration_s),
+                },
+                e,
+                None,
+            ),
         ]
         first, then = _TWO_STEP.get(key, (key, None))
         selects = []
@@ -176,11 +225,19 @@ class HistoryRepo:
         for ts, station, sums, source, extra in parts:
             keys = first(ts, station)
             n_keys = len(keys)
-            conds = (episode_conditions(f, e) if extra is None
-                     else period_conditions(f, ts, station) + extra)
-            q = (select(*(k.label(f"k{i}") for i, k in enumerate(keys)),
-                        *(sums.get(n, literal_column("0")).label(n) for n in FIELDS))
-                 .select_from(source).where(*conds))
+            conds = (
+                episode_conditions(f, e)
+                if extra is None
+                else period_conditions(f, ts, station) + extra
+            )
+            q = (
+                select(
+                    *(k.label(f"k{i}") for i, k in enumerate(keys)),
+                    *(sums.get(n, literal_column("0")).label(n) for n in FIELDS),
+                )
+                .select_from(source)
+                .where(*conds)
+            )
             if keys:
                 q = q.group_by(*keys)
             selects.append(q)
@@ -195,7 +252,8 @@ class HistoryRepo:
             rows = conn.execute(q).all()
         found = [tuple(str(v) for v in row[:n_keys]) for row in rows]
         table = np.array([row[n_keys:] for row in rows], dtype=np.float64).reshape(
-            len(rows), len(FIELDS))
+            len(rows), len(FIELDS)
+        )
         return found, table
 
     def grouped(self, f: HistoryFilter, key: KeyFn) -> dict[tuple[str, ...], Figures]:
@@ -204,27 +262,44 @@ class HistoryRepo:
         out: dict[tuple[str, ...], Figures] = {}
         for k, v in zip(keys, sums.tolist()):
             out[k] = Figures(
-                key=k, watched_s=v[0], compliant_s=v[1], violating_s=v[2], frames=int(v[3]),
-                compliant_n=int(v[4]), violating_n=int(v[5]), episodes=int(v[6]),
-                critical=int(v[7]), dismissed=int(v[8]), unreviewed=int(v[9]),
-                dismissed_s=v[10])
+                key=k,
+                watched_s=v[0],
+                compliant_s=v[1],
+                violating_s=v[2],
+                frames=int(v[3]),
+                compliant_n=int(v[4]),
+                violating_n=int(v[5]),
+                episodes=int(v[6]),
+                critical=int(v[7]),
+                dismissed=int(v[8]),
+                unreviewed=int(v[9]),
+                dismissed_s=v[10],
+            )
         return out
 
     def data_span(self) -> DataSpan:
         """First and last day with coverage, results or episodes (index min/max, cheap)."""
         firsts, lasts = [], []
         with self.db.read() as conn:
-            for col in (t.coverage_hourly.c.hour, t.events.c.started_at, t.results.c.ts,
-                        t.results_hourly.c.hour):
+            for col in (
+                t.coverage_hourly.c.hour,
+                t.events.c.started_at,
+                t.results.c.ts,
+                t.results_hourly.c.hour,
+            ):
                 lo, hi = conn.execute(select(func.min(col), func.max(col))).one()
                 if lo:
                     firsts.append(lo)
                     lasts.append(hi)
-            counts = {tbl.name: int(conn.execute(select(func.count()).select_from(tbl))
-                                    .scalar_one())
-                      for tbl in (t.events, t.results, t.sessions)}
-        return DataSpan(date.fromisoformat(min(firsts)[:10]) if firsts else None,
-                        date.fromisoformat(max(lasts)[:10]) if lasts else None, counts)
+            counts = {
+                tbl.name: int(conn.execute(select(func.count()).select_from(tbl)).scalar_one())
+                for tbl in (t.events, t.results, t.sessions)
+            }
+        return DataSpan(
+            date.fromisoformat(min(firsts)[:10]) if firsts else None,
+            date.fromisoformat(max(lasts)[:10]) if lasts else None,
+            counts,
+        )
 
     def provenance(self, f: HistoryFilter) -> Provenance:
         """Model files/hashes and rule versions of the sessions and episodes in the filter."""
@@ -235,32 +310,51 @@ class HistoryRepo:
             conds = [s.c.started_at >= f.lo, s.c.started_at < f.hi]
             if f.stations:
                 conds.append(s.c.station.in_(f.stations))
-            for path, sha in conn.execute(select(s.c.model_path, s.c.model_hash).distinct()
-                                          .where(*conds)):
+            for path, sha in conn.execute(
+                select(s.c.model_path, s.c.model_hash).distinct().where(*conds)
+            ):
                 models[sha] = f"{path.rsplit('/', 1)[-1]} ({sha[:12]})"
             for name, sha in conn.execute(
-                    select(e.c.model_name, e.c.model_hash).distinct()
-                    .where(*episode_conditions(period, e), e.c.model_hash.is_not(None))):
+                select(e.c.model_name, e.c.model_hash)
+                .distinct()
+                .where(*episode_conditions(period, e), e.c.model_hash.is_not(None))
+            ):
                 models.setdefault(sha, f"{name or 'model'} ({sha[:12]})")
             versions: dict[str, set[int]] = {}
             for station, version in conn.execute(
-                    select(e.c.station, e.c.rule_version).distinct()
-                    .where(*episode_conditions(period, e), e.c.rule_version.is_not(None))):
+                select(e.c.station, e.c.rule_version)
+                .distinct()
+                .where(*episode_conditions(period, e), e.c.rule_version.is_not(None))
+            ):
                 versions.setdefault(station, set()).add(int(version))
-        rules = tuple(f"{st}: v{', v'.join(str(v) for v in sorted(vs))}"
-                      for st, vs in sorted(versions.items()))
+        rules = tuple(
+            f"{st}: v{', v'.join(str(v) for v in sorted(vs))}"
+            for st, vs in sorted(versions.items())
+        )
         return Provenance(tuple(sorted(models.values())), rules)
 
     def version(self) -> tuple[int, ...]:
         """Changes whenever episodes, reviews, results or retention change (cache key)."""
         with self.db.read() as conn:
-            return tuple(int(conn.execute(select(func.coalesce(func.max(col), 0))).scalar_one())
-                         for col in (t.events.c.id, t.event_reviews.c.id, t.results.c.id,
-                                     t.retention_runs.c.id, t.sessions.c.id))
+            return tuple(
+                int(conn.execute(select(func.coalesce(func.max(col), 0))).scalar_one())
+                for col in (
+                    t.events.c.id,
+                    t.event_reviews.c.id,
+                    t.results.c.id,
+                    t.retention_runs.c.id,
+                    t.sessions.c.id,
+                )
+            )
 
     def table_counts(self, names: tuple[str, ...]) -> dict[str, int]:
         """Row counts of tables (benchmarks)."""
         with self.db.read() as conn:
-            return {n: int(conn.execute(select(func.count()).select_from(
-                t.metadata.tables[n])).scalar_one()) for n in names}
-
+            return {
+                n: int(
+                    conn.execute(
+                        select(func.count()).select_from(t.metadata.tables[n])
+                    ).scalar_one()
+                )
+                for n in names
+            }

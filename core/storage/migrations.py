@@ -368,7 +368,8 @@ POSTGRES_STEPS: dict[int, str] = {}
 # Kept apart from the schema's metadata: store copies and schema comparisons leave it out.
 version_metadata = MetaData()
 schema_version = Table(
-    "schema_version", version_metadata,
+    "schema_version",
+    version_metadata,
     Column("version", Integer, primary_key=True, autoincrement=False),
     Column("migrated_at", Text, nullable=False),
 )
@@ -382,11 +383,13 @@ def migrate_sqlite(conn: sqlite3.Connection) -> int:
 
     Raises :class:`StoreError` for a store written by a newer GloveWatch.
     """
+
     def check(version: int) -> None:
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"This store has schema version {version}, newer than this GloveWatch "
-                f"({SCHEMA_VERSION}). Upgrade GloveWatch instead of opening it with an old one.")
+                f"({SCHEMA_VERSION}). Upgrade GloveWatch instead of opening it with an old one."
+            )
 
     version = sqlite_version(conn)
     check(version)
@@ -429,8 +432,9 @@ def recorded_version(conn: Connection) -> int | None:
     """The version a non-SQLite store records, or None when it has no version table."""
     if not inspect(conn).has_table(schema_version.name):
         return None
-    return int(conn.execute(select(func.coalesce(func.max(schema_version.c.version), 0)))
-               .scalar_one())
+    return int(
+        conn.execute(select(func.coalesce(func.max(schema_version.c.version), 0))).scalar_one()
+    )
 
 
 def _check_unversioned(conn: Connection, where: str) -> None:
@@ -446,7 +450,8 @@ def _check_unversioned(conn: Connection, where: str) -> None:
             raise StoreError(
                 f"{where} holds a '{table.name}' table without {', '.join(missing)} and no "
                 "schema version record: it is not a GloveWatch store of a known version. Use "
-                "an empty database; nothing was changed.")
+                "an empty database; nothing was changed."
+            )
 
 
 def migrate_other(engine: Engine, where: str) -> tuple[int, int]:
@@ -465,16 +470,20 @@ def migrate_other(engine: Engine, where: str) -> tuple[int, int]:
             _check_unversioned(conn, where)
             schema.metadata.create_all(conn)
             version_metadata.create_all(conn)
-            conn.execute(insert(schema_version).values(version=SCHEMA_VERSION,
-                                                       migrated_at=_stamp()))
+            conn.execute(
+                insert(schema_version).values(version=SCHEMA_VERSION, migrated_at=_stamp())
+            )
             return (SCHEMA_VERSION if existed else 0), SCHEMA_VERSION
         if found > SCHEMA_VERSION:
             raise StoreError(
                 f"This store has schema version {found}, newer than this GloveWatch "
-                f"({SCHEMA_VERSION}). Upgrade GloveWatch instead of opening it with an old one.")
+                f"({SCHEMA_VERSION}). Upgrade GloveWatch instead of opening it with an old one."
+            )
         if found < BASELINE:
-            raise StoreError(f"This store records schema version {found}, older than any "
-                             f"version this backend was created at ({BASELINE}).")
+            raise StoreError(
+                f"This store records schema version {found}, older than any "
+                f"version this backend was created at ({BASELINE})."
+            )
         for target in range(found + 1, SCHEMA_VERSION + 1):
             script = POSTGRES_STEPS.get(target, MIGRATIONS[target - 1])
             for statement in statements(script):
@@ -488,11 +497,15 @@ def migrate_other(engine: Engine, where: str) -> tuple[int, int]:
 def _bytewise_text(conn: Connection) -> None:
     """Give text columns that a portable step added the "C" collation that the metadata's
     columns have on PostgreSQL (see :mod:`core.storage.schema`)."""
-    rows = conn.execute(text(
-        "SELECT table_name, column_name FROM information_schema.columns "
-        "WHERE table_schema = current_schema() AND data_type = 'text' "
-        "AND collation_name IS DISTINCT FROM 'C'")).all()
+    rows = conn.execute(
+        text(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND data_type = 'text' "
+            "AND collation_name IS DISTINCT FROM 'C'"
+        )
+    ).all()
     for table, column in rows:
         if table in schema.metadata.tables:
-            conn.exec_driver_sql(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" '
-                                 'TYPE text COLLATE "C"')
+            conn.exec_driver_sql(
+                f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE text COLLATE "C"'
+            )

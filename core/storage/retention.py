@@ -46,54 +46,95 @@ class RetentionRepo:
         r, s, e, d = t.results, t.sessions, t.events, t.detections
         rh = t.results_hourly
         hour = func.substr(r.c.ts, 1, 13).concat(":00:00")
-        dismissed = select(e.c.id).where(
-            e.c.session_id == r.c.session_id, e.c.review == "dismissed",
-            e.c.source.is_not_distinct_from(r.c.source),
-            func.coalesce(e.c.frame, 0) == r.c.frame).exists()
-        rolled = (select(s.c.station, hour, func.count(), func.sum(r.c.compliant),
-                         func.sum(r.c.violating))
-                  .select_from(r.join(s, s.c.id == r.c.session_id))
-                  .where(r.c.ts < cutoff, r.c.error.is_(None), not_(dismissed))
-                  .group_by(s.c.station, hour))
+        dismissed = (
+            select(e.c.id)
+            .where(
+                e.c.session_id == r.c.session_id,
+                e.c.review == "dismissed",
+                e.c.source.is_not_distinct_from(r.c.source),
+                func.coalesce(e.c.frame, 0) == r.c.frame,
+            )
+            .exists()
+        )
+        rolled = (
+            select(
+                s.c.station, hour, func.count(), func.sum(r.c.compliant), func.sum(r.c.violating)
+            )
+            .select_from(r.join(s, s.c.id == r.c.session_id))
+            .where(r.c.ts < cutoff, r.c.error.is_(None), not_(dismissed))
+            .group_by(s.c.station, hour)
+        )
         ins = (postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert)(rh)
-        add_results = ins.from_select(["station", "hour", "frames", "compliant_n",
-                                       "violating_n"], rolled).on_conflict_do_update(
+        add_results = ins.from_select(
+            ["station", "hour", "frames", "compliant_n", "violating_n"], rolled
+        ).on_conflict_do_update(
             index_elements=["station", "hour"],
-            set_={"frames": rh.c.frames + ins.excluded.frames,
-                  "compliant_n": rh.c.compliant_n + ins.excluded.compliant_n,
-                  "violating_n": rh.c.violating_n + ins.excluded.violating_n})
-        old_evidence = (e.c.started_at < cutoff) & or_(e.c.evidence_path.is_not(None),
-                                                       e.c.crop_path.is_not(None))
+            set_={
+                "frames": rh.c.frames + ins.excluded.frames,
+                "compliant_n": rh.c.compliant_n + ins.excluded.compliant_n,
+                "violating_n": rh.c.violating_n + ins.excluded.violating_n,
+            },
+        )
+        old_evidence = (e.c.started_at < cutoff) & or_(
+            e.c.evidence_path.is_not(None), e.c.crop_path.is_not(None)
+        )
         with self.db.write() as c:
             hours = rollup_missing(c, self.db.dialect, cutoff)
-            seconds = c.execute(delete(t.coverage_seconds)
-                                .where(t.coverage_seconds.c.ts < cutoff)).rowcount
+            seconds = c.execute(
+                delete(t.coverage_seconds).where(t.coverage_seconds.c.ts < cutoff)
+            ).rowcount
             c.execute(add_results)
-            annotated = [row[0] for row in c.execute(
-                select(r.c.annotated_path).where(r.c.ts < cutoff,
-                                                 r.c.annotated_path.is_not(None)))]
-            dets = c.execute(delete(d).where(d.c.result_id.in_(
-                select(r.c.id).where(r.c.ts < cutoff)))).rowcount
+            annotated = [
+                row[0]
+                for row in c.execute(
+                    select(r.c.annotated_path).where(
+                        r.c.ts < cutoff, r.c.annotated_path.is_not(None)
+                    )
+                )
+            ]
+            dets = c.execute(
+                delete(d).where(d.c.result_id.in_(select(r.c.id).where(r.c.ts < cutoff)))
+            ).rowcount
             results = c.execute(delete(r).where(r.c.ts < cutoff)).rowcount
-            evidence = c.execute(select(e.c.evidence_path, e.c.crop_path)
-                                 .where(old_evidence)).all()
-            c.execute(update(e).where(old_evidence).values(
-                evidence_path=None, crop_path=None, evidence_removed_at=now()))
-            run_id = new_id(c.execute(insert(t.retention_runs).values(
-                ran_at=now(), days=days, cutoff=cutoff, report_json="{}")))
-        files = tuple(dict.fromkeys(p for p in [*annotated, *(x for row in evidence
-                                                                 for x in row)] if p))
-        return Purged(hours, int(seconds or 0), int(results or 0), int(dets or 0),
-                      len(evidence), files, run_id)
+            evidence = c.execute(select(e.c.evidence_path, e.c.crop_path).where(old_evidence)).all()
+            c.execute(
+                update(e)
+                .where(old_evidence)
+                .values(evidence_path=None, crop_path=None, evidence_removed_at=now())
+            )
+            run_id = new_id(
+                c.execute(
+                    insert(t.retention_runs).values(
+                        ran_at=now(), days=days, cutoff=cutoff, report_json="{}"
+                    )
+                )
+            )
+        files = tuple(
+            dict.fromkeys(p for p in [*annotated, *(x for row in evidence for x in row)] if p)
+        )
+        return Purged(
+            hours,
+            int(seconds or 0),
+            int(results or 0),
+            int(dets or 0),
+            len(evidence),
+            files,
+            run_id,
+        )
 
     def record(self, run_id: int, report: dict[str, Any]) -> None:
         """Keep the full report of a run (after its files were deleted)."""
         with self.db.write() as c:
-            c.execute(update(t.retention_runs).where(t.retention_runs.c.id == run_id)
-                      .values(report_json=json.dumps(report)))
+            c.execute(
+                update(t.retention_runs)
+                .where(t.retention_runs.c.id == run_id)
+                .values(report_json=json.dumps(report))
+            )
 
     def last_runs(self, limit: int = 5) -> list[RetentionRun]:
         rr = t.retention_runs
         with self.db.read() as c:
-            return [RetentionRun(row.ran_at, row.days, row.cutoff, json.loads(row.report_json))
-                    for row in c.execute(select(rr).order_by(rr.c.id.desc()).limit(limit))]
+            return [
+                RetentionRun(row.ran_at, row.days, row.cutoff, json.loads(row.report_json))
+                for row in c.execute(select(rr).order_by(rr.c.id.desc()).limit(limit))
+            ]

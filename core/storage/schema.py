@@ -23,7 +23,9 @@ def _pk() -> Column[int]:
 
 
 sessions = Table(
-    "sessions", metadata, _pk(),
+    "sessions",
+    metadata,
+    _pk(),
     Column("kind", Text, nullable=False),  # batch | live | stream | file
     Column("source", Text, nullable=False),
     Column("station", Text, nullable=False),
@@ -44,9 +46,10 @@ sessions = Table(
 )
 
 results = Table(
-    "results", metadata, _pk(),
-    Column("session_id", Integer, ForeignKey("sessions.id", ondelete="CASCADE"),
-           nullable=False),
+    "results",
+    metadata,
+    _pk(),
+    Column("session_id", Integer, ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
     Column("source", Text, nullable=False),
     Column("frame", Integer, nullable=False, server_default=text("0")),
     Column("ts", Text, nullable=False),
@@ -63,7 +66,9 @@ results = Table(
 )
 
 detections = Table(
-    "detections", metadata, _pk(),
+    "detections",
+    metadata,
+    _pk(),
     Column("result_id", Integer, ForeignKey("results.id", ondelete="CASCADE"), nullable=False),
     Column("class_id", Integer, nullable=False),
     Column("class_name", Text, nullable=False),
@@ -79,7 +84,9 @@ detections = Table(
 )
 
 events = Table(
-    "events", metadata, _pk(),
+    "events",
+    metadata,
+    _pk(),
     Column("session_id", Integer, ForeignKey("sessions.id", ondelete="SET NULL")),
     Column("station", Text, nullable=False),
     Column("source", Text),
@@ -109,14 +116,16 @@ events = Table(
     Index("events_station_time", "station", "started_at"),
     Index("events_started", "started_at"),
     Index("events_session", "session_id"),
-    Index("events_history", "started_at", "station", "review", "severity", "duration_s",
-          "class_name"),
+    Index(
+        "events_history", "started_at", "station", "review", "severity", "duration_s", "class_name"
+    ),
     Index("events_state", "state"),
     Index("events_key", "event_key", unique=True),
 )
 
 coverage_seconds = Table(
-    "coverage_seconds", metadata,
+    "coverage_seconds",
+    metadata,
     Column("station", Text, nullable=False),
     Column("session_id", Integer),
     Column("ts", Text, nullable=False),
@@ -127,7 +136,8 @@ coverage_seconds = Table(
 )
 
 coverage_hourly = Table(
-    "coverage_hourly", metadata,
+    "coverage_hourly",
+    metadata,
     Column("station", Text, primary_key=True),
     Column("hour", Text, primary_key=True),  # 'YYYY-MM-DD HH:00:00'
     Column("watched_s", Float, nullable=False, server_default=text("0")),
@@ -135,12 +145,12 @@ coverage_hourly = Table(
     Column("compliant_s", Float, nullable=False, server_default=text("0")),
     Column("violating_s", Float, nullable=False, server_default=text("0")),
     Index("coverage_hourly_hour", "hour"),
-    Index("coverage_hourly_cover", "hour", "station", "watched_s", "compliant_s",
-          "violating_s"),
+    Index("coverage_hourly_cover", "hour", "station", "watched_s", "compliant_s", "violating_s"),
 )
 
 coverage_daily = Table(
-    "coverage_daily", metadata,
+    "coverage_daily",
+    metadata,
     Column("station", Text, primary_key=True),
     Column("day", Text, primary_key=True),  # 'YYYY-MM-DD 00:00:00'
     Column("watched_s", Float, nullable=False, server_default=text("0")),
@@ -151,14 +161,16 @@ coverage_daily = Table(
 )
 
 stations = Table(
-    "stations", metadata,
+    "stations",
+    metadata,
     Column("name", Text, primary_key=True),
     Column("created_at", Text, nullable=False),
     Column("deleted_at", Text),
 )
 
 station_rules = Table(
-    "station_rules", metadata,
+    "station_rules",
+    metadata,
     Column("station", Text, primary_key=True),
     Column("version", Integer, primary_key=True),
     Column("rule_json", Text, nullable=False),
@@ -167,7 +179,9 @@ station_rules = Table(
 )
 
 datasets = Table(
-    "datasets", metadata, _pk(),
+    "datasets",
+    metadata,
+    _pk(),
     Column("name", Text, nullable=False),
     Column("path", Text, nullable=False),
     Column("task", Text, nullable=False),
@@ -177,7 +191,9 @@ datasets = Table(
 )
 
 runs = Table(
-    "runs", metadata, _pk(),
+    "runs",
+    metadata,
+    _pk(),
     Column("name", Text, nullable=False),
     Column("dataset", Text, nullable=False),
     Column("model", Text, nullable=False),
@@ -194,7 +210,9 @@ runs = Table(
 )
 
 model_registry = Table(
-    "model_registry", metadata, _pk(),
+    "model_registry",
+    metadata,
+    _pk(),
     Column("path", Text, nullable=False),
     Column("sha256", Text, nullable=False),
     Column("run_id", Integer, ForeignKey("runs.id")),
@@ -208,7 +226,9 @@ model_registry = Table(
 )
 
 event_reviews = Table(
-    "event_reviews", metadata, _pk(),
+    "event_reviews",
+    metadata,
+    _pk(),
     Column("event_id", Integer, ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
     Column("review", Text, nullable=False),
     Column("comment", Text),
@@ -218,7 +238,8 @@ event_reviews = Table(
 )
 
 results_hourly = Table(
-    "results_hourly", metadata,
+    "results_hourly",
+    metadata,
     Column("station", Text, primary_key=True),
     Column("hour", Text, primary_key=True),
     Column("frames", Integer, nullable=False, server_default=text("0")),
@@ -228,7 +249,9 @@ results_hourly = Table(
 )
 
 retention_runs = Table(
-    "retention_runs", metadata, _pk(),
+    "retention_runs",
+    metadata,
+    _pk(),
     Column("ran_at", Text, nullable=False),
     Column("days", Integer, nullable=False),
     Column("cutoff", Text, nullable=False),
@@ -236,7 +259,9 @@ retention_runs = Table(
 )
 
 users = Table(
-    "users", metadata, _pk(),
+    "users",
+    metadata,
+    _pk(),
     Column("name", Text, nullable=False, unique=True),
     Column("password_hash", Text),
     Column("role", Text, nullable=False),  # viewer | operator | engineer | admin
@@ -248,7 +273,9 @@ users = Table(
 )
 
 audit_log = Table(
-    "audit_log", metadata, _pk(),
+    "audit_log",
+    metadata,
+    _pk(),
     Column("at", Text, nullable=False),
     Column("actor", Text, nullable=False),
     Column("action", Text, nullable=False),
@@ -258,7 +285,9 @@ audit_log = Table(
 )
 
 site_frames = Table(
-    "site_frames", metadata, _pk(),
+    "site_frames",
+    metadata,
+    _pk(),
     Column("station", Text, nullable=False),
     Column("file", Text, nullable=False),
     Column("source", Text, nullable=False),
@@ -276,9 +305,10 @@ site_frames = Table(
 )
 
 label_changes = Table(
-    "label_changes", metadata, _pk(),
-    Column("frame_id", Integer, ForeignKey("site_frames.id", ondelete="CASCADE"),
-           nullable=False),
+    "label_changes",
+    metadata,
+    _pk(),
+    Column("frame_id", Integer, ForeignKey("site_frames.id", ondelete="CASCADE"), nullable=False),
     Column("at", Text, nullable=False),
     Column("by", Text, nullable=False),
     Column("action", Text, nullable=False),
@@ -287,13 +317,15 @@ label_changes = Table(
 )
 
 ingested = Table(
-    "ingested", metadata,
+    "ingested",
+    metadata,
     Column("id", Text, primary_key=True),  # a message applied once
     Column("at", Text, nullable=False),
 )
 
 workers = Table(
-    "workers", metadata,
+    "workers",
+    metadata,
     Column("name", Text, primary_key=True),
     Column("host", Text),
     Column("status", Text, nullable=False),
@@ -303,7 +335,8 @@ workers = Table(
 )
 
 cameras = Table(
-    "cameras", metadata,
+    "cameras",
+    metadata,
     Column("name", Text, primary_key=True),
     Column("worker", Text),
     Column("station", Text, nullable=False),
@@ -330,5 +363,5 @@ def _bytewise_text(element: CreateColumn, compiler: Any, **kw: Any) -> str:
     if isinstance(col.type, Text) and col.table is not None and col.table.metadata is metadata:
         head = f"{compiler.preparer.format_column(col)} TEXT"
         if spec.startswith(head):
-            spec = f'{head} COLLATE "C"{spec[len(head):]}'
+            spec = f'{head} COLLATE "C"{spec[len(head) :]}'
     return spec

@@ -101,9 +101,21 @@ class DaySummary:
 
 
 def _record(row: Any) -> SessionRecord:
-    return SessionRecord(row.id, row.kind, row.source, row.station, row.model_path,
-                         row.model_hash, row.started_at, row.ended_at, row.status, row.pid,
-                         row.host, row.heartbeat_at, json.loads(row.params_json or "{}"))
+    return SessionRecord(
+        row.id,
+        row.kind,
+        row.source,
+        row.station,
+        row.model_path,
+        row.model_hash,
+        row.started_at,
+        row.ended_at,
+        row.status,
+        row.pid,
+        row.host,
+        row.heartbeat_at,
+        json.loads(row.params_json or "{}"),
+    )
 
 
 class SessionRepo:
@@ -116,30 +128,49 @@ class SessionRepo:
         """Record the start of a session by this process; returns its id."""
         stamp = now()
         with self.db.write() as c:
-            res = c.execute(insert(t.sessions).values(
-                kind=info.kind, source=info.source, station=info.station,
-                model_path=info.model_path, model_hash=info.model_hash, conf=info.conf,
-                iou=info.iou, imgsz=info.imgsz, params_json=json.dumps(info.params),
-                started_at=stamp, status="running", pid=os.getpid(),
-                host=socket.gethostname(), heartbeat_at=stamp, started_by=info.started_by))
+            res = c.execute(
+                insert(t.sessions).values(
+                    kind=info.kind,
+                    source=info.source,
+                    station=info.station,
+                    model_path=info.model_path,
+                    model_hash=info.model_hash,
+                    conf=info.conf,
+                    iou=info.iou,
+                    imgsz=info.imgsz,
+                    params_json=json.dumps(info.params),
+                    started_at=stamp,
+                    status="running",
+                    pid=os.getpid(),
+                    host=socket.gethostname(),
+                    heartbeat_at=stamp,
+                    started_by=info.started_by,
+                )
+            )
             return new_id(res)
 
     def end(self, session_id: int, status: str = "finished") -> None:
         with self.db.write() as c:
-            c.execute(update(t.sessions).where(t.sessions.c.id == session_id)
-                      .values(ended_at=now(), status=status))
+            c.execute(
+                update(t.sessions)
+                .where(t.sessions.c.id == session_id)
+                .values(ended_at=now(), status=status)
+            )
 
     def heartbeat(self, session_id: int) -> None:
         """This session's process is alive (for crash recovery on other processes)."""
         with self.db.write() as c:
-            c.execute(update(t.sessions).where(t.sessions.c.id == session_id)
-                      .values(heartbeat_at=now()))
+            c.execute(
+                update(t.sessions).where(t.sessions.c.id == session_id).values(heartbeat_at=now())
+            )
 
     def running(self) -> list[SessionRecord]:
         """Sessions recorded as running (some may belong to dead processes)."""
         with self.db.read() as c:
-            return [_record(r) for r in c.execute(
-                select(t.sessions).where(t.sessions.c.status == "running"))]
+            return [
+                _record(r)
+                for r in c.execute(select(t.sessions).where(t.sessions.c.status == "running"))
+            ]
 
     def get(self, session_id: int) -> SessionRecord | None:
         with self.db.read() as c:
@@ -149,24 +180,50 @@ class SessionRepo:
     def add_result(self, session_id: int, row: ResultRow) -> int:
         """Store one image/frame result with its detections in one transaction."""
         with self.db.write() as c:
-            res = c.execute(insert(t.results).values(
-                session_id=session_id, source=row.source, frame=row.frame, ts=row.ts or now(),
-                verdict=row.verdict, protected=row.protected, violation=row.violation,
-                context=row.context, compliant=row.compliant, violating=row.violating,
-                annotated_path=row.annotated_path, error=row.error))
+            res = c.execute(
+                insert(t.results).values(
+                    session_id=session_id,
+                    source=row.source,
+                    frame=row.frame,
+                    ts=row.ts or now(),
+                    verdict=row.verdict,
+                    protected=row.protected,
+                    violation=row.violation,
+                    context=row.context,
+                    compliant=row.compliant,
+                    violating=row.violating,
+                    annotated_path=row.annotated_path,
+                    error=row.error,
+                )
+            )
             rid = new_id(res)
             if row.detections:
-                c.execute(insert(t.detections), [
-                    {"result_id": rid, "class_id": d.class_id, "class_name": d.class_name,
-                     "role": d.role, "confidence": d.confidence, "x1": d.box[0],
-                     "y1": d.box[1], "x2": d.box[2], "y2": d.box[3], "track_id": d.track_id,
-                     "status": d.status} for d in row.detections])
+                c.execute(
+                    insert(t.detections),
+                    [
+                        {
+                            "result_id": rid,
+                            "class_id": d.class_id,
+                            "class_name": d.class_name,
+                            "role": d.role,
+                            "confidence": d.confidence,
+                            "x1": d.box[0],
+                            "y1": d.box[1],
+                            "x2": d.box[2],
+                            "y2": d.box[3],
+                            "track_id": d.track_id,
+                            "status": d.status,
+                        }
+                        for d in row.detections
+                    ],
+                )
         return rid
 
     def set_annotated(self, result_id: int, path: str) -> None:
         with self.db.write() as c:
-            c.execute(update(t.results).where(t.results.c.id == result_id)
-                      .values(annotated_path=path))
+            c.execute(
+                update(t.results).where(t.results.c.id == result_id).values(annotated_path=path)
+            )
 
     def day_summary(self, day: str | None = None) -> DaySummary:
         """Sessions, processed frames, judged hands and episodes on ``day`` (default today)."""
@@ -174,15 +231,22 @@ class SessionRepo:
         lo, hi = f"{day} 00:00:00", f"{day} 23:59:59"
         s, r, e = t.sessions, t.results, t.events
         with self.db.read() as c:
-            n_sessions = c.execute(select(func.count()).select_from(s)
-                                   .where(s.c.started_at.between(lo, hi))).scalar_one()
+            n_sessions = c.execute(
+                select(func.count()).select_from(s).where(s.c.started_at.between(lo, hi))
+            ).scalar_one()
             frames, ok, bad = c.execute(
-                select(func.count(), func.coalesce(func.sum(r.c.compliant), 0),
-                       func.coalesce(func.sum(r.c.violating), 0))
-                .where(r.c.ts.between(lo, hi), r.c.error.is_(None))).one()
+                select(
+                    func.count(),
+                    func.coalesce(func.sum(r.c.compliant), 0),
+                    func.coalesce(func.sum(r.c.violating), 0),
+                ).where(r.c.ts.between(lo, hi), r.c.error.is_(None))
+            ).one()
             n_events, critical = c.execute(
-                select(func.count(), func.coalesce(func.sum(
-                    case((e.c.severity == "critical", 1), else_=0)), 0))
-                .where(e.c.started_at.between(lo, hi), e.c.review != "dismissed")).one()
-        return DaySummary(day, int(n_sessions), int(frames), int(ok), int(bad), int(n_events),
-                          int(critical))
+                select(
+                    func.count(),
+                    func.coalesce(func.sum(case((e.c.severity == "critical", 1), else_=0)), 0),
+                ).where(e.c.started_at.between(lo, hi), e.c.review != "dismissed")
+            ).one()
+        return DaySummary(
+            day, int(n_sessions), int(frames), int(ok), int(bad), int(n_events), int(critical)
+        )

@@ -61,49 +61,96 @@ class SiteRepo:
     def __init__(self, db: Database):
         self.db = db
 
-    def add(self, station: str, file: str, source: str, captured_at: str, phash: str,
-            uncertainty: float, block: int, split: str,
-            boxes: list[dict[str, Any]] | None = None, status: str = "new",
-            model: str | None = None, by: str = "-") -> int:
+    def add(
+        self,
+        station: str,
+        file: str,
+        source: str,
+        captured_at: str,
+        phash: str,
+        uncertainty: float,
+        block: int,
+        split: str,
+        boxes: list[dict[str, Any]] | None = None,
+        status: str = "new",
+        model: str | None = None,
+        by: str = "-",
+    ) -> int:
         with self.db.write() as c:
-            fid = new_id(c.execute(insert(t.site_frames).values(
-                station=station, file=file, source=source, captured_at=captured_at,
-                phash=phash, uncertainty=uncertainty, block=block, split=split, status=status,
-                boxes_json=json.dumps(boxes or []), prelabel_model=model, updated_at=now(),
-                updated_by=by)))
+            fid = new_id(
+                c.execute(
+                    insert(t.site_frames).values(
+                        station=station,
+                        file=file,
+                        source=source,
+                        captured_at=captured_at,
+                        phash=phash,
+                        uncertainty=uncertainty,
+                        block=block,
+                        split=split,
+                        status=status,
+                        boxes_json=json.dumps(boxes or []),
+                        prelabel_model=model,
+                        updated_at=now(),
+                        updated_by=by,
+                    )
+                )
+            )
             if boxes is not None:
-                c.execute(insert(t.label_changes).values(
-                    frame_id=fid, at=now(), by=by, action="prelabel" if model else "import",
-                    boxes_json=json.dumps(boxes)))
+                c.execute(
+                    insert(t.label_changes).values(
+                        frame_id=fid,
+                        at=now(),
+                        by=by,
+                        action="prelabel" if model else "import",
+                        boxes_json=json.dumps(boxes),
+                    )
+                )
         return fid
 
     def recent_hashes(self, station: str, limit: int = 500) -> list[str]:
         f = t.site_frames
         with self.db.read() as c:
-            return [r[0] for r in c.execute(select(f.c.phash).where(f.c.station == station)
-                                            .order_by(f.c.id.desc()).limit(limit))]
+            return [
+                r[0]
+                for r in c.execute(
+                    select(f.c.phash)
+                    .where(f.c.station == station)
+                    .order_by(f.c.id.desc())
+                    .limit(limit)
+                )
+            ]
 
     def block_splits(self, station: str) -> dict[int, str]:
         """The side (train / holdout) each of the station's blocks is on."""
         f = t.site_frames
         with self.db.read() as c:
-            return {int(r[0]): r[1] for r in c.execute(
-                select(f.c.block, f.c.split).where(f.c.station == station).distinct())}
+            return {
+                int(r[0]): r[1]
+                for r in c.execute(
+                    select(f.c.block, f.c.split).where(f.c.station == station).distinct()
+                )
+            }
 
     def untimed_blocks(self, station: str) -> list[tuple[str, int]]:
         """(hash, block) of the station's frames that carry no capture time (block < 0)."""
         f = t.site_frames
         with self.db.read() as c:
-            return [(r[0], int(r[1])) for r in c.execute(
-                select(f.c.phash, f.c.block).where(f.c.station == station, f.c.block < 0))]
+            return [
+                (r[0], int(r[1]))
+                for r in c.execute(
+                    select(f.c.phash, f.c.block).where(f.c.station == station, f.c.block < 0)
+                )
+            ]
 
     def get(self, frame_id: int) -> FrameRecord | None:
         with self.db.read() as c:
             row = c.execute(select(t.site_frames).where(t.site_frames.c.id == frame_id)).first()
         return _frame(row) if row else None
 
-    def frames(self, station: str, status: Sequence[str] | None = None,
-               split: str | None = None) -> list[FrameRecord]:
+    def frames(
+        self, station: str, status: Sequence[str] | None = None, split: str | None = None
+    ) -> list[FrameRecord]:
         """Frames of a station, most uncertain first within capture order of status."""
         f = t.site_frames
         q = select(f).where(f.c.station == station)
@@ -115,39 +162,56 @@ class SiteRepo:
         with self.db.read() as c:
             return [_frame(r) for r in c.execute(q)]
 
-    def set_labels(self, frame_id: int, boxes: list[dict[str, Any]], by: str, action: str,
-                   status: str | None = None, model: str | None = None) -> None:
+    def set_labels(
+        self,
+        frame_id: int,
+        boxes: list[dict[str, Any]],
+        by: str,
+        action: str,
+        status: str | None = None,
+        model: str | None = None,
+    ) -> None:
         """New boxes for a frame, kept in the label history with who and when."""
-        values: dict[str, Any] = {"boxes_json": json.dumps(boxes), "updated_at": now(),
-                                  "updated_by": by}
+        values: dict[str, Any] = {
+            "boxes_json": json.dumps(boxes),
+            "updated_at": now(),
+            "updated_by": by,
+        }
         if status:
             values["status"] = status
         if model:
             values["prelabel_model"] = model
         with self.db.write() as c:
-            c.execute(update(t.site_frames).where(t.site_frames.c.id == frame_id)
-                      .values(**values))
-            c.execute(insert(t.label_changes).values(frame_id=frame_id, at=now(), by=by,
-                                                     action=action,
-                                                     boxes_json=json.dumps(boxes)))
+            c.execute(update(t.site_frames).where(t.site_frames.c.id == frame_id).values(**values))
+            c.execute(
+                insert(t.label_changes).values(
+                    frame_id=frame_id, at=now(), by=by, action=action, boxes_json=json.dumps(boxes)
+                )
+            )
 
     def history(self, frame_id: int) -> list[LabelChange]:
         lc = t.label_changes
         with self.db.read() as c:
-            return [LabelChange(r.frame_id, r.at, r.by, r.action, json.loads(r.boxes_json))
-                    for r in c.execute(select(lc).where(lc.c.frame_id == frame_id)
-                                       .order_by(lc.c.id))]
+            return [
+                LabelChange(r.frame_id, r.at, r.by, r.action, json.loads(r.boxes_json))
+                for r in c.execute(select(lc).where(lc.c.frame_id == frame_id).order_by(lc.c.id))
+            ]
 
     def counts(self) -> list[StationCounts]:
         """Frames per station by status and split."""
         f = t.site_frames
-        q = (select(f.c.station, func.count(),
-                    func.sum(case((f.c.status == "new", 1), else_=0)),
-                    func.sum(case((f.c.status == "prelabelled", 1), else_=0)),
-                    func.sum(case((f.c.status == "done", 1), else_=0)),
-                    func.sum(case((f.c.split == "holdout", 1), else_=0)),
-                    func.sum(case(((f.c.split == "holdout") & (f.c.status == "done"), 1),
-                                  else_=0)))
-             .group_by(f.c.station).order_by(f.c.station))
+        q = (
+            select(
+                f.c.station,
+                func.count(),
+                func.sum(case((f.c.status == "new", 1), else_=0)),
+                func.sum(case((f.c.status == "prelabelled", 1), else_=0)),
+                func.sum(case((f.c.status == "done", 1), else_=0)),
+                func.sum(case((f.c.split == "holdout", 1), else_=0)),
+                func.sum(case(((f.c.split == "holdout") & (f.c.status == "done"), 1), else_=0)),
+            )
+            .group_by(f.c.station)
+            .order_by(f.c.station)
+        )
         with self.db.read() as c:
             return [StationCounts(r[0], *(int(v or 0) for v in r[1:])) for r in c.execute(q)]

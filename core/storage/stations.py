@@ -37,71 +37,100 @@ class StationRepo:
     def save_rule(self, station: str, rule_json: str, author: str | None) -> RuleRecord:
         """Store the station's next rule version (creating or un-hiding the station)."""
         stamp = now()
-        ins = (postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert)(
-            t.stations)
+        ins = (postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert)(t.stations)
         with self.db.write() as c:
-            c.execute(ins.values(name=station, created_at=stamp).on_conflict_do_update(
-                index_elements=["name"], set_={"deleted_at": None}))
-            version = int(c.execute(
-                select(func.coalesce(func.max(t.station_rules.c.version), 0) + 1)
-                .where(t.station_rules.c.station == station)).scalar_one())
-            c.execute(insert(t.station_rules).values(
-                station=station, version=version, rule_json=rule_json, created_at=stamp,
-                author=author))
+            c.execute(
+                ins.values(name=station, created_at=stamp).on_conflict_do_update(
+                    index_elements=["name"], set_={"deleted_at": None}
+                )
+            )
+            version = int(
+                c.execute(
+                    select(func.coalesce(func.max(t.station_rules.c.version), 0) + 1).where(
+                        t.station_rules.c.station == station
+                    )
+                ).scalar_one()
+            )
+            c.execute(
+                insert(t.station_rules).values(
+                    station=station,
+                    version=version,
+                    rule_json=rule_json,
+                    created_at=stamp,
+                    author=author,
+                )
+            )
         return RuleRecord(station, version, rule_json, stamp, author)
 
     def latest(self, station: str) -> RuleRecord | None:
         r = t.station_rules
         with self.db.read() as c:
-            row = c.execute(select(r).where(r.c.station == station)
-                            .order_by(r.c.version.desc()).limit(1)).first()
+            row = c.execute(
+                select(r).where(r.c.station == station).order_by(r.c.version.desc()).limit(1)
+            ).first()
         return RuleRecord(*row) if row else None
 
     def version(self, station: str, version: int) -> RuleRecord | None:
         r = t.station_rules
         with self.db.read() as c:
-            row = c.execute(select(r).where(r.c.station == station,
-                                            r.c.version == version)).first()
+            row = c.execute(select(r).where(r.c.station == station, r.c.version == version)).first()
         return RuleRecord(*row) if row else None
 
     def history(self, station: str) -> list[RuleRecord]:
         """All versions of a station's rule, newest first."""
         r = t.station_rules
         with self.db.read() as c:
-            return [RuleRecord(*row) for row in c.execute(
-                select(r).where(r.c.station == station).order_by(r.c.version.desc()))]
+            return [
+                RuleRecord(*row)
+                for row in c.execute(
+                    select(r).where(r.c.station == station).order_by(r.c.version.desc())
+                )
+            ]
 
     def names(self) -> list[str]:
         """Stations not hidden, by name."""
         s = t.stations
         with self.db.read() as c:
-            return [row[0] for row in c.execute(
-                select(s.c.name).where(s.c.deleted_at.is_(None)).order_by(s.c.name))]
+            return [
+                row[0]
+                for row in c.execute(
+                    select(s.c.name).where(s.c.deleted_at.is_(None)).order_by(s.c.name)
+                )
+            ]
 
     def ensure(self, names: list[str], deleted: dict[str, str] | None = None) -> None:
         """Register stations (demo data); ``deleted`` maps names to their deletion time."""
-        ins = (postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert)(
-            t.stations)
+        ins = (postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert)(t.stations)
         with self.db.write() as c:
-            c.execute(ins.on_conflict_do_nothing(index_elements=["name"]), [
-                {"name": n, "created_at": now(), "deleted_at": (deleted or {}).get(n)}
-                for n in names])
+            c.execute(
+                ins.on_conflict_do_nothing(index_elements=["name"]),
+                [
+                    {"name": n, "created_at": now(), "deleted_at": (deleted or {}).get(n)}
+                    for n in names
+                ],
+            )
 
     def hide(self, station: str) -> bool:
         """Hide a station from the lists; its rules and events stay. False if unknown."""
         with self.db.write() as c:
-            return bool(c.execute(update(t.stations).where(t.stations.c.name == station)
-                                  .values(deleted_at=now())).rowcount)
+            return bool(
+                c.execute(
+                    update(t.stations).where(t.stations.c.name == station).values(deleted_at=now())
+                ).rowcount
+            )
 
     def known(self) -> list[StationRecord]:
         """Every station with data or a registration; hidden ones flagged (their data stays)."""
         names: dict[str, bool] = {}
         with self.db.read() as c:
-            for col in (t.coverage_daily.c.station, t.events.c.station,
-                        t.sessions.c.station, t.results_hourly.c.station):
+            for col in (
+                t.coverage_daily.c.station,
+                t.events.c.station,
+                t.sessions.c.station,
+                t.results_hourly.c.station,
+            ):
                 for (name,) in c.execute(select(col).distinct()):
                     names[name] = False
-            for name, deleted_at in c.execute(select(t.stations.c.name,
-                                                     t.stations.c.deleted_at)):
+            for name, deleted_at in c.execute(select(t.stations.c.name, t.stations.c.deleted_at)):
                 names[name] = deleted_at is not None
         return [StationRecord(n, d) for n, d in sorted(names.items())]

@@ -60,21 +60,50 @@ class RegistryRecord:
 
 
 def _dataset(row: Any) -> DatasetRecord:
-    return DatasetRecord(row.id, row.name, row.path, row.task,
-                         tuple(json.loads(row.names_json)), row.report_json, row.created_at)
+    return DatasetRecord(
+        row.id,
+        row.name,
+        row.path,
+        row.task,
+        tuple(json.loads(row.names_json)),
+        row.report_json,
+        row.created_at,
+    )
 
 
 def _run(row: Any) -> RunRecord:
-    return RunRecord(row.id, row.name, row.dataset, row.model, json.loads(row.args_json),
-                     row.device, row.status, row.pid, Path(row.run_dir), row.created_at,
-                     row.started_at, row.ended_at, row.message,
-                     json.loads(row.best_json or "{}"))
+    return RunRecord(
+        row.id,
+        row.name,
+        row.dataset,
+        row.model,
+        json.loads(row.args_json),
+        row.device,
+        row.status,
+        row.pid,
+        Path(row.run_dir),
+        row.created_at,
+        row.started_at,
+        row.ended_at,
+        row.message,
+        json.loads(row.best_json or "{}"),
+    )
 
 
 def _registry(row: Any) -> RegistryRecord:
-    return RegistryRecord(row.id, Path(row.path), row.sha256, row.run_id, row.dataset,
-                          json.loads(row.roles_json or "{}"), json.loads(row.scores_json or "{}"),
-                          row.promoted_by, row.promoted_at, bool(row.active), row.station)
+    return RegistryRecord(
+        row.id,
+        Path(row.path),
+        row.sha256,
+        row.run_id,
+        row.dataset,
+        json.loads(row.roles_json or "{}"),
+        json.loads(row.scores_json or "{}"),
+        row.promoted_by,
+        row.promoted_at,
+        bool(row.active),
+        row.station,
+    )
 
 
 def _by_ref(table: Table, ref: int | str) -> Any:
@@ -88,12 +117,22 @@ class DatasetRepo:
     def __init__(self, db: Database):
         self.db = db
 
-    def add(self, name: str, path: str, task: str, names: tuple[str, ...],
-            report_json: str) -> DatasetRecord:
+    def add(
+        self, name: str, path: str, task: str, names: tuple[str, ...], report_json: str
+    ) -> DatasetRecord:
         with self.db.write() as c:
-            created = new_id(c.execute(insert(t.datasets).values(
-                name=name, path=path, task=task, names_json=json.dumps(list(names)),
-                report_json=report_json, created_at=now())))
+            created = new_id(
+                c.execute(
+                    insert(t.datasets).values(
+                        name=name,
+                        path=path,
+                        task=task,
+                        names_json=json.dumps(list(names)),
+                        report_json=report_json,
+                        created_at=now(),
+                    )
+                )
+            )
         found = self.get(created)
         assert found is not None
         return found
@@ -106,38 +145,67 @@ class DatasetRepo:
     def by_path(self, path: str) -> DatasetRecord | None:
         d = t.datasets
         with self.db.read() as c:
-            row = c.execute(select(d).where(d.c.path == path).order_by(d.c.id.desc())
-                            .limit(1)).first()
+            row = c.execute(
+                select(d).where(d.c.path == path).order_by(d.c.id.desc()).limit(1)
+            ).first()
         return _dataset(row) if row else None
 
     def all(self) -> list[DatasetRecord]:
         with self.db.read() as c:
-            return [_dataset(r) for r in c.execute(select(t.datasets)
-                                                   .order_by(t.datasets.c.id.desc()))]
+            return [
+                _dataset(r) for r in c.execute(select(t.datasets).order_by(t.datasets.c.id.desc()))
+            ]
 
 
 class RunRepo:
     def __init__(self, db: Database):
         self.db = db
 
-    def create(self, name: str, dataset: str, model: str, device: str, message: str | None,
-               folder_for: Callable[[int], str], args_for: Callable[[str], dict[str, Any]]
-               ) -> int:
+    def create(
+        self,
+        name: str,
+        dataset: str,
+        model: str,
+        device: str,
+        message: str | None,
+        folder_for: Callable[[int], str],
+        args_for: Callable[[str], dict[str, Any]],
+    ) -> int:
         """Queue a new run; refuses a name already queued or running (in one transaction)."""
         r = t.runs
         with self.db.write() as c:
             lock(c, "runs")  # two processes queueing the same name take turns
-            clash = c.execute(select(r.c.id, r.c.status).where(
-                r.c.status.in_(("queued", "running")), r.c.name == name)).first()
+            clash = c.execute(
+                select(r.c.id, r.c.status).where(
+                    r.c.status.in_(("queued", "running")), r.c.name == name
+                )
+            ).first()
             if clash:
-                raise TrainingError(f"A run named '{name}' is already {clash.status} (run "
-                                    f"{clash.id}); stop it first or choose another name.")
-            run_id = new_id(c.execute(insert(r).values(
-                name=name, dataset=dataset, model=model, args_json="{}", device=device,
-                status="queued", run_dir="", created_at=now(), message=message)))
+                raise TrainingError(
+                    f"A run named '{name}' is already {clash.status} (run "
+                    f"{clash.id}); stop it first or choose another name."
+                )
+            run_id = new_id(
+                c.execute(
+                    insert(r).values(
+                        name=name,
+                        dataset=dataset,
+                        model=model,
+                        args_json="{}",
+                        device=device,
+                        status="queued",
+                        run_dir="",
+                        created_at=now(),
+                        message=message,
+                    )
+                )
+            )
             folder = folder_for(run_id)
-            c.execute(update(r).where(r.c.id == run_id).values(
-                run_dir=folder, args_json=json.dumps(args_for(folder))))
+            c.execute(
+                update(r)
+                .where(r.c.id == run_id)
+                .values(run_dir=folder, args_json=json.dumps(args_for(folder)))
+            )
         return run_id
 
     def get(self, ref: int | str) -> RunRecord | None:
@@ -151,13 +219,21 @@ class RunRepo:
 
     def with_status(self, status: str) -> list[RunRecord]:
         with self.db.read() as c:
-            return [_run(r) for r in c.execute(select(t.runs).where(t.runs.c.status == status)
-                                               .order_by(t.runs.c.id))]
+            return [
+                _run(r)
+                for r in c.execute(
+                    select(t.runs).where(t.runs.c.status == status).order_by(t.runs.c.id)
+                )
+            ]
 
     def set(self, run_id: int, only_if: tuple[str, ...] | None = None, **cols: Any) -> bool:
         """Update a run's columns (``args``/``best`` as dicts), only in the given states."""
-        values = {("args_json" if k == "args" else "best_json" if k == "best" else k):
-                  (json.dumps(v) if k in ("args", "best") else v) for k, v in cols.items()}
+        values = {
+            ("args_json" if k == "args" else "best_json" if k == "best" else k): (
+                json.dumps(v) if k in ("args", "best") else v
+            )
+            for k, v in cols.items()
+        }
         q = update(t.runs).where(t.runs.c.id == run_id).values(**values)
         if only_if:
             q = q.where(t.runs.c.status.in_(only_if))
@@ -168,8 +244,11 @@ class RunRepo:
         """The id of another active run with ``name``, if any."""
         r = t.runs
         with self.db.read() as c:
-            row = c.execute(select(r.c.id).where(r.c.status.in_(("queued", "running")),
-                                                 r.c.name == name, r.c.id != run_id)).first()
+            row = c.execute(
+                select(r.c.id).where(
+                    r.c.status.in_(("queued", "running")), r.c.name == name, r.c.id != run_id
+                )
+            ).first()
         return int(row[0]) if row else None
 
     def start_queued(self, spawn: Callable[[RunRecord], int]) -> list[int]:
@@ -185,8 +264,12 @@ class RunRepo:
             # Lock the queued and running rows before deciding (PostgreSQL: FOR UPDATE; SQLite
             # already holds the write lock). A second process waits here, then reads the rows
             # as the first one left them: a run it started is running, its device busy.
-            active = c.execute(select(r).where(r.c.status.in_(("queued", "running")))
-                               .order_by(r.c.id).with_for_update()).all()
+            active = c.execute(
+                select(r)
+                .where(r.c.status.in_(("queued", "running")))
+                .order_by(r.c.id)
+                .with_for_update()
+            ).all()
             busy = {row.device for row in active if row.status == "running"}
             for row in active:
                 run = _run(row)
@@ -195,11 +278,17 @@ class RunRepo:
                 try:
                     pid = spawn(run)
                 except (TrainingError, OSError) as exc:
-                    c.execute(update(r).where(r.c.id == run.id).values(
-                        status="failed", ended_at=now(), message=str(exc)))
+                    c.execute(
+                        update(r)
+                        .where(r.c.id == run.id)
+                        .values(status="failed", ended_at=now(), message=str(exc))
+                    )
                     continue
-                c.execute(update(r).where(r.c.id == run.id).values(
-                    status="running", pid=pid, started_at=run.started_at or now()))
+                c.execute(
+                    update(r)
+                    .where(r.c.id == run.id)
+                    .values(status="running", pid=pid, started_at=run.started_at or now())
+                )
                 busy.add(run.device)
                 started.append(run.id)
         return started
@@ -214,8 +303,9 @@ class RegistryRepo:
         m = t.model_registry
         where = m.c.station.is_(None) if station is None else m.c.station == station
         with self.db.read() as c:
-            row = c.execute(select(m).where(m.c.active == 1, where).order_by(m.c.id.desc())
-                            .limit(1)).first()
+            row = c.execute(
+                select(m).where(m.c.active == 1, where).order_by(m.c.id.desc()).limit(1)
+            ).first()
         return _registry(row) if row else None
 
     def get(self, entry_id: int) -> RegistryRecord | None:
@@ -229,19 +319,39 @@ class RegistryRepo:
         with self.db.read() as c:
             return [_registry(r) for r in c.execute(select(m).order_by(m.c.id.desc()))]
 
-    def promote(self, path: str, sha256: str, run_id: int | None, dataset: str | None,
-                roles: dict[str, str], scores: dict[str, Any], by: str,
-                station: str | None = None) -> RegistryRecord:
+    def promote(
+        self,
+        path: str,
+        sha256: str,
+        run_id: int | None,
+        dataset: str | None,
+        roles: dict[str, str],
+        scores: dict[str, Any],
+        by: str,
+        station: str | None = None,
+    ) -> RegistryRecord:
         """Record a promotion and make it the only active entry of its scope (the plant, or
         one station)."""
         m = t.model_registry
         scope = m.c.station.is_(None) if station is None else m.c.station == station
         with self.db.write() as c:
             c.execute(update(m).where(m.c.active == 1, scope).values(active=0))
-            created = new_id(c.execute(insert(m).values(
-                path=path, sha256=sha256, run_id=run_id, dataset=dataset,
-                roles_json=json.dumps(roles), scores_json=json.dumps(scores), promoted_by=by,
-                promoted_at=now(), active=1, station=station)))
+            created = new_id(
+                c.execute(
+                    insert(m).values(
+                        path=path,
+                        sha256=sha256,
+                        run_id=run_id,
+                        dataset=dataset,
+                        roles_json=json.dumps(roles),
+                        scores_json=json.dumps(scores),
+                        promoted_by=by,
+                        promoted_at=now(),
+                        active=1,
+                        station=station,
+                    )
+                )
+            )
         found = self.get(created)
         assert found is not None
         return found

@@ -55,8 +55,10 @@ class CopyReport:
 
 
 def _counts(conn: Connection) -> dict[str, int]:
-    return {tbl.name: int(conn.execute(select(func.count()).select_from(tbl)).scalar_one())
-            for tbl in t.metadata.sorted_tables}
+    return {
+        tbl.name: int(conn.execute(select(func.count()).select_from(tbl)).scalar_one())
+        for tbl in t.metadata.sorted_tables
+    }
 
 
 def table_counts(db: Database) -> dict[str, int]:
@@ -74,8 +76,13 @@ def _stream(conn: Connection, table: Table, chunk: int) -> Iterator[tuple[Any, .
         yield from (tuple(row) for row in part)
 
 
-def copy_store(source: Database, target: Database, force: bool = False, chunk: int = 10_000,
-               progress: Callable[[str, int], None] | None = None) -> CopyReport:
+def copy_store(
+    source: Database,
+    target: Database,
+    force: bool = False,
+    chunk: int = 10_000,
+    progress: Callable[[str, int], None] | None = None,
+) -> CopyReport:
     """Copy every row of ``source`` into ``target`` (both at the current schema version).
 
     The target must be empty; with ``force`` its rows are deleted first, in the same
@@ -91,7 +98,8 @@ def copy_store(source: Database, target: Database, force: bool = False, chunk: i
         busy = ", ".join(f"{name} {n}" for name, n in held.items() if n)
         raise StoreError(
             f"{target.where} is not empty ({busy} rows). Copy into an empty store, or give "
-            "--force to replace its rows; nothing was changed.")
+            "--force to replace its rows; nothing was changed."
+        )
     started = time.perf_counter()
     tables = t.metadata.sorted_tables
     current = ""
@@ -112,16 +120,23 @@ def copy_store(source: Database, target: Database, force: bool = False, chunk: i
             report = tuple(TableCopy(name, before[name], after[name]) for name in before)
             wrong = [tc for tc in report if not tc.ok]
             if wrong:  # leaving the block with an error rolls the target back
-                raise StoreError("The copy does not match the source (" + ", ".join(
-                    f"{tc.table}: {tc.source} rows, copied {tc.target}" for tc in wrong)
-                    + "); nothing was written.")
+                raise StoreError(
+                    "The copy does not match the source ("
+                    + ", ".join(f"{tc.table}: {tc.source} rows, copied {tc.target}" for tc in wrong)
+                    + "); nothing was written."
+                )
     except exc.IntegrityError as err:
         what = f" in table {current}" if current else ""
-        raise StoreError(f"{target.where} refused a row{what}: "
-                         f"{str(err.orig).splitlines()[0]}; nothing was written.") from err
+        raise StoreError(
+            f"{target.where} refused a row{what}: "
+            f"{str(err.orig).splitlines()[0]}; nothing was written."
+        ) from err
     except exc.DataError as err:
         what = f" in table {current}" if current else ""
-        raise StoreError(f"A value{what} does not fit {target.where}: "
-                         f"{str(err.orig).splitlines()[0]}; nothing was written.") from err
-    return CopyReport(source.where, target.where, report, replaced,
-                      round(time.perf_counter() - started, 2))
+        raise StoreError(
+            f"A value{what} does not fit {target.where}: "
+            f"{str(err.orig).splitlines()[0]}; nothing was written."
+        ) from err
+    return CopyReport(
+        source.where, target.where, report, replaced, round(time.perf_counter() - started, 2)
+    )

@@ -33,8 +33,9 @@ class CameraSpec:
     rotate: float = 0.5  # any angle; boxes become the rotated corners' extent
 
 
-def _rotate(image: np.ndarray, boxes: list[YoloBox], angle: float
-            ) -> tuple[np.ndarray, list[YoloBox]]:
+def _rotate(
+    image: np.ndarray, boxes: list[YoloBox], angle: float
+) -> tuple[np.ndarray, list[YoloBox]]:
     h, w = image.shape[:2]
     m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
     cos, sin = abs(m[0, 0]), abs(m[0, 1])
@@ -53,13 +54,21 @@ def _rotate(image: np.ndarray, boxes: list[YoloBox], angle: float
         nx1, nx2 = max(0.0, cx - half_w), min(nw, cx + half_w)
         ny1, ny2 = max(0.0, cy - half_h), min(nh, cy + half_h)
         if nx2 - nx1 > 2 and ny2 - ny1 > 2:
-            moved.append(YoloBox(b.class_id, (nx1 + nx2) / 2 / nw, (ny1 + ny2) / 2 / nh,
-                                 (nx2 - nx1) / nw, (ny2 - ny1) / nh))
+            moved.append(
+                YoloBox(
+                    b.class_id,
+                    (nx1 + nx2) / 2 / nw,
+                    (ny1 + ny2) / 2 / nh,
+                    (nx2 - nx1) / nw,
+                    (ny2 - ny1) / nh,
+                )
+            )
     return out, moved
 
 
-def degrade(image: np.ndarray, boxes: list[YoloBox], rng: random.Random,
-            spec: CameraSpec = CameraSpec()) -> tuple[np.ndarray, list[YoloBox]]:
+def degrade(
+    image: np.ndarray, boxes: list[YoloBox], rng: random.Random, spec: CameraSpec = CameraSpec()
+) -> tuple[np.ndarray, list[YoloBox]]:
     """A camera-like copy of ``image`` (BGR) and its boxes."""
     out = image.copy()
     if rng.random() < spec.rotate:
@@ -67,16 +76,21 @@ def degrade(image: np.ndarray, boxes: list[YoloBox], rng: random.Random,
         out, boxes = _rotate(out, boxes, angle)
     if rng.random() < spec.light:
         gamma = rng.uniform(0.5, 1.8)
-        lut = np.clip(((np.arange(256) / 255.0) ** gamma) * 255 * rng.uniform(0.7, 1.2)
-                      + rng.uniform(-25, 25), 0, 255).astype(np.uint8)
+        lut = np.clip(
+            ((np.arange(256) / 255.0) ** gamma) * 255 * rng.uniform(0.7, 1.2)
+            + rng.uniform(-25, 25),
+            0,
+            255,
+        ).astype(np.uint8)
         out = cv2.LUT(out, lut)
         cast = np.array([rng.uniform(0.85, 1.15) for _ in range(3)], np.float32)
         out = np.clip(out.astype(np.float32) * cast, 0, 255).astype(np.uint8)
     if rng.random() < spec.lowres:
         h, w = out.shape[:2]
         f = rng.uniform(0.25, 0.5)
-        small = cv2.resize(out, (max(8, int(w * f)), max(8, int(h * f))),
-                           interpolation=cv2.INTER_AREA)
+        small = cv2.resize(
+            out, (max(8, int(w * f)), max(8, int(h * f))), interpolation=cv2.INTER_AREA
+        )
         out = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     if rng.random() < spec.blur:
         if rng.random() < 0.5:
@@ -88,8 +102,9 @@ def degrade(image: np.ndarray, boxes: list[YoloBox], rng: random.Random,
             m = cv2.getRotationMatrix2D((k / 2 - 0.5, k / 2 - 0.5), rng.uniform(0, 180), 1.0)
             out = cv2.filter2D(out, -1, cv2.warpAffine(kernel, m, (k, k)))
     if rng.random() < spec.noise:
-        noise = np.random.default_rng(rng.randrange(1 << 30)).normal(0, rng.uniform(4, 12),
-                                                                     out.shape)
+        noise = np.random.default_rng(rng.randrange(1 << 30)).normal(
+            0, rng.uniform(4, 12), out.shape
+        )
         out = np.clip(out.astype(np.float32) + noise, 0, 255).astype(np.uint8)
     if rng.random() < spec.gray:
         out = cv2.cvtColor(cv2.cvtColor(out, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
@@ -101,9 +116,14 @@ def degrade(image: np.ndarray, boxes: list[YoloBox], rng: random.Random,
     return out, boxes
 
 
-def build_degraded(items: list[LabelledImage], out_images: Path, out_labels: Path,
-                   seed: int = 0, spec: CameraSpec = CameraSpec(),
-                   prefix: str = "camera") -> int:
+def build_degraded(
+    items: list[LabelledImage],
+    out_images: Path,
+    out_labels: Path,
+    seed: int = 0,
+    spec: CameraSpec = CameraSpec(),
+    prefix: str = "camera",
+) -> int:
     """One degraded copy of each image (with its labels); returns how many were written."""
     rng = random.Random(seed)
     out_images.mkdir(parents=True, exist_ok=True)
@@ -116,7 +136,8 @@ def build_degraded(items: list[LabelledImage], out_images: Path, out_labels: Pat
         out, boxes = degrade(image, list(item.boxes), rng, spec)
         name = f"{prefix}-{i:06d}"
         cv2.imwrite(str(out_images / f"{name}.jpg"), out, [cv2.IMWRITE_JPEG_QUALITY, 92])
-        (out_labels / f"{name}.txt").write_text("".join(
-            f"{b.class_id} {b.cx:.6f} {b.cy:.6f} {b.w:.6f} {b.h:.6f}\n" for b in boxes))
+        (out_labels / f"{name}.txt").write_text(
+            "".join(f"{b.class_id} {b.cx:.6f} {b.cy:.6f} {b.w:.6f} {b.h:.6f}\n" for b in boxes)
+        )
         n += 1
     return n

@@ -60,8 +60,11 @@ class ImportLimits:
     @classmethod
     def from_env(cls) -> ImportLimits:
         s = settings()
-        return cls(max_bytes=s.dataset_max_mb << 20, max_file_bytes=s.dataset_max_file_mb << 20,
-                   max_files=s.dataset_max_files)
+        return cls(
+            max_bytes=s.dataset_max_mb << 20,
+            max_file_bytes=s.dataset_max_file_mb << 20,
+            max_files=s.dataset_max_files,
+        )
 
 
 @dataclass
@@ -93,36 +96,49 @@ class ValidationReport:
         if not self.images.get("val"):
             out.append("The data set has no validation images (a 'valid' or 'val' split).")
         if self.images and self.labelled_instances == 0:
-            out.append("The data set has no labels: every image is missing its label file or "
-                       "has an empty one.")
+            out.append(
+                "The data set has no labels: every image is missing its label file or "
+                "has an empty one."
+            )
         if self.non_finite:
-            out.append(f"{len(self.non_finite)} label line(s) hold values that are not finite "
-                       f"numbers (inf or nan), e.g. {self.non_finite[0]}: fix those files.")
+            out.append(
+                f"{len(self.non_finite)} label line(s) hold values that are not finite "
+                f"numbers (inf or nan), e.g. {self.non_finite[0]}: fix those files."
+            )
         return out
 
     @property
     def warnings(self) -> list[str]:
         out = []
         if self.missing_labels:
-            out.append(f"{len(self.missing_labels)} image(s) have no label file (trained as "
-                       "background).")
+            out.append(
+                f"{len(self.missing_labels)} image(s) have no label file (trained as background)."
+            )
         if self.empty_images:
-            out.append(f"{len(self.empty_images)} image(s) have an empty label file "
-                       "(background images).")
+            out.append(
+                f"{len(self.empty_images)} image(s) have an empty label file (background images)."
+            )
         if self.out_of_range:
-            out.append(f"{len(self.out_of_range)} label line(s) have coordinates outside 0..1 "
-                       "(Ultralytics drops those label files).")
+            out.append(
+                f"{len(self.out_of_range)} label line(s) have coordinates outside 0..1 "
+                "(Ultralytics drops those label files)."
+            )
         if self.bad_class_ids:
-            out.append(f"{len(self.bad_class_ids)} label line(s) use class ids beyond the "
-                       f"{len(self.names)} names in data.yaml (Ultralytics drops those files).")
+            out.append(
+                f"{len(self.bad_class_ids)} label line(s) use class ids beyond the "
+                f"{len(self.names)} names in data.yaml (Ultralytics drops those files)."
+            )
         if self.malformed:
             out.append(f"{len(self.malformed)} label line(s) are not YOLO box or polygon lines.")
         if self.duplicates:
-            out.append(f"{len(self.duplicates)} image(s) appear in more than one split "
-                       "(identical files): validation scores will be too optimistic.")
+            out.append(
+                f"{len(self.duplicates)} image(s) appear in more than one split "
+                "(identical files): validation scores will be too optimistic."
+            )
         if self.mixed_label_types:
-            out.append("The labels mix boxes and polygons; training uses the majority type "
-                       f"({self.task}).")
+            out.append(
+                f"The labels mix boxes and polygons; training uses the majority type ({self.task})."
+            )
         return out
 
     @property
@@ -171,7 +187,8 @@ def _safe_member(name: str) -> PurePosixPath:
     if clean.startswith("/") or re.match(r"^[A-Za-z]:", clean) or ".." in path.parts:
         raise DatasetError(
             f"The zip contains an unsafe path '{name[:80]}' (absolute or with '..'); it was "
-            "refused so nothing is written outside the data set folder.")
+            "refused so nothing is written outside the data set folder."
+        )
     return path
 
 
@@ -184,8 +201,9 @@ def extract_zip(zip_path: Path, target: Path, limits: ImportLimits | None = None
     try:
         zf = zipfile.ZipFile(zip_path)
     except zipfile.BadZipFile:
-        raise DatasetError(f"{Path(zip_path).name} is not a readable zip archive (broken or "
-                           "truncated).") from None
+        raise DatasetError(
+            f"{Path(zip_path).name} is not a readable zip archive (broken or truncated)."
+        ) from None
     except OSError as exc:
         raise DatasetError(f"Cannot open {Path(zip_path).name}: {exc.strerror or exc}") from exc
     with zf:
@@ -193,24 +211,31 @@ def extract_zip(zip_path: Path, target: Path, limits: ImportLimits | None = None
         if not members:
             raise DatasetError(f"{Path(zip_path).name} is empty.")
         if len(members) > limits.max_files:
-            raise DatasetError(f"The zip holds {len(members)} files, more than the limit of "
-                               f"{limits.max_files} (GLOVEWATCH_DATASET_MAX_FILES).")
+            raise DatasetError(
+                f"The zip holds {len(members)} files, more than the limit of "
+                f"{limits.max_files} (GLOVEWATCH_DATASET_MAX_FILES)."
+            )
         declared = sum(m.file_size for m in members)
         if declared > limits.max_bytes:
-            raise DatasetError(f"The zip unpacks to {declared >> 20} MB, more than the limit "
-                               f"of {limits.max_bytes >> 20} MB (GLOVEWATCH_DATASET_MAX_MB).")
+            raise DatasetError(
+                f"The zip unpacks to {declared >> 20} MB, more than the limit "
+                f"of {limits.max_bytes >> 20} MB (GLOVEWATCH_DATASET_MAX_MB)."
+            )
         for m in members:
             _safe_member(m.filename)
             if stat.S_ISLNK(m.external_attr >> 16):
-                raise DatasetError(f"The zip contains a symbolic link '{m.filename[:80]}'; "
-                                   "links are refused.")
+                raise DatasetError(
+                    f"The zip contains a symbolic link '{m.filename[:80]}'; links are refused."
+                )
             if m.file_size > limits.max_file_bytes:
                 raise DatasetError(_too_big(m.filename, limits))
         target.parent.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(target.parent).free
         if declared * 1.1 > free:
-            raise DatasetError(f"Not enough disk space: the data set needs {declared >> 20} MB, "
-                               f"{free >> 20} MB are free.")
+            raise DatasetError(
+                f"Not enough disk space: the data set needs {declared >> 20} MB, "
+                f"{free >> 20} MB are free."
+            )
         target.mkdir()
         try:
             _unpack(zf, members, target, limits)
@@ -220,12 +245,15 @@ def extract_zip(zip_path: Path, target: Path, limits: ImportLimits | None = None
 
 
 def _too_big(name: str, limits: ImportLimits) -> str:
-    return (f"'{name[:80]}' in the zip unpacks to more than {limits.max_file_bytes >> 20} MB "
-            "(GLOVEWATCH_DATASET_MAX_FILE_MB); a data set holds images and label files.")
+    return (
+        f"'{name[:80]}' in the zip unpacks to more than {limits.max_file_bytes >> 20} MB "
+        "(GLOVEWATCH_DATASET_MAX_FILE_MB); a data set holds images and label files."
+    )
 
 
-def _unpack(zf: zipfile.ZipFile, members: list[zipfile.ZipInfo], target: Path,
-            limits: ImportLimits) -> None:
+def _unpack(
+    zf: zipfile.ZipFile, members: list[zipfile.ZipInfo], target: Path, limits: ImportLimits
+) -> None:
     written = 0
     try:
         for m in members:
@@ -239,8 +267,10 @@ def _unpack(zf: zipfile.ZipFile, members: list[zipfile.ZipInfo], target: Path,
                     if size > limits.max_file_bytes:
                         raise DatasetError(_too_big(m.filename, limits))
                     if written > limits.max_bytes:
-                        raise DatasetError("The zip unpacks to more than its header says and "
-                                           f"beyond the {limits.max_bytes >> 20} MB limit.")
+                        raise DatasetError(
+                            "The zip unpacks to more than its header says and "
+                            f"beyond the {limits.max_bytes >> 20} MB limit."
+                        )
                     out.write(chunk)
     except zipfile.BadZipFile as exc:
         raise DatasetError(f"The zip is damaged ({exc}).") from exc
@@ -292,8 +322,9 @@ def validate(layout: Layout) -> ValidationReport:
                 for n, _text, shape in lines:
                     where = f"{rel}:{n}"
                     if isinstance(shape, LabelLineError):
-                        (rep.non_finite if "inf or nan" in str(shape) else
-                         rep.malformed).append(where)
+                        (rep.non_finite if "inf or nan" in str(shape) else rep.malformed).append(
+                            where
+                        )
                         continue
                     kinds["box" if shape.is_box else "polygon"] += 1
                     if not 0 <= shape.class_id < nc:
@@ -314,19 +345,31 @@ def validate(layout: Layout) -> ValidationReport:
 
 
 def _dataset(rec: DatasetRecord) -> Dataset:
-    return Dataset(id=rec.id, name=rec.name, yaml_path=Path(rec.path), task=rec.task,
-                   names=rec.names, report=ValidationReport.from_json(rec.report_json),
-                   created_at=rec.created_at)
+    return Dataset(
+        id=rec.id,
+        name=rec.name,
+        yaml_path=Path(rec.path),
+        task=rec.task,
+        names=rec.names,
+        report=ValidationReport.from_json(rec.report_json),
+        created_at=rec.created_at,
+    )
 
 
 def register(store: Store, name: str, yaml_path: Path, report: ValidationReport) -> Dataset:
     """Record a validated data set in the store."""
-    return _dataset(store.datasets.add(name, str(yaml_path), report.task, report.names,
-                                       report.to_json()))
+    return _dataset(
+        store.datasets.add(name, str(yaml_path), report.task, report.names, report.to_json())
+    )
 
 
-def import_dataset(store: Store, source: Path | str, name: str | None = None,
-                   limits: ImportLimits | None = None, by: str | None = None) -> Dataset:
+def import_dataset(
+    store: Store,
+    source: Path | str,
+    name: str | None = None,
+    limits: ImportLimits | None = None,
+    by: str | None = None,
+) -> Dataset:
     """Import a zip (unpacked into the data folder) or a folder (used in place) and register it.
 
     Raises :class:`DatasetError` for anything unusable, including a data set whose report has
@@ -381,8 +424,7 @@ def resolve_data(store: Store, data: str | Path) -> Dataset:
 # ---------------------------------------------------------------------------- samples
 
 
-def draw_labels(image: np.ndarray, shapes: list[LabelShape],
-                names: tuple[str, ...]) -> np.ndarray:
+def draw_labels(image: np.ndarray, shapes: list[LabelShape], names: tuple[str, ...]) -> np.ndarray:
     """A copy of ``image`` with boxes or polygons and class names drawn (product colours)."""
     out = image.copy()
     h, w = out.shape[:2]
@@ -392,8 +434,9 @@ def draw_labels(image: np.ndarray, shapes: list[LabelShape],
         label = names[s.class_id] if 0 <= s.class_id < len(names) else f"?{s.class_id}"
         colour = class_colour(label)
         if s.is_box:
-            cv2.rectangle(out, tuple(int(v) for v in pts[0]), tuple(int(v) for v in pts[1]),
-                          colour, thick)
+            cv2.rectangle(
+                out, tuple(int(v) for v in pts[0]), tuple(int(v) for v in pts[1]), colour, thick
+            )
         else:
             cv2.polylines(out, [pts], True, colour, thick)
         x, y = int(pts[:, 0].min()), max(12, int(pts[:, 1].min()) - 4)
@@ -401,8 +444,9 @@ def draw_labels(image: np.ndarray, shapes: list[LabelShape],
     return out
 
 
-def sample_images(dataset: Dataset, n: int = 6,
-                  split: str = "train") -> list[tuple[str, np.ndarray]]:
+def sample_images(
+    dataset: Dataset, n: int = 6, split: str = "train"
+) -> list[tuple[str, np.ndarray]]:
     """Up to ``n`` images of a split with their labels drawn, spread over the split."""
     layout = read_layout(dataset.yaml_path)
     if split not in layout.splits:
@@ -414,15 +458,20 @@ def sample_images(dataset: Dataset, n: int = 6,
         image = cv2.imread(str(img_path))
         if image is None:
             continue
-        out.append((img_path.name, draw_labels(image, read_labels(label_path(img_path, folder)),
-                                               layout.names)))
+        out.append(
+            (
+                img_path.name,
+                draw_labels(image, read_labels(label_path(img_path, folder)), layout.names),
+            )
+        )
     return out
 
 
 def class_count_rows(report: ValidationReport) -> list[tuple[str, str, int]]:
     """``(split, class, instances)`` rows of a report, for tables."""
-    return [(split, name, n) for split, counts in report.instances.items()
-            for name, n in counts.items()]
+    return [
+        (split, name, n) for split, counts in report.instances.items() for name, n in counts.items()
+    ]
 
 
 def split_image_counts(report: ValidationReport) -> dict[str, int]:

@@ -50,13 +50,20 @@ class Recipe:
 # Composites for training: smaller canvases and a wider scale range than the wide-view test
 # set, so that after the letterbox to the training size hands span ~15-60 px, between the
 # close-ups of the data set and the 1080p wide views.
-WIDE_TRAIN_SPEC = CompositeSpec(width=1280, height=720, per_canvas=4, min_scale=1 / 6,
-                                max_scale=1 / 2)
+WIDE_TRAIN_SPEC = CompositeSpec(
+    width=1280, height=720, per_canvas=4, min_scale=1 / 6, max_scale=1 / 2
+)
 WIDE_SEED = 0
 
 
-def prepare_wide(data_yaml: Path, out_dir: Path, spec: CompositeSpec = WIDE_TRAIN_SPEC,
-                 seed: int = WIDE_SEED, camera: bool = False, composites: bool = True) -> Path:
+def prepare_wide(
+    data_yaml: Path,
+    out_dir: Path,
+    spec: CompositeSpec = WIDE_TRAIN_SPEC,
+    seed: int = WIDE_SEED,
+    camera: bool = False,
+    composites: bool = True,
+) -> Path:
     """Write zoomed-out composites of the train split and a data.yaml that adds them to train.
 
     One composite per ``spec.per_canvas`` train images (every train image pasted once), made
@@ -69,25 +76,34 @@ def prepare_wide(data_yaml: Path, out_dir: Path, spec: CompositeSpec = WIDE_TRAI
     out_dir = Path(out_dir).resolve()
     added: list[str] = []
     if composites:
-        comp = build_composites(items, out_dir / "images" / "train",
-                                out_dir / "labels" / "train", seed=seed, spec=spec,
-                                prefix="widetrain")
+        comp = build_composites(
+            items,
+            out_dir / "images" / "train",
+            out_dir / "labels" / "train",
+            seed=seed,
+            spec=spec,
+            prefix="widetrain",
+        )
         added.append(f"{comp.images} zoomed-out composites")
     if camera:
-        n = build_degraded(items, out_dir / "images" / "train", out_dir / "labels" / "train",
-                           seed=seed)
+        n = build_degraded(
+            items, out_dir / "images" / "train", out_dir / "labels" / "train", seed=seed
+        )
         added.append(f"{n} camera-degraded copies")
-    new: dict[str, object] = {"path": str(layout.root),
-                              "train": [str(d) for d in train_dirs]
-                              + [str(out_dir / "images" / "train")]}
+    new: dict[str, object] = {
+        "path": str(layout.root),
+        "train": [str(d) for d in train_dirs] + [str(out_dir / "images" / "train")],
+    }
     for split in ("val", "test"):
         if split in layout.splits:
             folders = [str(d) for d in layout.splits[split]]
             new[split] = folders if len(folders) > 1 else folders[0]
     new["names"] = dict(enumerate(layout.names))
     out = out_dir / "data.yaml"
-    out.write_text(f"# {data_yaml} plus {' and '.join(added)} of its train split "
-                   f"(seed {seed}).\n" + yaml.safe_dump(new, sort_keys=False))
+    out.write_text(
+        f"# {data_yaml} plus {' and '.join(added)} of its train split "
+        f"(seed {seed}).\n" + yaml.safe_dump(new, sort_keys=False)
+    )
     return out
 
 
@@ -101,7 +117,8 @@ RECIPES: dict[str, Recipe] = {
         description=(
             "For wide camera views (hands 20-60 px in 1080p): adds zoomed-out composites of "
             "the train split (hands pasted at 1/6-1/2 size onto backgrounds of other train "
-            "images), scale augmentation 0.1-1.9x with mosaic on all but the last 10 epochs."),
+            "images), scale augmentation 0.1-1.9x with mosaic on all but the last 10 epochs."
+        ),
         train_overrides={
             "scale": 0.9,  # zoom range 1 +/- 0.9: mosaics show hands far smaller than close-ups
             "mosaic": 1.0,
@@ -117,7 +134,8 @@ RECIPES: dict[str, Recipe] = {
         description=(
             "For cameras unlike the close-up photos: adds one camera-degraded copy of every "
             "train image (grayscale, blur, JPEG 15-50, low resolution, lighting, noise, any "
-            "rotation), labels moved along."),
+            "rotation), labels moved along."
+        ),
         train_overrides={"degrees": 0.0},
         preparer=partial(prepare_wide, camera=True, composites=False),
     ),

@@ -39,8 +39,10 @@ class RegistryEntry(RegistryRecord):
         s = self.scores
         if "split" not in s:
             return "best training epoch (validation split)"
-        return (f"{s.get('dataset') or self.dataset or 'data set'} {s['split']} split "
-                f"({s.get('images', '?')} images, imgsz {s.get('imgsz', '?')})")
+        return (
+            f"{s.get('dataset') or self.dataset or 'data set'} {s['split']} split "
+            f"({s.get('images', '?')} images, imgsz {s.get('imgsz', '?')})"
+        )
 
 
 def _entry(rec: RegistryRecord) -> RegistryEntry:
@@ -61,8 +63,10 @@ class ActiveModel:
             return f"shipped default {self.path.name}"
         run = f"run {self.entry.run_id}, " if self.entry.run_id else ""
         where = f" for {self.entry.station}" if self.entry.station else ""
-        return f"{self.path.name} ({run}promoted{where} by {self.entry.promoted_by} on " \
-               f"{self.entry.promoted_at[:10]})"
+        return (
+            f"{self.path.name} ({run}promoted{where} by {self.entry.promoted_by} on "
+            f"{self.entry.promoted_at[:10]})"
+        )
 
 
 def active_weights(store: Store | None = None, station: str | None = None) -> Path:
@@ -115,12 +119,12 @@ class Comparison:
 def splits_of(store: Store, run_ref: int | str) -> list[str]:
     """Splits of a run's data set that exist (only those can be offered)."""
     run = get_run(store, run_ref)
-    return [s for s in ("val", "test", "train")
-            if s in read_layout(run.args["data"]).splits]
+    return [s for s in ("val", "test", "train") if s in read_layout(run.args["data"]).splits]
 
 
-def compare(store: Store, run_ref: int | str, split: str = "val",
-            imgsz: int | None = None) -> Comparison:
+def compare(
+    store: Store, run_ref: int | str, split: str = "val", imgsz: int | None = None
+) -> Comparison:
     """Score a run's ``best.pt`` and the active model on the run's data set ``split``.
 
     ``imgsz`` None scores each model at the size it was trained at.
@@ -132,17 +136,27 @@ def compare(store: Store, run_ref: int | str, split: str = "val",
     candidate = evaluate(run.best_pt, data, split=split, imgsz=imgsz)
     current = active_weights(store)
     if model_names(current) != model_names(run.best_pt):
-        return Comparison(candidate, None, current,
-                          note=f"The active model ({current.name}) has other classes than this "
-                               "run, so it cannot be scored on this data set.")
+        return Comparison(
+            candidate,
+            None,
+            current,
+            note=f"The active model ({current.name}) has other classes than this "
+            "run, so it cannot be scored on this data set.",
+        )
     return Comparison(candidate, evaluate(current, data, split=split, imgsz=imgsz), current)
 
 
 def eval_scores(res: EvalResult, dataset: str) -> dict[str, Any]:
     """The scores a promotion records, naming their source."""
-    return {"dataset": dataset, "split": res.split, "images": res.images, "imgsz": res.imgsz,
-            "mAP50": res.map50, "mAP50-95": res.map50_95,
-            "per_class_ap50": res.per_class_ap50}
+    return {
+        "dataset": dataset,
+        "split": res.split,
+        "images": res.images,
+        "imgsz": res.imgsz,
+        "mAP50": res.map50,
+        "mAP50-95": res.map50_95,
+        "per_class_ap50": res.per_class_ap50,
+    }
 
 
 def _split_images(run: Run, split: str) -> int | None:
@@ -153,10 +167,15 @@ def _split_images(run: Run, split: str) -> int | None:
         return None
 
 
-def promote(store: Store, run_ref: int | str, promoted_by: str | None = None,
-            comparison: Comparison | None = None,
-            roles: dict[str, Role | str] | None = None,
-            accept_lower: bool = False, station: str | None = None) -> RegistryEntry:
+def promote(
+    store: Store,
+    run_ref: int | str,
+    promoted_by: str | None = None,
+    comparison: Comparison | None = None,
+    roles: dict[str, Role | str] | None = None,
+    accept_lower: bool = False,
+    station: str | None = None,
+) -> RegistryEntry:
     """Make a run's ``best.pt`` the active model and record the promotion.
 
     Scores come from ``comparison`` (an evaluation on a named split) or, without one, the
@@ -175,7 +194,8 @@ def promote(store: Store, run_ref: int | str, promoted_by: str | None = None,
         raise RegistryError(
             f"Run {run.id} scores lower than the active model on {comparison.candidate.split} "
             f"(mAP50 {comparison.candidate.map50:.3f} vs {comparison.active.map50:.3f}); "
-            "confirm to promote it anyway.")
+            "confirm to promote it anyway."
+        )
     sha = file_sha256(run.best_pt)
     models_dir = ensure_home().home / "models"
     models_dir.mkdir(parents=True, exist_ok=True)
@@ -189,28 +209,52 @@ def promote(store: Store, run_ref: int | str, promoted_by: str | None = None,
     if comparison is not None:
         scores = eval_scores(comparison.candidate, run.dataset)
     else:
-        scores = {"dataset": run.dataset, "split": "val", "images": _split_images(run, "val"),
-                  "imgsz": run.args.get("imgsz"), "mAP50": best_metric(run.best, "mAP50"),
-                  "mAP50-95": best_metric(run.best, "mAP50-95"), "source": "best epoch"}
+        scores = {
+            "dataset": run.dataset,
+            "split": "val",
+            "images": _split_images(run, "val"),
+            "imgsz": run.args.get("imgsz"),
+            "mAP50": best_metric(run.best, "mAP50"),
+            "mAP50-95": best_metric(run.best, "mAP50-95"),
+            "source": "best epoch",
+        }
     by = promoted_by or settings().user or getpass.getuser()
-    write_card(target, ModelCard(
-        title=f"Run {run.id} '{run.name}' ({Path(run.model).name})", data=run.dataset,
-        split=str(scores["split"]), images=scores.get("images"), imgsz=scores.get("imgsz"),
-        map50=scores.get("mAP50"), map50_95=scores.get("mAP50-95"),
-        per_class_ap50=scores.get("per_class_ap50", {}), roles=role_map,
-        notes=f"Promoted by {by}."))
-    entry = _entry(store.registry.promote(str(target), sha, run.id, run.dataset, role_map,
-                                          scores, by, station))
-    store.audit.add(by, "model.promote", target.name, {"run": run.id, "station": station,
-                                                       "scores": {
-        k: v for k, v in scores.items() if k != "per_class_ap50"}, "accepted_lower":
-        bool(comparison and comparison.candidate_is_worse)})
+    write_card(
+        target,
+        ModelCard(
+            title=f"Run {run.id} '{run.name}' ({Path(run.model).name})",
+            data=run.dataset,
+            split=str(scores["split"]),
+            images=scores.get("images"),
+            imgsz=scores.get("imgsz"),
+            map50=scores.get("mAP50"),
+            map50_95=scores.get("mAP50-95"),
+            per_class_ap50=scores.get("per_class_ap50", {}),
+            roles=role_map,
+            notes=f"Promoted by {by}.",
+        ),
+    )
+    entry = _entry(
+        store.registry.promote(str(target), sha, run.id, run.dataset, role_map, scores, by, station)
+    )
+    store.audit.add(
+        by,
+        "model.promote",
+        target.name,
+        {
+            "run": run.id,
+            "station": station,
+            "scores": {k: v for k, v in scores.items() if k != "per_class_ap50"},
+            "accepted_lower": bool(comparison and comparison.candidate_is_worse),
+        },
+    )
     log.info("run %s promoted to the active model by %s", run.id, by)
     return entry
 
 
-def rollback(store: Store, to_id: int | None = None, by: str | None = None,
-             station: str | None = None) -> RegistryEntry | None:
+def rollback(
+    store: Store, to_id: int | None = None, by: str | None = None, station: str | None = None
+) -> RegistryEntry | None:
     """Re-activate entry ``to_id``, or the promotion before the active one (of the plant, or
     of ``station``).
 
@@ -222,17 +266,28 @@ def rollback(store: Store, to_id: int | None = None, by: str | None = None,
     if to_id is not None:
         target = store.registry.get(to_id)
         if target is None or target.station != station:
-            raise RegistryError(f"No registry entry {to_id}"
-                                + (f" for {station}." if station else " for the plant."))
+            raise RegistryError(
+                f"No registry entry {to_id}"
+                + (f" for {station}." if station else " for the plant.")
+            )
         if not target.path.exists():
             raise RegistryError(f"The weights of entry {to_id} are gone.")
     else:
         below = current.id if current else 1 << 62
-        target = next((r for r in store.registry.all()
-                       if r.id < below and r.station == station and r.path.exists()),
-                      None)
+        target = next(
+            (
+                r
+                for r in store.registry.all()
+                if r.id < below and r.station == station and r.path.exists()
+            ),
+            None,
+        )
     store.registry.activate(target.id if target else None, station)
     after = store.registry.active(station)
-    store.audit.add(by or settings().user or getpass.getuser(), "model.rollback",
-                    after.path.name if after else "no promotion", {"station": station})
+    store.audit.add(
+        by or settings().user or getpass.getuser(),
+        "model.rollback",
+        after.path.name if after else "no promotion",
+        {"station": station},
+    )
     return _entry(after) if after else None

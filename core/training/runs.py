@@ -146,7 +146,8 @@ def resolve_model(model: str) -> str:
         return str(path.resolve())
     raise TrainingError(
         f"Unknown model '{Path(model).name}': give one of {', '.join(ARCHITECTURES)}, a YAML "
-        "from models/, or a local .pt weights file (no downloads happen here).")
+        "from models/, or a local .pt weights file (no downloads happen here)."
+    )
 
 
 def _model_task(model: str) -> str:
@@ -162,24 +163,73 @@ def _model_task(model: str) -> str:
 # augmentation and speed knobs. Anything that names files or folders (cfg, project, name,
 # data, model, pretrained, tracker, source, save_dir ...) is refused: it could read or write
 # anywhere on the server.
-ALLOWED_EXTRA = frozenset({
-    "lr0", "lrf", "momentum", "weight_decay", "warmup_epochs", "warmup_momentum",
-    "warmup_bias_lr", "box", "cls", "dfl", "nbs", "optimizer", "cos_lr", "close_mosaic",
-    "freeze", "dropout", "seed", "deterministic", "single_cls", "rect", "multi_scale",
-    "fraction", "cache", "workers", "amp", "plots", "time", "save_period", "val",
-    "hsv_h", "hsv_s", "hsv_v", "degrees", "translate", "scale", "shear", "perspective",
-    "flipud", "fliplr", "bgr", "mosaic", "mixup", "cutmix", "copy_paste", "copy_paste_mode",
-    "erasing", "overlap_mask", "mask_ratio", "max_det",
-})
+ALLOWED_EXTRA = frozenset(
+    {
+        "lr0",
+        "lrf",
+        "momentum",
+        "weight_decay",
+        "warmup_epochs",
+        "warmup_momentum",
+        "warmup_bias_lr",
+        "box",
+        "cls",
+        "dfl",
+        "nbs",
+        "optimizer",
+        "cos_lr",
+        "close_mosaic",
+        "freeze",
+        "dropout",
+        "seed",
+        "deterministic",
+        "single_cls",
+        "rect",
+        "multi_scale",
+        "fraction",
+        "cache",
+        "workers",
+        "amp",
+        "plots",
+        "time",
+        "save_period",
+        "val",
+        "hsv_h",
+        "hsv_s",
+        "hsv_v",
+        "degrees",
+        "translate",
+        "scale",
+        "shear",
+        "perspective",
+        "flipud",
+        "fliplr",
+        "bgr",
+        "mosaic",
+        "mixup",
+        "cutmix",
+        "copy_paste",
+        "copy_paste_mode",
+        "erasing",
+        "overlap_mask",
+        "mask_ratio",
+        "max_det",
+    }
+)
 
 
 def augmentation(strength: float) -> dict[str, float]:
     """Ultralytics augmentation hyper-parameters scaled from its defaults (1.0)."""
     s = max(0.0, min(2.0, float(strength)))
-    return {"hsv_h": round(0.015 * s, 4), "hsv_s": min(1.0, 0.7 * s),
-            "hsv_v": min(1.0, 0.4 * s), "translate": min(0.9, 0.1 * s),
-            "scale": min(0.9, 0.5 * s), "fliplr": 0.5 if s > 0 else 0.0,
-            "mosaic": 1.0 if s > 0 else 0.0}
+    return {
+        "hsv_h": round(0.015 * s, 4),
+        "hsv_s": min(1.0, 0.7 * s),
+        "hsv_v": min(1.0, 0.4 * s),
+        "translate": min(0.9, 0.1 * s),
+        "scale": min(0.9, 0.5 * s),
+        "fliplr": 0.5 if s > 0 else 0.0,
+        "mosaic": 1.0 if s > 0 else 0.0,
+    }
 
 
 def check_extra(extra: dict[str, Any]) -> dict[str, Any]:
@@ -187,14 +237,20 @@ def check_extra(extra: dict[str, Any]) -> dict[str, Any]:
     the refused ones."""
     refused = sorted(str(k) for k in extra if k not in ALLOWED_EXTRA)
     if refused:
-        raise TrainingError(f"Training option(s) not allowed here: {', '.join(refused)}. "
-                            "Allowed are hyper-parameters and augmentation, e.g. lr0, "
-                            "mosaic, cos_lr, freeze.")
-    bad = [k for k, v in extra.items() if not isinstance(v, (int, float, str, bool, list))
-           or (isinstance(v, str) and len(v) > 64)]
+        raise TrainingError(
+            f"Training option(s) not allowed here: {', '.join(refused)}. "
+            "Allowed are hyper-parameters and augmentation, e.g. lr0, "
+            "mosaic, cos_lr, freeze."
+        )
+    bad = [
+        k
+        for k, v in extra.items()
+        if not isinstance(v, (int, float, str, bool, list)) or (isinstance(v, str) and len(v) > 64)
+    ]
     if bad:
-        raise TrainingError(f"Option(s) {', '.join(sorted(bad))} need a plain number, word or "
-                            "list.")
+        raise TrainingError(
+            f"Option(s) {', '.join(sorted(bad))} need a plain number, word or list."
+        )
     return extra
 
 
@@ -205,8 +261,9 @@ def parse_extra(text: str) -> dict[str, Any]:
     try:
         extra = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise TrainingError(f"The advanced options are not valid YAML: "
-                            f"{str(exc).splitlines()[0]}") from exc
+        raise TrainingError(
+            f"The advanced options are not valid YAML: {str(exc).splitlines()[0]}"
+        ) from exc
     if not isinstance(extra, dict):
         raise TrainingError("The advanced options must be 'key: value' lines.")
     return check_extra(extra)
@@ -230,16 +287,26 @@ def recipe_help() -> str:
 
 
 # Arguments the user always sets explicitly (a recipe's overrides never replace them).
-EXPLICIT_ARGS = frozenset({"data", "epochs", "imgsz", "batch", "patience", "device", "project",
-                           "name", "exist_ok"})
+EXPLICIT_ARGS = frozenset(
+    {"data", "epochs", "imgsz", "batch", "patience", "device", "project", "name", "exist_ok"}
+)
 
 
 def train_args(spec: TrainSpec, run_dir: Path, device: str) -> dict[str, Any]:
     """The full Ultralytics ``train()`` keyword arguments of a run."""
     args = {**augmentation(spec.augment), **check_extra(spec.extra)}
-    args.update(data=spec.data, epochs=int(spec.epochs), imgsz=int(spec.imgsz),
-                batch=int(spec.batch), patience=int(spec.patience), device=device,
-                project=str(run_dir), name="train", exist_ok=True, verbose=True)
+    args.update(
+        data=spec.data,
+        epochs=int(spec.epochs),
+        imgsz=int(spec.imgsz),
+        batch=int(spec.batch),
+        patience=int(spec.patience),
+        device=device,
+        project=str(run_dir),
+        name="train",
+        exist_ok=True,
+        verbose=True,
+    )
     return args
 
 
@@ -283,9 +350,13 @@ def _spawn(rec: RunRecord) -> int:
     with open(run.log_path, "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "core.training.worker", str(run.id)],
-            cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=PROJECT_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "YOLO_VERBOSE": "true"})
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "YOLO_VERBOSE": "true"},
+        )
     # Reap it when it ends so a long-lived parent (Streamlit) keeps no zombies.
     threading.Thread(target=proc.wait, daemon=True).start()
     return proc.pid
@@ -304,7 +375,8 @@ def check_disk(folder: Path) -> None:
         raise TrainingError(
             f"Not enough disk space to train: {free >> 20} MB free, a run needs at least "
             f"{min_free_bytes() >> 20} MB (GLOVEWATCH_TRAIN_MIN_FREE_MB). Free some space "
-            "(old runs, exports) and try again.")
+            "(old runs, exports) and try again."
+        )
 
 
 def start_next(store: Store) -> list[Run]:
@@ -322,10 +394,18 @@ def reconcile(store: Store) -> list[Run]:
         run = _run(rec)
         if process_alive(run.pid, run.id):
             continue
-        msg = (f"The training process (pid {run.pid}) ended without reporting: it was killed "
-               "or crashed (out of memory?). See the log below.")
-        if store.runs.set(run.id, only_if=("running",), status="failed", ended_at=now(),
-                          message=msg, best=best_scores(read_metrics(run))):
+        msg = (
+            f"The training process (pid {run.pid}) ended without reporting: it was killed "
+            "or crashed (out of memory?). See the log below."
+        )
+        if store.runs.set(
+            run.id,
+            only_if=("running",),
+            status="failed",
+            ended_at=now(),
+            message=msg,
+            best=best_scores(read_metrics(run)),
+        ):
             dead.append(get_run(store, run.id))
     if store.runs.with_status("queued"):
         start_next(store)
@@ -341,8 +421,11 @@ def _absolute_yaml(data: Path, folder: Path) -> Path:
     import hashlib
 
     digest = hashlib.sha1(str(data.resolve()).encode(), usedforsecurity=False).hexdigest()[:10]
-    return write_data_yaml(read_layout(data), folder / f"adhoc-{digest}" / "data.yaml",
-                           comment=f"{data} with absolute paths, for training")
+    return write_data_yaml(
+        read_layout(data),
+        folder / f"adhoc-{digest}" / "data.yaml",
+        comment=f"{data} with absolute paths, for training",
+    )
 
 
 def submit(store: Store, spec: TrainSpec, by: str | None = None) -> Run:
@@ -364,44 +447,64 @@ def submit(store: Store, spec: TrainSpec, by: str | None = None) -> Run:
         ds_names = read_layout(data).names
         known = store.datasets.by_path(str(data))
         # a registered data set was validated on import; anything else is checked now
-        report = (ValidationReport.from_json(known.report_json) if known
-                  else validate(read_layout(data)))
+        report = (
+            ValidationReport.from_json(known.report_json) if known else validate(read_layout(data))
+        )
     except DatasetError as exc:
         raise TrainingError(str(exc)) from exc
     model = resolve_model(spec.model)
     if spec.recipe and spec.recipe not in RECIPES:
-        raise TrainingError(f"Unknown recipe '{spec.recipe}'; available: "
-                            f"{', '.join(recipe_names())}.")
+        raise TrainingError(
+            f"Unknown recipe '{spec.recipe}'; available: {', '.join(recipe_names())}."
+        )
     check_extra(spec.extra)
     if report.errors:
         raise TrainingError(" ".join(report.errors))
     if _model_task(model) == "segment" and report.task != "segment":
-        raise TrainingError("A segmentation model needs polygon labels, but this data set has "
-                            "boxes. Pick a detection model (without -seg).")
+        raise TrainingError(
+            "A segmentation model needs polygon labels, but this data set has "
+            "boxes. Pick a detection model (without -seg)."
+        )
     notes = []
     weight_names = model_names(model) if model.endswith(".pt") else None
     if weight_names is not None and weight_names != ds_names:
-        notes.append(f"The weights' classes ({', '.join(weight_names)}) differ from the data "
-                     f"set's ({', '.join(ds_names)}): the output layer is rebuilt for the data "
-                     "set and the rest of the network is fine-tuned.")
+        notes.append(
+            f"The weights' classes ({', '.join(weight_names)}) differ from the data "
+            f"set's ({', '.join(ds_names)}): the output layer is rebuilt for the data "
+            "set and the rest of the network is fine-tuned."
+        )
     check_disk(s.runs_dir)
     device = spec.device or default_device()
     if device != "cpu" and default_device() == "cpu":
-        raise TrainingError(f"Device '{device}' was asked for, but no GPU is visible here; "
-                            "use 'cpu' or leave the device empty.")
+        raise TrainingError(
+            f"Device '{device}' was asked for, but no GPU is visible here; "
+            "use 'cpu' or leave the device empty."
+        )
     name = spec.name or f"{Path(model).stem}-{spec.dataset or data.parent.name}"
 
     def folder_for(run_id: int) -> str:
         return str(s.runs_dir / f"{run_id:04d}-{slug(name, 60, 'run')}")
 
     def args_for(folder: str) -> dict[str, Any]:
-        return {**train_args(spec, Path(folder), device), "model": model,
-                "recipe": spec.recipe, "explicit": sorted(EXPLICIT_ARGS | set(spec.extra))}
+        return {
+            **train_args(spec, Path(folder), device),
+            "model": model,
+            "recipe": spec.recipe,
+            "explicit": sorted(EXPLICIT_ARGS | set(spec.extra)),
+        }
 
-    run_id = store.runs.create(name, spec.dataset or str(data), model, device,
-                               " ".join(notes) or None, folder_for, args_for)
-    store.audit.add(by or "-", "training.submit", f"run {run_id}", {"name": name,
-                                                                    "model": Path(model).name})
+    run_id = store.runs.create(
+        name,
+        spec.dataset or str(data),
+        model,
+        device,
+        " ".join(notes) or None,
+        folder_for,
+        args_for,
+    )
+    store.audit.add(
+        by or "-", "training.submit", f"run {run_id}", {"name": name, "model": Path(model).name}
+    )
     start_next(store)
     return get_run(store, run_id)
 
@@ -423,8 +526,9 @@ def stop(store: Store, ref: int | str, timeout: float = 15.0, by: str | None = N
     run = get_run(store, ref)
     if run.status not in ACTIVE:
         raise TrainingError(f"Run {run.id} is {run.status}, not running or queued.")
-    store.runs.set(run.id, only_if=ACTIVE, status="stopped", ended_at=now(),
-                   message="Stopped by the user.")
+    store.runs.set(
+        run.id, only_if=ACTIVE, status="stopped", ended_at=now(), message="Stopped by the user."
+    )
     if run.status == "running" and run.pid and process_alive(run.pid):
         for sig, wait_s in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
             try:
@@ -446,21 +550,28 @@ def resume(store: Store, ref: int | str, by: str | None = None) -> Run:
     if run.status == "finished":
         raise TrainingError(f"Run {run.id} has finished; start a new run to train further.")
     if not run.last_pt.is_file():
-        raise TrainingError(f"Run {run.id} has no checkpoint to resume from (it stopped before "
-                            "its first epoch ended); start it again instead.")
+        raise TrainingError(
+            f"Run {run.id} has no checkpoint to resume from (it stopped before "
+            "its first epoch ended); start it again instead."
+        )
     check_disk(run.run_dir.parent)
     clash = store.runs.rename_clash(run.id, run.name)
     if clash is not None:
         raise TrainingError(f"Another run named '{run.name}' is active (run {clash}).")
-    store.runs.set(run.id, status="queued", pid=None, ended_at=None, message="Resuming.",
-                   args={**run.args, "resume": True})
+    store.runs.set(
+        run.id,
+        status="queued",
+        pid=None,
+        ended_at=None,
+        message="Resuming.",
+        args={**run.args, "resume": True},
+    )
     store.audit.add(by or "-", "training.resume", f"run {run.id}")
     start_next(store)
     return get_run(store, run.id)
 
 
-def wait(store: Store, ref: int | str, timeout: float | None = None,
-         poll: float = 1.0) -> Run:
+def wait(store: Store, ref: int | str, timeout: float | None = None, poll: float = 1.0) -> Run:
     """Block until a run is no longer queued or running (or ``timeout`` seconds pass)."""
     end = None if timeout is None else time.monotonic() + timeout
     while True:
@@ -504,8 +615,12 @@ def fitness_column(metrics: Metrics) -> str | None:
 def best_metric(scores: dict[str, Any], metric: str = "mAP50-95") -> float | None:
     """``metric`` from a score dict: results.csv columns (masks before boxes) or an
     evaluation's plain keys. The one lookup every page and command uses."""
-    for key in (f"metrics/{metric}(M)", f"metrics/{metric}(B)", metric,
-                metric.replace("-", "_").lower()):
+    for key in (
+        f"metrics/{metric}(M)",
+        f"metrics/{metric}(B)",
+        metric,
+        metric.replace("-", "_").lower(),
+    ):
         if key in scores and scores[key] is not None:
             return float(scores[key])
     return None
@@ -530,8 +645,11 @@ def progress(run: Run, metrics: Metrics | None = None) -> Progress:
     elapsed = 0.0
     if run.started_at:
         started = datetime.strptime(run.started_at, "%Y-%m-%d %H:%M:%S")
-        ended = (datetime.strptime(run.ended_at, "%Y-%m-%d %H:%M:%S") if run.ended_at
-                 and run.status not in ACTIVE else datetime.now())
+        ended = (
+            datetime.strptime(run.ended_at, "%Y-%m-%d %H:%M:%S")
+            if run.ended_at and run.status not in ACTIVE
+            else datetime.now()
+        )
         elapsed = max(0.0, (ended - started).total_seconds())
     remaining: float | None = elapsed / done * max(0, run.epochs - done) if done else None
     if run.status not in ACTIVE:

@@ -103,9 +103,16 @@ def uncertainty(dets: Detections, conf: float) -> float:
 def boxes_of(dets: Detections, shape: tuple[int, int]) -> list[Box]:
     """Detections as stored boxes (normalized corners)."""
     h, w = shape
-    return [{"class_id": int(c), "x1": round(float(x1) / w, 5), "y1": round(float(y1) / h, 5),
-             "x2": round(float(x2) / w, 5), "y2": round(float(y2) / h, 5)}
-            for c, (x1, y1, x2, y2) in zip(dets.class_id, dets.xyxy)]
+    return [
+        {
+            "class_id": int(c),
+            "x1": round(float(x1) / w, 5),
+            "y1": round(float(y1) / h, 5),
+            "x2": round(float(x2) / w, 5),
+            "y2": round(float(y2) / h, 5),
+        }
+        for c, (x1, y1, x2, y2) in zip(dets.class_id, dets.xyxy)
+    ]
 
 
 def check_boxes(boxes: Iterable[dict[str, Any]], classes: int) -> list[Box]:
@@ -122,8 +129,15 @@ def check_boxes(boxes: Iterable[dict[str, Any]], classes: int) -> list[Box]:
             raise DatasetError(f"Class id {cid} is not one of the {classes} classes.")
         x1, y1, x2, y2 = (min(1.0, max(0.0, v)) for v in (x1, y1, x2, y2))
         if x2 - x1 >= 0.003 and y2 - y1 >= 0.003:
-            out.append({"class_id": cid, "x1": round(x1, 5), "y1": round(y1, 5),
-                        "x2": round(x2, 5), "y2": round(y2, 5)})
+            out.append(
+                {
+                    "class_id": cid,
+                    "x1": round(x1, 5),
+                    "y1": round(y1, 5),
+                    "x2": round(x2, 5),
+                    "y2": round(y2, 5),
+                }
+            )
     return out
 
 
@@ -157,10 +171,19 @@ def _untimed_block(store: Store, station: str, h: str) -> int:
     return -(len({b for _, b in clusters}) + 1)
 
 
-def collect(store: Store, station: str, image: np.ndarray, source: str,
-            captured_at: str | None = None, dets: Detections | None = None,
-            conf: float = 0.25, model: str | None = None, by: str = "-",
-            score: float | None = None, split: str | None = None) -> int | None:
+def collect(
+    store: Store,
+    station: str,
+    image: np.ndarray,
+    source: str,
+    captured_at: str | None = None,
+    dets: Detections | None = None,
+    conf: float = 0.25,
+    model: str | None = None,
+    by: str = "-",
+    score: float | None = None,
+    split: str | None = None,
+) -> int | None:
     """Add a frame to the station's site data set; None when it is a near-copy of one
     already there. With ``dets`` (the model's detections) it arrives pre-labelled. The
     hold-out follows the capture time's block unless ``split`` is given (a source that comes
@@ -176,10 +199,19 @@ def collect(store: Store, station: str, image: np.ndarray, source: str,
     boxes = boxes_of(dets, image.shape[:2]) if dets is not None else None
     block = block_of(captured_at) if timed else _untimed_block(store, station, h)
     return store.site.add(
-        station, str(path.relative_to(settings().home)), source, captured_at, h,
+        station,
+        str(path.relative_to(settings().home)),
+        source,
+        captured_at,
+        h,
         score if score is not None else (uncertainty(dets, conf) if dets is not None else 0.0),
-        block, split or split_for(store, station, block), boxes,
-        "prelabelled" if boxes is not None else "new", model, by)
+        block,
+        split or split_for(store, station, block),
+        boxes,
+        "prelabelled" if boxes is not None else "new",
+        model,
+        by,
+    )
 
 
 class LiveCollector:
@@ -187,8 +219,9 @@ class LiveCollector:
     the most uncertain frame (a track whose class flips counts as very uncertain) and
     collects it when the window ends."""
 
-    def __init__(self, store: Store, station: str, every_s: float, conf: float,
-                 model: str, by: str = "live"):
+    def __init__(
+        self, store: Store, station: str, every_s: float, conf: float, model: str, by: str = "live"
+    ):
         self.store, self.station, self.every_s = store, station, every_s
         self.conf, self.model, self.by = conf, model, by
         self._window_end: float | None = None
@@ -218,8 +251,20 @@ class LiveCollector:
         score, image, dets = self._best
         self._best = None
         try:
-            if collect(self.store, self.station, image, "live", dets=dets, conf=self.conf,
-                       model=self.model, by=self.by, score=score) is not None:
+            if (
+                collect(
+                    self.store,
+                    self.station,
+                    image,
+                    "live",
+                    dets=dets,
+                    conf=self.conf,
+                    model=self.model,
+                    by=self.by,
+                    score=score,
+                )
+                is not None
+            ):
                 self.collected += 1
         except OSError as exc:  # a full disk must not stop watching
             log.warning("site frame not collected: %s", exc)
@@ -232,16 +277,24 @@ class CollectReport:
     errors: list[str] = field(default_factory=list)
 
 
-def _prelabelled(store: Store, station: str, image: np.ndarray, weights: Path,
-                 conf: float) -> tuple[Detections, str]:
+def _prelabelled(
+    store: Store, station: str, image: np.ndarray, weights: Path, conf: float
+) -> tuple[Detections, str]:
     with DETECTORS.acquire(weights) as det:
         fd = det.detect(image, InferenceParams(conf=conf))
         return fd.detections, det.info.name
 
 
-def collect_images(store: Store, station: str, items: Sequence[tuple[str, bytes | Path]],
-                   source: str = "batch", weights: Path | None = None, conf: float = 0.25,
-                   by: str = "-", split: str | None = None) -> CollectReport:
+def collect_images(
+    store: Store,
+    station: str,
+    items: Sequence[tuple[str, bytes | Path]],
+    source: str = "batch",
+    weights: Path | None = None,
+    conf: float = 0.25,
+    by: str = "-",
+    split: str | None = None,
+) -> CollectReport:
     """Add uploaded or local images (pre-labelled by the station's model). ``split`` keeps a
     split the images come with (e.g. a set's own test images: ``holdout``)."""
     weights = weights or registry.active_weights(store, station)
@@ -253,8 +306,21 @@ def collect_images(store: Store, station: str, items: Sequence[tuple[str, bytes 
             rep.errors.append(str(exc))
             continue
         dets, model = _prelabelled(store, station, image, weights, conf)
-        if collect(store, station, image, source, _photo_time(data), dets=dets, conf=conf,
-                   model=model, by=by, split=split) is None:
+        if (
+            collect(
+                store,
+                station,
+                image,
+                source,
+                _photo_time(data),
+                dets=dets,
+                conf=conf,
+                model=model,
+                by=by,
+                split=split,
+            )
+            is None
+        ):
             rep.near_copies += 1
         else:
             rep.added += 1
@@ -277,9 +343,16 @@ def _photo_time(data: bytes | Path) -> str | None:
     return raw[:10].replace(":", "-") + raw[10:19]
 
 
-def collect_video(store: Store, station: str, path: Path, every_s: float = 2.0,
-                  weights: Path | None = None, conf: float = 0.25, by: str = "-",
-                  name: str | None = None) -> CollectReport:
+def collect_video(
+    store: Store,
+    station: str,
+    path: Path,
+    every_s: float = 2.0,
+    weights: Path | None = None,
+    conf: float = 0.25,
+    by: str = "-",
+    name: str | None = None,
+) -> CollectReport:
     """Add one frame every ``every_s`` seconds of a video (pre-labelled)."""
     weights = weights or registry.active_weights(store, station)
     _, info = open_video(path, name)
@@ -292,16 +365,17 @@ def collect_video(store: Store, station: str, path: Path, every_s: float = 2.0,
         dets, model = _prelabelled(store, station, image, weights, conf)
         # media time: a long recording spans several time blocks
         taken = (start + timedelta(seconds=index / info.fps)).strftime(_TS)
-        if collect(store, station, image, "video", taken, dets=dets, conf=conf, model=model,
-                   by=by) is None:
+        if (
+            collect(store, station, image, "video", taken, dets=dets, conf=conf, model=model, by=by)
+            is None
+        ):
             rep.near_copies += 1
         else:
             rep.added += 1
     return rep
 
 
-def collect_reviewed(store: Store, station: str, by: str = "-", limit: int = 500
-                     ) -> CollectReport:
+def collect_reviewed(store: Store, station: str, by: str = "-", limit: int = 500) -> CollectReport:
     """Add the evidence frames of the station's reviewed episodes, their stored detections as
     pre-labels (a confirmed bare hand stays a hand; a dismissed one becomes a glove)."""
     from core.events.evidence import read_boxes
@@ -311,8 +385,9 @@ def collect_reviewed(store: Store, station: str, by: str = "-", limit: int = 500
     rep = CollectReport()
     if span.first is None or span.last is None:
         return rep
-    f = HistoryFilter(span.first, span.last, stations=(station,),
-                      reviews=("confirmed", "dismissed"))
+    f = HistoryFilter(
+        span.first, span.last, stations=(station,), reviews=("confirmed", "dismissed")
+    )
     for ep in store.events.matching(f, limit=limit):
         if not ep.evidence_path or not Path(ep.evidence_path).exists():
             continue
@@ -329,8 +404,7 @@ def collect_reviewed(store: Store, station: str, by: str = "-", limit: int = 500
             if d.get("role") == "violation" and ep.review == "dismissed":
                 cid = 0  # a false alarm: that hand was gloved
             x1, y1, x2, y2 = d["box"]
-            boxes.append({"class_id": cid, "x1": x1 / w, "y1": y1 / h, "x2": x2 / w,
-                          "y2": y2 / h})
+            boxes.append({"class_id": cid, "x1": x1 / w, "y1": y1 / h, "x2": x2 / w, "y2": y2 / h})
         h_ = dhash(image)
         if any(hamming(h_, o) < MIN_HAMMING for o in store.site.recent_hashes(station)):
             rep.near_copies += 1
@@ -338,15 +412,27 @@ def collect_reviewed(store: Store, station: str, by: str = "-", limit: int = 500
         folder = site_dir(station) / "images"
         path = write_image(folder / f"episode-{ep.id:07d}.jpg", image)
         block = block_of(ep.started_at)
-        store.site.add(station, str(path.relative_to(settings().home)), "episode",
-                       ep.started_at, h_, 0.5, block, split_for(store, station, block), boxes,
-                       "prelabelled", ep.model_name, by)
+        store.site.add(
+            station,
+            str(path.relative_to(settings().home)),
+            "episode",
+            ep.started_at,
+            h_,
+            0.5,
+            block,
+            split_for(store, station, block),
+            boxes,
+            "prelabelled",
+            ep.model_name,
+            by,
+        )
         rep.added += 1
     return rep
 
 
-def frames(store: Store, station: str, status: Sequence[str] | None = None,
-           split: str | None = None) -> list[SiteFrame]:
+def frames(
+    store: Store, station: str, status: Sequence[str] | None = None, split: str | None = None
+) -> list[SiteFrame]:
     return [SiteFrame(r, frame_path(r)) for r in store.site.frames(station, status, split)]
 
 
@@ -354,29 +440,36 @@ def counts(store: Store) -> list[StationCounts]:
     return store.site.counts()
 
 
-def prelabel(store: Store, station: str, weights: Path | None = None, conf: float = 0.25,
-             by: str = "-") -> int:
+def prelabel(
+    store: Store, station: str, weights: Path | None = None, conf: float = 0.25, by: str = "-"
+) -> int:
     """Pre-label the station's unlabelled frames with its active model; returns how many."""
     weights = weights or registry.active_weights(store, station)
     n = 0
     for fr in frames(store, station, status=("new",)):
         image = read_image(fr.path)
         dets, model = _prelabelled(store, station, image, weights, conf)
-        store.site.set_labels(fr.id, boxes_of(dets, image.shape[:2]), by, "prelabel",
-                              "prelabelled", model)
+        store.site.set_labels(
+            fr.id, boxes_of(dets, image.shape[:2]), by, "prelabel", "prelabelled", model
+        )
         n += 1
     return n
 
 
-def save_labels(store: Store, frame_id: int, boxes: Iterable[dict[str, Any]], by: str,
-                done: bool, classes: int = 2) -> list[Box]:
+def save_labels(
+    store: Store,
+    frame_id: int,
+    boxes: Iterable[dict[str, Any]],
+    by: str,
+    done: bool,
+    classes: int = 2,
+) -> list[Box]:
     """Store corrected boxes of a frame (kept in its history with who and when)."""
     rec = store.site.get(frame_id)
     if rec is None:
         raise DatasetError(f"There is no site frame #{frame_id}.")
     clean = check_boxes(boxes, classes)
-    store.site.set_labels(frame_id, clean, by, "done" if done else "edit",
-                          "done" if done else None)
+    store.site.set_labels(frame_id, clean, by, "done" if done else "edit", "done" if done else None)
     return clean
 
 
@@ -386,9 +479,13 @@ def save_labels(store: Store, frame_id: int, boxes: Iterable[dict[str, Any]], by
 def _write_label(fr: SiteFrame) -> Path:
     lab = label_path(fr.path, fr.path.parent)
     lab.parent.mkdir(parents=True, exist_ok=True)
-    lab.write_text("".join(
-        f"{b['class_id']} {(b['x1'] + b['x2']) / 2:.6f} {(b['y1'] + b['y2']) / 2:.6f} "
-        f"{b['x2'] - b['x1']:.6f} {b['y2'] - b['y1']:.6f}\n" for b in fr.record.boxes))
+    lab.write_text(
+        "".join(
+            f"{b['class_id']} {(b['x1'] + b['x2']) / 2:.6f} {(b['y1'] + b['y2']) / 2:.6f} "
+            f"{b['x2'] - b['x1']:.6f} {b['y2'] - b['y1']:.6f}\n"
+            for b in fr.record.boxes
+        )
+    )
     return lab
 
 
@@ -417,14 +514,19 @@ def export_yolo(store: Store, station: str, out_dir: Path, only_done: bool = Tru
         raise DatasetError(f"{station} has no labelled frames to export yet.")
     for split in ("train", "val"):
         (out_dir / "images" / split).mkdir(parents=True, exist_ok=True)
-    doc = {"path": str(out_dir.resolve()), "train": "images/train", "val": "images/val",
-           "names": dict(enumerate(_names(store, station)))}
+    doc = {
+        "path": str(out_dir.resolve()),
+        "train": "images/train",
+        "val": "images/val",
+        "names": dict(enumerate(_names(store, station))),
+    }
     (out_dir / "data.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     return out_dir / "data.yaml"
 
 
-def import_yolo(store: Store, station: str, source: Path, by: str = "-",
-                done: bool = True) -> CollectReport:
+def import_yolo(
+    store: Store, station: str, source: Path, by: str = "-", done: bool = True
+) -> CollectReport:
     """Import labels (and images not collected yet) from a YOLO folder or data.yaml: a
     frame whose image name matches gets those labels; other images become new frames."""
     layout = read_layout(source)
@@ -436,10 +538,16 @@ def import_yolo(store: Store, station: str, source: Path, by: str = "-",
         split = "train" if split_name == "train" else "holdout"
         for folder in folders:
             for img in images_in(folder):
-                boxes = [{"class_id": s.class_id, "x1": float(s.points[:, 0].min()),
-                          "y1": float(s.points[:, 1].min()), "x2": float(s.points[:, 0].max()),
-                          "y2": float(s.points[:, 1].max())}
-                         for s in read_labels(label_path(img, folder))]
+                boxes = [
+                    {
+                        "class_id": s.class_id,
+                        "x1": float(s.points[:, 0].min()),
+                        "y1": float(s.points[:, 1].min()),
+                        "x2": float(s.points[:, 0].max()),
+                        "y2": float(s.points[:, 1].max()),
+                    }
+                    for s in read_labels(label_path(img, folder))
+                ]
                 boxes = check_boxes(boxes, classes)
                 try:
                     image = read_image(img)
@@ -450,16 +558,16 @@ def import_yolo(store: Store, station: str, source: Path, by: str = "-",
                 h = dhash(image)
                 fr = next((f for ph, f in known if hamming(h, ph) < MIN_HAMMING), None)
                 if fr is not None:
-                    store.site.set_labels(fr.id, boxes, by, "import",
-                                          "done" if done else "prelabelled")
+                    store.site.set_labels(
+                        fr.id, boxes, by, "import", "done" if done else "prelabelled"
+                    )
                     rep.added += 1
                     continue
                 fid = collect(store, station, image, "import", by=by, split=split)
                 if fid is None:
                     rep.near_copies += 1
                     continue
-                store.site.set_labels(fid, boxes, by, "import",
-                                      "done" if done else "prelabelled")
+                store.site.set_labels(fid, boxes, by, "import", "done" if done else "prelabelled")
                 rep.added += 1
     return rep
 
@@ -485,9 +593,11 @@ class FinetunePlan:
 
     def describe(self) -> str:
         m, s = divmod(int(self.estimate_s), 60)
-        return (f"{self.site_images} labelled station frames + {self.base_images} base images "
-                f"replayed, {self.epochs} epochs at {self.imgsz} px, first {self.freeze} "
-                f"layers frozen, on {self.device}: about {m} min {s:02d} s")
+        return (
+            f"{self.site_images} labelled station frames + {self.base_images} base images "
+            f"replayed, {self.epochs} epochs at {self.imgsz} px, first {self.freeze} "
+            f"layers frozen, on {self.device}: about {m} min {s:02d} s"
+        )
 
 
 # Seconds per image per epoch on this project's reference 2-core CPU at 640 px (measured:
@@ -497,15 +607,26 @@ FROZEN_FACTOR = 0.55
 GPU_FACTOR = 0.02
 
 
-def plan_finetune(store: Store, station: str, base_data: Path | str, epochs: int = 10,
-                  imgsz: int = 480, freeze: int = 10, base_ratio: float = 2.0,
-                  max_base: int = 300, val_images: int = 60, batch: int = 16,
-                  device: str = "") -> FinetunePlan:
+def plan_finetune(
+    store: Store,
+    station: str,
+    base_data: Path | str,
+    epochs: int = 10,
+    imgsz: int = 480,
+    freeze: int = 10,
+    base_ratio: float = 2.0,
+    max_base: int = 300,
+    val_images: int = 60,
+    batch: int = 16,
+    device: str = "",
+) -> FinetunePlan:
     """The CPU-feasible default fine-tune of a station, with its time estimate."""
     site = len(frames(store, station, status=("done",), split="train"))
     if not site:
-        raise TrainingError(f"{station} has no labelled train frames yet: label some first "
-                            "(held-out frames are never trained on).")
+        raise TrainingError(
+            f"{station} has no labelled train frames yet: label some first "
+            "(held-out frames are never trained on)."
+        )
     layout = read_layout(base_data)
     base = min(len(layout.images("train")), max_base, int(site * base_ratio))
     val = min(val_images, len(layout.images("val")) if "val" in layout.splits else 0)
@@ -514,8 +635,9 @@ def plan_finetune(store: Store, station: str, base_data: Path | str, epochs: int
     if device != "cpu":
         per *= GPU_FACTOR
     estimate = epochs * ((site + base) * per + val * per * 0.25) + 20  # + start-up
-    return FinetunePlan(station, layout.yaml_path, site, base, val, epochs, imgsz, freeze,
-                        batch, device, estimate)
+    return FinetunePlan(
+        station, layout.yaml_path, site, base, val, epochs, imgsz, freeze, batch, device, estimate
+    )
 
 
 def _list_file(path: Path, images: Iterable[Path]) -> Path:
@@ -538,12 +660,15 @@ def build_finetune_data(store: Store, plan: FinetunePlan, seed: int = 0) -> Path
     base = rng.sample(layout.images("train"), plan.base_images)
     val = rng.sample(layout.images("val"), plan.val_images) if plan.val_images else []
     out = site_dir(plan.station) / f"finetune-{datetime.now():%Y%m%d-%H%M%S}"
-    doc = {"path": str(out), "train": str(_list_file(out / "train.txt",
-                                                      [fr.path for fr in site] + base)),
-           "val": str(_list_file(out / "val.txt", val or [fr.path for fr in site[:8]])),
-           "names": dict(enumerate(layout.names))}
-    (out / "data.yaml").write_text(f"# Fine-tune of {plan.station}: {plan.describe()}\n"
-                                   + yaml.safe_dump(doc, sort_keys=False))
+    doc = {
+        "path": str(out),
+        "train": str(_list_file(out / "train.txt", [fr.path for fr in site] + base)),
+        "val": str(_list_file(out / "val.txt", val or [fr.path for fr in site[:8]])),
+        "names": dict(enumerate(layout.names)),
+    }
+    (out / "data.yaml").write_text(
+        f"# Fine-tune of {plan.station}: {plan.describe()}\n" + yaml.safe_dump(doc, sort_keys=False)
+    )
     return out / "data.yaml"
 
 
@@ -551,12 +676,22 @@ def finetune(store: Store, plan: FinetunePlan, by: str = "-") -> runs.Run:
     """Start the fine-tune from the station's active model (a run in its own process)."""
     data = build_finetune_data(store, plan)
     weights = registry.active_weights(store, plan.station)
-    return runs.submit(store, runs.TrainSpec(
-        data=str(data), model=str(weights), epochs=plan.epochs, imgsz=plan.imgsz,
-        batch=plan.batch, patience=plan.epochs, device=plan.device if plan.device != "cpu"
-        else "cpu", name=f"site-{slug(plan.station, 40)}-{datetime.now():%m%d-%H%M%S}",
-        dataset=f"{plan.station} site frames + base replay",
-        extra={"freeze": plan.freeze, "plots": False, "workers": 0}), by=by)
+    return runs.submit(
+        store,
+        runs.TrainSpec(
+            data=str(data),
+            model=str(weights),
+            epochs=plan.epochs,
+            imgsz=plan.imgsz,
+            batch=plan.batch,
+            patience=plan.epochs,
+            device=plan.device if plan.device != "cpu" else "cpu",
+            name=f"site-{slug(plan.station, 40)}-{datetime.now():%m%d-%H%M%S}",
+            dataset=f"{plan.station} site frames + base replay",
+            extra={"freeze": plan.freeze, "plots": False, "workers": 0},
+        ),
+        by=by,
+    )
 
 
 # ---------------------------------------------------------------------------- compare
@@ -591,17 +726,21 @@ def holdout_data(store: Store, station: str) -> Path | None:
     for fr in held:
         _write_label(fr)
     out = site_dir(station) / "holdout"
-    doc = {"path": str(out), "train": str(_list_file(out / "holdout.txt",
-                                                      [fr.path for fr in held])),
-           "val": str(out / "holdout.txt"), "test": str(out / "holdout.txt"),
-           "names": dict(enumerate(_names(store, station)))}
+    doc = {
+        "path": str(out),
+        "train": str(_list_file(out / "holdout.txt", [fr.path for fr in held])),
+        "val": str(out / "holdout.txt"),
+        "test": str(out / "holdout.txt"),
+        "names": dict(enumerate(_names(store, station))),
+    }
     out.mkdir(parents=True, exist_ok=True)
     (out / "data.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     return out / "data.yaml"
 
 
-def compare_station(store: Store, station: str, run_ref: int | str, base_data: Path | str,
-                    imgsz: int | None = None) -> StationComparison:
+def compare_station(
+    store: Store, station: str, run_ref: int | str, base_data: Path | str, imgsz: int | None = None
+) -> StationComparison:
     """Score the run and the station's active model on its held-out frames and the base
     test split."""
     run = runs.get_run(store, run_ref)
@@ -611,25 +750,40 @@ def compare_station(store: Store, station: str, run_ref: int | str, base_data: P
     hold = holdout_data(store, station)
     holdout = None
     if hold is not None:
-        holdout = (evaluate(run.best_pt, hold, "test", imgsz),
-                   evaluate(active, hold, "test", imgsz))
-    base = (evaluate(run.best_pt, base_data, "test", imgsz),
-            evaluate(active, base_data, "test", imgsz))
+        holdout = (
+            evaluate(run.best_pt, hold, "test", imgsz),
+            evaluate(active, hold, "test", imgsz),
+        )
+    base = (
+        evaluate(run.best_pt, base_data, "test", imgsz),
+        evaluate(active, base_data, "test", imgsz),
+    )
     return StationComparison(station, holdout, base, active)
 
 
-def promote_station(store: Store, station: str, run_ref: int | str, cmp: StationComparison,
-                    by: str, accept_drop: bool = False) -> registry.RegistryEntry:
+def promote_station(
+    store: Store,
+    station: str,
+    run_ref: int | str,
+    cmp: StationComparison,
+    by: str,
+    accept_drop: bool = False,
+) -> registry.RegistryEntry:
     """Make a run the station's model; refused without ``accept_drop`` when it loses more
     than ``MAX_BASE_DROP`` mAP50 on the base test split."""
     if cmp.needs_confirmation and not accept_drop:
         raise RegistryError(
             f"The fine-tune loses {cmp.base_drop:.3f} mAP50 on the base test split (more than "
-            f"{MAX_BASE_DROP}); confirm to promote it for {station} anyway.")
-    return registry.promote(store, run_ref, promoted_by=by, station=station,
-                            comparison=registry.Comparison(cmp.base[0], cmp.base[1],
-                                                           cmp.active_path),
-                            accept_lower=True)
+            f"{MAX_BASE_DROP}); confirm to promote it for {station} anyway."
+        )
+    return registry.promote(
+        store,
+        run_ref,
+        promoted_by=by,
+        station=station,
+        comparison=registry.Comparison(cmp.base[0], cmp.base[1], cmp.active_path),
+        accept_lower=True,
+    )
 
 
 # ---------------------------------------------------------------------------- completion
@@ -642,9 +796,14 @@ class CompletionReport:
     added: int = 0  # missing-class boxes added from the model
 
 
-def complete_missing(source: Path | str, missing: str, out_dir: Path,
-                     weights: Path | None = None, conf: float = 0.5,
-                     max_overlap: float = 0.3) -> CompletionReport:
+def complete_missing(
+    source: Path | str,
+    missing: str,
+    out_dir: Path,
+    weights: Path | None = None,
+    conf: float = 0.5,
+    max_overlap: float = 0.3,
+) -> CompletionReport:
     """Copy a data set whose labels lack class ``missing`` (e.g. industrial photos where only
     gloves are labelled), adding the model's ``missing`` boxes (confidence >= ``conf``) that
     do not overlap a labelled box: the pre-labels a person then checks on the Label page.
@@ -672,11 +831,16 @@ def complete_missing(source: Path | str, missing: str, out_dir: Path,
                     found = found[found.class_id == cid]
                     if len(found) and len(truth):
                         found = found[box_iou(found.xyxy, truth).max(1) < max_overlap]
-                    lines = [f"{s.class_id} {b.cx:.6f} {b.cy:.6f} {b.w:.6f} {b.h:.6f}\n"
-                             for s in shapes for b in [s.to_box()]]
-                    lines += [f"{cid} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} "
-                              f"{(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}\n"
-                              for x1, y1, x2, y2 in found.xyxy.tolist()]
+                    lines = [
+                        f"{s.class_id} {b.cx:.6f} {b.cy:.6f} {b.w:.6f} {b.h:.6f}\n"
+                        for s in shapes
+                        for b in [s.to_box()]
+                    ]
+                    lines += [
+                        f"{cid} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} "
+                        f"{(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}\n"
+                        for x1, y1, x2, y2 in found.xyxy.tolist()
+                    ]
                     dst = out_dir / "images" / split / img.name
                     dst.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(img, dst)
@@ -686,10 +850,14 @@ def complete_missing(source: Path | str, missing: str, out_dir: Path,
                     rep.images += 1
                     rep.kept += len(shapes)
                     rep.added += len(found)
-    doc = {"path": str(out_dir.resolve()), **{s: f"images/{s}" for s in layout.splits},
-           "names": dict(enumerate(layout.names))}
+    doc = {
+        "path": str(out_dir.resolve()),
+        **{s: f"images/{s}" for s in layout.splits},
+        "names": dict(enumerate(layout.names)),
+    }
     (out_dir / "data.yaml").write_text(
         f"# {layout.yaml_path} with '{missing}' boxes added from {Path(weights).name} "
         f"(confidence >= {conf}, not overlapping a labelled box): {rep.added} added.\n"
-        + yaml.safe_dump(doc, sort_keys=False))
+        + yaml.safe_dump(doc, sort_keys=False)
+    )
     return rep

@@ -67,8 +67,9 @@ def _read(path: Path) -> np.ndarray:
     return image
 
 
-def make_background(image: np.ndarray, boxes: Sequence[YoloBox], width: int,
-                    height: int) -> np.ndarray:
+def make_background(
+    image: np.ndarray, boxes: Sequence[YoloBox], width: int, height: int
+) -> np.ndarray:
     """A ``width`` x ``height`` tile from ``image`` with its labelled hands painted out.
 
     Unlabelled hands on a background would count as false positives, so every box is inpainted
@@ -82,16 +83,20 @@ def make_background(image: np.ndarray, boxes: Sequence[YoloBox], width: int,
         x1, y1 = int((b.cx - b.w / 2) * small_w) - 2, int((b.cy - b.h / 2) * small_h) - 2
         x2 = int(math.ceil((b.cx + b.w / 2) * small_w)) + 2
         y2 = int(math.ceil((b.cy + b.h / 2) * small_h)) + 2
-        cv2.rectangle(mask, (max(x1, 0), max(y1, 0)), (min(x2, small_w - 1), min(y2, small_h - 1)),
-                      255, -1)
+        cv2.rectangle(
+            mask, (max(x1, 0), max(y1, 0)), (min(x2, small_w - 1), min(y2, small_h - 1)), 255, -1
+        )
     if mask.any():
         small = cv2.inpaint(small, mask, 5, cv2.INPAINT_TELEA)
     # Cover the tile (crop the longer side) so the background is not distorted.
     scale = max(width / small_w, height / small_h)
-    big = cv2.resize(small, (math.ceil(small_w * scale), math.ceil(small_h * scale)),
-                     interpolation=cv2.INTER_LINEAR)
+    big = cv2.resize(
+        small,
+        (math.ceil(small_w * scale), math.ceil(small_h * scale)),
+        interpolation=cv2.INTER_LINEAR,
+    )
     y0, x0 = (big.shape[0] - height) // 2, (big.shape[1] - width) // 2
-    return cv2.GaussianBlur(big[y0:y0 + height, x0:x0 + width], (0, 0), 3)
+    return cv2.GaussianBlur(big[y0 : y0 + height, x0 : x0 + width], (0, 0), 3)
 
 
 def _box_area(item: LabelledImage) -> float:
@@ -102,7 +107,7 @@ def tiled_background(items: Sequence[LabelledImage], spec: CompositeSpec) -> np.
     """A canvas covered by a grid of background tiles, one per item (row-major)."""
     canvas = np.zeros((spec.height, spec.width, 3), np.uint8)
     cols, rows = spec.background_grid
-    for k, item in enumerate(items[:cols * rows]):
+    for k, item in enumerate(items[: cols * rows]):
         r, c = divmod(k, cols)
         x0, x1 = c * spec.width // cols, (c + 1) * spec.width // cols
         y0, y1 = r * spec.height // rows, (r + 1) * spec.height // rows
@@ -110,20 +115,30 @@ def tiled_background(items: Sequence[LabelledImage], spec: CompositeSpec) -> np.
     return canvas
 
 
-def _place(rng: random.Random, size: tuple[int, int], taken: list[tuple[int, int, int, int]],
-           spec: CompositeSpec) -> tuple[int, int] | None:
+def _place(
+    rng: random.Random,
+    size: tuple[int, int],
+    taken: list[tuple[int, int, int, int]],
+    spec: CompositeSpec,
+) -> tuple[int, int] | None:
     """Top-left corner for a ``size`` (w, h) patch not overlapping ``taken`` (None: no room)."""
     w, h = size
     for _ in range(200):
         x, y = rng.randint(0, spec.width - w), rng.randint(0, spec.height - h)
-        if all(x + w + 8 <= tx or tx + tw + 8 <= x or y + h + 8 <= ty or ty + th + 8 <= y
-               for tx, ty, tw, th in taken):
+        if all(
+            x + w + 8 <= tx or tx + tw + 8 <= x or y + h + 8 <= ty or ty + th + 8 <= y
+            for tx, ty, tw, th in taken
+        ):
             return x, y
     return None
 
 
-def compose(background: np.ndarray, patches: Sequence[tuple[np.ndarray, Sequence[YoloBox]]],
-            rng: random.Random, spec: CompositeSpec) -> tuple[np.ndarray, list[YoloBox]]:
+def compose(
+    background: np.ndarray,
+    patches: Sequence[tuple[np.ndarray, Sequence[YoloBox]]],
+    rng: random.Random,
+    spec: CompositeSpec,
+) -> tuple[np.ndarray, list[YoloBox]]:
     """Paste each (image, boxes) patch shrunk by a random factor in the spec's scale range.
 
     Returns the canvas and the pasted boxes normalised to the canvas. A patch that finds no
@@ -140,17 +155,29 @@ def compose(background: np.ndarray, patches: Sequence[tuple[np.ndarray, Sequence
             continue
         x, y = spot
         taken.append((x, y, w, h))
-        canvas[y:y + h, x:x + w] = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+        canvas[y : y + h, x : x + w] = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
         for b in boxes:
-            out.append(YoloBox(b.class_id, (x + b.cx * w) / spec.width,
-                               (y + b.cy * h) / spec.height, b.w * w / spec.width,
-                               b.h * h / spec.height))
+            out.append(
+                YoloBox(
+                    b.class_id,
+                    (x + b.cx * w) / spec.width,
+                    (y + b.cy * h) / spec.height,
+                    b.w * w / spec.width,
+                    b.h * h / spec.height,
+                )
+            )
     return canvas, out
 
 
-def build_composites(items: Sequence[LabelledImage], out_images: Path, out_labels: Path,
-                     n: int | None = None, seed: int = 0, spec: CompositeSpec = CompositeSpec(),
-                     prefix: str = "wide") -> CompositeSet:
+def build_composites(
+    items: Sequence[LabelledImage],
+    out_images: Path,
+    out_labels: Path,
+    n: int | None = None,
+    seed: int = 0,
+    spec: CompositeSpec = CompositeSpec(),
+    prefix: str = "wide",
+) -> CompositeSet:
     """Write ``n`` composite canvases (JPEG + YOLO label) made only from ``items``.
 
     Images are shuffled with ``seed`` and pasted ``spec.per_canvas`` at a time, so by default
@@ -184,17 +211,24 @@ def build_composites(items: Sequence[LabelledImage], out_images: Path, out_label
         patches = [(_read(items[i].image), items[i].boxes) for i in group]
         canvas, boxes = compose(background, patches, rng, spec)
         name = f"{prefix}_{seed}_{k:05d}"
-        cv2.imwrite(str(out_images / f"{name}.jpg"), canvas,
-                    [cv2.IMWRITE_JPEG_QUALITY, spec.jpeg_quality])
+        cv2.imwrite(
+            str(out_images / f"{name}.jpg"), canvas, [cv2.IMWRITE_JPEG_QUALITY, spec.jpeg_quality]
+        )
         (out_labels / f"{name}.txt").write_text(
-            "".join(f"{b.class_id} {b.cx:.6f} {b.cy:.6f} {b.w:.6f} {b.h:.6f}\n" for b in boxes))
+            "".join(f"{b.class_id} {b.cx:.6f} {b.cy:.6f} {b.w:.6f} {b.h:.6f}\n" for b in boxes)
+        )
         total_boxes += len(boxes)
         used.update(items[i].image for i in (*group, *bg_idx))
     return CompositeSet(out_images, out_labels, n, total_boxes, tuple(sorted(used)))
 
 
-def build_wideview(dataset_dir: Path, out_dir: Path, n: int | None = None, seed: int = 0,
-                   spec: CompositeSpec = CompositeSpec()) -> WideViewSet:
+def build_wideview(
+    dataset_dir: Path,
+    out_dir: Path,
+    n: int | None = None,
+    seed: int = 0,
+    spec: CompositeSpec = CompositeSpec(),
+) -> WideViewSet:
     """Generate the wide-view evaluation set from the TEST split of ``dataset_dir`` only.
 
     Writes ``out_dir/images/test``, ``out_dir/labels/test`` and ``out_dir/data.yaml`` (absolute
@@ -206,14 +240,21 @@ def build_wideview(dataset_dir: Path, out_dir: Path, n: int | None = None, seed:
     dataset_dir, out_dir = Path(dataset_dir).resolve(), Path(out_dir).resolve()
     names = dict(enumerate(read_layout(dataset_dir).names))
     items = read_split(dataset_dir, "test")
-    comp = build_composites(items, out_dir / "images" / "test", out_dir / "labels" / "test",
-                            n=n, seed=seed, spec=spec)
-    data = {"path": str(out_dir), "train": "images/test", "val": "images/test",
-            "test": "images/test", "names": names}
+    comp = build_composites(
+        items, out_dir / "images" / "test", out_dir / "labels" / "test", n=n, seed=seed, spec=spec
+    )
+    data = {
+        "path": str(out_dir),
+        "train": "images/test",
+        "val": "images/test",
+        "test": "images/test",
+        "names": names,
+    }
     data_yaml = out_dir / "data.yaml"
     data_yaml.write_text(
         f"# Wide-view evaluation set generated by `python -m core wideview` from the test split\n"
         f"# of {dataset_dir} (seed {seed}, {comp.images} canvases {spec.width}x{spec.height}).\n"
         "# Evaluation only: train/val point at the same images because Ultralytics needs them.\n"
-        + yaml.safe_dump(data, sort_keys=False))
+        + yaml.safe_dump(data, sort_keys=False)
+    )
     return WideViewSet(data_yaml, comp)

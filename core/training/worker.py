@@ -46,21 +46,27 @@ def _apply_recipe(args: dict[str, Any], run: runs.Run) -> dict[str, Any]:
         return args
     recipe = RECIPES[name]
     data = recipe.prepare(Path(args["data"]), run.run_dir / "recipe")
-    return {**args, **recipe.train_overrides, **{k: args[k] for k in explicit if k in args},
-            "data": str(data)}
+    return {
+        **args,
+        **recipe.train_overrides,
+        **{k: args[k] for k in explicit if k in args},
+        "data": str(data),
+    }
 
 
 def _epoch_callback(store: Store, run_id: int) -> Any:
     def on_fit_epoch_end(trainer: Any) -> None:
         run = runs.get_run(store, run_id)
         store.runs.set(run_id, best=runs.best_scores(runs.read_metrics(run)))
+
     return on_fit_epoch_end
 
 
 def _failure_message(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return ("The disk is full: training stopped while writing. Free some space and resume "
-                "the run.")
+        return (
+            "The disk is full: training stopped while writing. Free some space and resume the run."
+        )
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[-1] if text else ''}"[:500]
 
@@ -93,16 +99,27 @@ def train(run_id: int) -> int:
             model.train(resume=True, device=args["device"])
         else:
             model.train(**args)
-        store.runs.set(run_id, only_if=("running",), status="finished", ended_at=now(),
-                       best=runs.best_scores(runs.read_metrics(run)), message="Finished.")
+        store.runs.set(
+            run_id,
+            only_if=("running",),
+            status="finished",
+            ended_at=now(),
+            best=runs.best_scores(runs.read_metrics(run)),
+            message="Finished.",
+        )
         code = 0
     except SystemExit:
         raise
     except BaseException as exc:  # every failure must reach the store, not only Exceptions
         traceback.print_exc()
-        store.runs.set(run_id, only_if=("running",), status="failed", ended_at=now(),
-                       message=_failure_message(exc),
-                       best=runs.best_scores(runs.read_metrics(run)))
+        store.runs.set(
+            run_id,
+            only_if=("running",),
+            status="failed",
+            ended_at=now(),
+            message=_failure_message(exc),
+            best=runs.best_scores(runs.read_metrics(run)),
+        )
         code = 1
     runs.start_next(store)
     return code

@@ -34,7 +34,8 @@ STATUS_COLOURS: dict[BoxStatus, tuple[int, int, int]] = {
 }
 # The same colours as hex, for charts (plotly) and page legends.
 STATUS_HEX: dict[BoxStatus, str] = {
-    s: "#{:02x}{:02x}{:02x}".format(*reversed(c)) for s, c in STATUS_COLOURS.items()}
+    s: "#{:02x}{:02x}{:02x}".format(*reversed(c)) for s, c in STATUS_COLOURS.items()
+}
 
 
 def status_from_roles(dets: Detections) -> np.ndarray:
@@ -48,20 +49,26 @@ def status_from_roles(dets: Detections) -> np.ndarray:
 def class_colour(name: str) -> tuple[int, int, int]:
     """BGR colour of a class name by its default role (for labels of a data set)."""
     role = default_role(name)
-    status = {Role.PROTECTED: BoxStatus.COMPLIANT,
-              Role.VIOLATION: BoxStatus.VIOLATING}.get(role, BoxStatus.CONTEXT)
+    status = {Role.PROTECTED: BoxStatus.COMPLIANT, Role.VIOLATION: BoxStatus.VIOLATING}.get(
+        role, BoxStatus.CONTEXT
+    )
     return STATUS_COLOURS[status]
 
 
 def _labels(dets: Detections) -> list[str]:
     ids = dets.tracker_id
-    return [f"{name}{f' #{int(ids[i])}' if ids is not None and ids[i] >= 0 else ''} {c:.2f}"
-            for i, (name, c) in enumerate(zip(dets.class_name, dets.confidence))]
+    return [
+        f"{name}{f' #{int(ids[i])}' if ids is not None and ids[i] >= 0 else ''} {c:.2f}"
+        for i, (name, c) in enumerate(zip(dets.class_name, dets.confidence))
+    ]
 
 
-def draw(image: np.ndarray, frame: FrameDetections | Detections,
-         status: Sequence[str] | np.ndarray | None = None,
-         mask_alpha: float = 0.35) -> np.ndarray:
+def draw(
+    image: np.ndarray,
+    frame: FrameDetections | Detections,
+    status: Sequence[str] | np.ndarray | None = None,
+    mask_alpha: float = 0.35,
+) -> np.ndarray:
     """A copy of ``image`` with each detection's mask, box and label drawn.
 
     ``status`` gives each box's :class:`BoxStatus` (default: by class role).
@@ -79,20 +86,29 @@ def draw(image: np.ndarray, frame: FrameDetections | Detections,
             if poly is not None and len(poly) >= 3:
                 cv2.fillPoly(overlay, [poly.astype(np.int32)], colour)
         out = cv2.addWeighted(overlay, mask_alpha, out, 1 - mask_alpha, 0)
-    for (x1, y1, x2, y2), colour, text in zip(np.round(dets.xyxy).astype(int), colours,
-                                               _labels(dets)):
+    for (x1, y1, x2, y2), colour, text in zip(
+        np.round(dets.xyxy).astype(int), colours, _labels(dets)
+    ):
         cv2.rectangle(out, (int(x1), int(y1)), (int(x2), int(y2)), colour, thick)
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, 1)
         ty = int(y1) - 4 if y1 - th - base - 4 > 0 else int(y1) + th + base + 4
-        cv2.rectangle(out, (int(x1), ty - th - base), (int(x1) + tw + 4, ty + base - 2),
-                      colour, -1)
-        cv2.putText(out, text, (int(x1) + 2, ty - 2), cv2.FONT_HERSHEY_SIMPLEX, font,
-                    (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.rectangle(out, (int(x1), ty - th - base), (int(x1) + tw + 4, ty + base - 2), colour, -1)
+        cv2.putText(
+            out,
+            text,
+            (int(x1) + 2, ty - 2),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            font,
+            (255, 255, 255),
+            1,
+            cv2.LINE_AA,
+        )
     return out
 
 
-def crop(image: np.ndarray, box: tuple[float, float, float, float],
-         pad: float = 0.15) -> np.ndarray:
+def crop(
+    image: np.ndarray, box: tuple[float, float, float, float], pad: float = 0.15
+) -> np.ndarray:
     """A padded crop of ``box`` (e.g. the offending hand), clipped to the image."""
     h, w = image.shape[:2]
     x1, y1, x2, y2 = box

@@ -20,8 +20,9 @@ _ROLE_DTYPE = "<U9"  # "protected" is the longest role
 def _column(values: object, dtype: object, n: int | None, name: str) -> np.ndarray:
     arr = np.asarray(values, dtype=dtype)  # type: ignore[call-overload]
     if arr.ndim != 1 or (n is not None and len(arr) != n):
-        raise ValueError(f"Detections.{name} must have one value per box ({n}), "
-                         f"got shape {arr.shape}.")
+        raise ValueError(
+            f"Detections.{name} must have one value per box ({n}), got shape {arr.shape}."
+        )
     return arr
 
 
@@ -43,24 +44,29 @@ class Detections:
     polygons: np.ndarray | Sequence[np.ndarray | None] | None = None  # (K, 2) outlines
 
     def __post_init__(self) -> None:
-        xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4) \
-            if np.size(self.xyxy) else np.zeros((0, 4), np.float32)
+        xyxy = (
+            np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
+            if np.size(self.xyxy)
+            else np.zeros((0, 4), np.float32)
+        )
         n = len(xyxy)
         object.__setattr__(self, "xyxy", xyxy)
-        object.__setattr__(self, "confidence",
-                           _column(self.confidence, np.float32, n, "confidence"))
+        object.__setattr__(
+            self, "confidence", _column(self.confidence, np.float32, n, "confidence")
+        )
         object.__setattr__(self, "class_id", _column(self.class_id, np.int64, n, "class_id"))
-        object.__setattr__(self, "class_name", _column(self.class_name, object, n,
-                                                       "class_name"))
+        object.__setattr__(self, "class_name", _column(self.class_name, object, n, "class_name"))
         object.__setattr__(self, "role", _column(self.role, _ROLE_DTYPE, n, "role"))
         if self.tracker_id is not None:
-            object.__setattr__(self, "tracker_id",
-                               _column(self.tracker_id, np.int64, n, "tracker_id"))
+            object.__setattr__(
+                self, "tracker_id", _column(self.tracker_id, np.int64, n, "tracker_id")
+            )
         if self.polygons is not None:
             polys = np.empty(n, dtype=object)
             if len(self.polygons) != n:
-                raise ValueError(f"Detections.polygons must have {n} entries, "
-                                 f"got {len(self.polygons)}.")
+                raise ValueError(
+                    f"Detections.polygons must have {n} entries, got {len(self.polygons)}."
+                )
             polys[:] = list(self.polygons)
             object.__setattr__(self, "polygons", polys)
         bad = (xyxy[:, 2] < xyxy[:, 0]) | (xyxy[:, 3] < xyxy[:, 1])
@@ -71,24 +77,39 @@ class Detections:
     @classmethod
     def empty(cls, tracked: bool = False) -> Detections:
         """No detections (with an empty ``tracker_id`` column when ``tracked``)."""
-        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
-                   np.zeros(0, np.int64), np.zeros(0, object), np.zeros(0, _ROLE_DTYPE),
-                   np.zeros(0, np.int64) if tracked else None)
+        return cls(
+            np.zeros((0, 4), np.float32),
+            np.zeros(0, np.float32),
+            np.zeros(0, np.int64),
+            np.zeros(0, object),
+            np.zeros(0, _ROLE_DTYPE),
+            np.zeros(0, np.int64) if tracked else None,
+        )
 
     @classmethod
-    def from_arrays(cls, xyxy: np.ndarray, confidence: np.ndarray, class_id: np.ndarray,
-                    names: Mapping[int, str], roles: Mapping[int, Role],
-                    tracker_id: np.ndarray | None = None,
-                    polygons: Sequence[np.ndarray] | None = None) -> Detections:
+    def from_arrays(
+        cls,
+        xyxy: np.ndarray,
+        confidence: np.ndarray,
+        class_id: np.ndarray,
+        names: Mapping[int, str],
+        roles: Mapping[int, Role],
+        tracker_id: np.ndarray | None = None,
+        polygons: Sequence[np.ndarray] | None = None,
+    ) -> Detections:
         """Detections of a model whose classes are ``names`` with ``roles``."""
         class_id = np.asarray(class_id, dtype=np.int64)
         name_of = np.vectorize(lambda c: names.get(int(c), str(c)), otypes=[object])
-        role_of = np.vectorize(lambda c: str(roles.get(int(c), Role.CONTEXT)),
-                               otypes=[_ROLE_DTYPE])
-        return cls(xyxy, confidence, class_id,
-                   name_of(class_id) if len(class_id) else np.zeros(0, object),
-                   role_of(class_id) if len(class_id) else np.zeros(0, _ROLE_DTYPE),
-                   tracker_id, None if polygons is None else list(polygons))
+        role_of = np.vectorize(lambda c: str(roles.get(int(c), Role.CONTEXT)), otypes=[_ROLE_DTYPE])
+        return cls(
+            xyxy,
+            confidence,
+            class_id,
+            name_of(class_id) if len(class_id) else np.zeros(0, object),
+            role_of(class_id) if len(class_id) else np.zeros(0, _ROLE_DTYPE),
+            tracker_id,
+            None if polygons is None else list(polygons),
+        )
 
     @classmethod
     def merge(cls, parts: Sequence[Detections]) -> Detections:
@@ -105,9 +126,13 @@ class Detections:
             np.concatenate([p.class_name for p in parts]),
             np.concatenate([p.role for p in parts]),
             np.concatenate([p.tracker_id for p in parts if p.tracker_id is not None])
-            if tracked else None,
-            np.concatenate([np.asarray(p.polygons, dtype=object) for p in parts
-                            if p.polygons is not None]) if with_polys else None,
+            if tracked
+            else None,
+            np.concatenate(
+                [np.asarray(p.polygons, dtype=object) for p in parts if p.polygons is not None]
+            )
+            if with_polys
+            else None,
         )
 
     # -- selection ---------------------------------------------------------------------------
@@ -119,10 +144,14 @@ class Detections:
         if isinstance(index, (int, np.integer)):
             index = [int(index)]
         return Detections(
-            self.xyxy[index], self.confidence[index], self.class_id[index],
-            self.class_name[index], self.role[index],
+            self.xyxy[index],
+            self.confidence[index],
+            self.class_id[index],
+            self.class_name[index],
+            self.role[index],
             None if self.tracker_id is None else self.tracker_id[index],
-            None if self.polygons is None else np.asarray(self.polygons, dtype=object)[index])
+            None if self.polygons is None else np.asarray(self.polygons, dtype=object)[index],
+        )
 
     def with_role(self, role: Role) -> np.ndarray:
         """Boolean mask of the detections with ``role``."""
@@ -156,8 +185,9 @@ class Detections:
         if self.polygons is not None:
             offset = np.array([dx, dy], np.float32)
             polys = [p + offset if p is not None else None for p in self.polygons]
-        return replace(self, xyxy=self.xyxy + np.array([dx, dy, dx, dy], np.float32),
-                       polygons=polys)
+        return replace(
+            self, xyxy=self.xyxy + np.array([dx, dy, dx, dy], np.float32), polygons=polys
+        )
 
     def with_tracker_ids(self, tracker_id: np.ndarray | None) -> Detections:
         return replace(self, tracker_id=tracker_id)

@@ -45,8 +45,12 @@ class InferenceParams:
     classes: tuple[int, ...] | None = None  # None: all classes
 
     def as_dict(self) -> dict[str, Any]:
-        return {"conf": self.conf, "iou": self.iou, "imgsz": self.imgsz,
-                "classes": list(self.classes) if self.classes is not None else None}
+        return {
+            "conf": self.conf,
+            "iou": self.iou,
+            "imgsz": self.imgsz,
+            "classes": list(self.classes) if self.classes is not None else None,
+        }
 
 
 @dataclass(frozen=True)
@@ -110,10 +114,15 @@ def load_yolo(path: Path, task: str | None = None) -> Any:
     except Exception as exc:  # torch / onnx raise many unrelated types for a bad file
         # Ultralytics' own messages are multi-line and suggest downloading a model, which
         # cannot happen here: keep them for the log, tell the user one sentence.
-        log.warning("%s could not be loaded: %s: %s", path.name, type(exc).__name__,
-                    str(exc).splitlines()[0] if str(exc) else "")
-        raise ModelError(f"{path.name} is not a usable YOLO model file (damaged, truncated or "
-                         "of another kind).") from exc
+        log.warning(
+            "%s could not be loaded: %s: %s",
+            path.name,
+            type(exc).__name__,
+            str(exc).splitlines()[0] if str(exc) else "",
+        )
+        raise ModelError(
+            f"{path.name} is not a usable YOLO model file (damaged, truncated or of another kind)."
+        ) from exc
     if model.task not in SUPPORTED_TASKS:
         raise ModelError(
             f"{path.name} is a '{model.task}' model; GloveWatch needs a detection or "
@@ -132,8 +141,9 @@ def export_model(weights: Path | str, backend: str, imgsz: int = 640) -> Path:
     if backend not in BACKENDS:
         raise ModelError(f"Unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}.")
     out_dir = settings().exports_dir / f"{file_sha256(weights)[:16]}-{imgsz}"
-    target = out_dir / (f"{weights.stem}.onnx" if backend == "onnx"
-                        else f"{weights.stem}_openvino_model")
+    target = out_dir / (
+        f"{weights.stem}.onnx" if backend == "onnx" else f"{weights.stem}_openvino_model"
+    )
     if target.exists():
         return target
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -143,20 +153,27 @@ def export_model(weights: Path | str, backend: str, imgsz: int = 640) -> Path:
     model = load_yolo(local)
     fmt = "onnx" if backend == "onnx" else "openvino"
     try:
-        exported = Path(model.export(format=fmt, imgsz=imgsz, dynamic=False, half=False,
-                                     verbose=False))
+        exported = Path(
+            model.export(format=fmt, imgsz=imgsz, dynamic=False, half=False, verbose=False)
+        )
     except Exception as exc:
         log.warning("export of %s to %s failed: %s", weights.name, backend, exc)
-        raise ModelError(f"Export of {weights.name} to {backend} failed; use the PyTorch "
-                         "backend for this model.") from exc
+        raise ModelError(
+            f"Export of {weights.name} to {backend} failed; use the PyTorch backend for this model."
+        ) from exc
     return exported
 
 
 class Detector:
     """One model instance. Use from one thread at a time (see :class:`DetectorPool`)."""
 
-    def __init__(self, weights: Path | str, backend: str = "pytorch", imgsz: int = 640,
-                 roles: Mapping[str, Role | str] | None = None):
+    def __init__(
+        self,
+        weights: Path | str,
+        backend: str = "pytorch",
+        imgsz: int = 640,
+        roles: Mapping[str, Role | str] | None = None,
+    ):
         weights = Path(weights)
         source_backend = backend_of(weights)
         if backend != source_backend and source_backend != "pytorch":
@@ -171,10 +188,16 @@ class Detector:
         if roles is None:  # per-model overrides travel in the weights' model card
             card = read_card(weights)
             roles = card.roles if card else None
-        self.info = ModelInfo(path=weights, name=weights.name, task=self._model.task,
-                              names=names, sha256=file_sha256(weights), backend=backend,
-                              roles=ClassRoles.from_names(names, roles),
-                              train_imgsz=_train_imgsz(self._model))
+        self.info = ModelInfo(
+            path=weights,
+            name=weights.name,
+            task=self._model.task,
+            names=names,
+            sha256=file_sha256(weights),
+            backend=backend,
+            roles=ClassRoles.from_names(names, roles),
+            train_imgsz=_train_imgsz(self._model),
+        )
         self._role_of = {i: r for i, r in self.info.roles.roles.items()}
 
     @property
@@ -195,18 +218,28 @@ class Detector:
         import torch
 
         want = settings().torch_threads or (
-            (os.cpu_count() or 1) if self.info.backend == "pytorch" else 1)
+            (os.cpu_count() or 1) if self.info.backend == "pytorch" else 1
+        )
         if torch.get_num_threads() != want:
             torch.set_num_threads(want)
 
-    def detect(self, image: np.ndarray, params: InferenceParams | None = None,
-               track: bool = False, tracker: str = "bytetrack.yaml") -> FrameDetections:
+    def detect(
+        self,
+        image: np.ndarray,
+        params: InferenceParams | None = None,
+        track: bool = False,
+        tracker: str = "bytetrack.yaml",
+    ) -> FrameDetections:
         """Detect (or, with ``track``, detect and track) objects in one BGR image."""
         params = params or InferenceParams(imgsz=self.imgsz)
         self._set_threads()
-        kwargs = dict(conf=params.conf, iou=params.iou, imgsz=params.imgsz,
-                      classes=list(params.classes) if params.classes is not None else None,
-                      verbose=False)
+        kwargs = dict(
+            conf=params.conf,
+            iou=params.iou,
+            imgsz=params.imgsz,
+            classes=list(params.classes) if params.classes is not None else None,
+            verbose=False,
+        )
         t0 = time.perf_counter()
         if track:
             res = self._model.track(image, persist=True, tracker=tracker, **kwargs)[0]
@@ -216,8 +249,9 @@ class Detector:
         h, w = image.shape[:2]
         return FrameDetections(self._convert(res, tracked=track), (h, w), ms)
 
-    def detect_batch(self, images: Sequence[np.ndarray], params: InferenceParams | None = None
-                     ) -> list[FrameDetections]:
+    def detect_batch(
+        self, images: Sequence[np.ndarray], params: InferenceParams | None = None
+    ) -> list[FrameDetections]:
         """Detect objects in several BGR images (e.g. the newest frame of several cameras)
         with one predict call: Ultralytics runs them as one batch (a fixed-batch export runs
         them one by one inside that call). Each result's ``inference_ms`` is its share."""
@@ -227,13 +261,18 @@ class Detector:
         self._set_threads()
         t0 = time.perf_counter()
         results = self._model.predict(
-            list(images), conf=params.conf, iou=params.iou, imgsz=params.imgsz,
+            list(images),
+            conf=params.conf,
+            iou=params.iou,
+            imgsz=params.imgsz,
             classes=list(params.classes) if params.classes is not None else None,
-            verbose=False)
+            verbose=False,
+        )
         ms = (time.perf_counter() - t0) * 1000 / len(images)
-        return [FrameDetections(self._convert(res, tracked=False),
-                                (image.shape[0], image.shape[1]), ms)
-                for res, image in zip(results, images)]
+        return [
+            FrameDetections(self._convert(res, tracked=False), (image.shape[0], image.shape[1]), ms)
+            for res, image in zip(results, images)
+        ]
 
     def reset_tracker(self) -> None:
         """Forget track ids (call between unrelated videos or streams)."""
@@ -247,12 +286,20 @@ class Detector:
             return Detections.empty(tracked=tracked)
         ids = None
         if tracked:
-            ids = (boxes.id.cpu().numpy().astype(np.int64) if boxes.id is not None
-                   else np.full(len(boxes), -1, np.int64))
+            ids = (
+                boxes.id.cpu().numpy().astype(np.int64)
+                if boxes.id is not None
+                else np.full(len(boxes), -1, np.int64)
+            )
         return Detections.from_arrays(
-            boxes.xyxy.cpu().numpy(), boxes.conf.cpu().numpy(),
-            boxes.cls.cpu().numpy().astype(np.int64), self.info.names, self._role_of,
-            tracker_id=ids, polygons=res.masks.xy if res.masks is not None else None)
+            boxes.xyxy.cpu().numpy(),
+            boxes.conf.cpu().numpy(),
+            boxes.cls.cpu().numpy().astype(np.int64),
+            self.info.names,
+            self._role_of,
+            tracker_id=ids,
+            polygons=res.masks.xy if res.masks is not None else None,
+        )
 
 
 class DetectorPool:
@@ -263,8 +310,13 @@ class DetectorPool:
         self._free: dict[tuple[Any, ...], list[Detector]] = defaultdict(list)
 
     @contextmanager
-    def acquire(self, weights: Path | str, backend: str = "pytorch", imgsz: int = 640,
-                roles: Mapping[str, Role | str] | None = None) -> Iterator[Detector]:
+    def acquire(
+        self,
+        weights: Path | str,
+        backend: str = "pytorch",
+        imgsz: int = 640,
+        roles: Mapping[str, Role | str] | None = None,
+    ) -> Iterator[Detector]:
         """Borrow a detector for ``weights``; it goes back to the pool afterwards."""
         path = Path(weights).resolve()
         stamp = path.stat().st_mtime_ns if path.exists() else 0

@@ -62,13 +62,19 @@ class EvalResult:
     def describe(self) -> str:
         """Where the score comes from, for captions: data set, split, images, size."""
         mode = f", tiles {self.tiles}" if self.tiles else ""
-        return (f"{Path(self.data).parent.name or self.data} {self.split} split "
-                f"({self.images} images, imgsz {self.imgsz}{mode})")
+        return (
+            f"{Path(self.data).parent.name or self.data} {self.split} split "
+            f"({self.images} images, imgsz {self.imgsz}{mode})"
+        )
 
 
-def match_predictions(pred_xyxy: np.ndarray, pred_cls: np.ndarray, true_xyxy: np.ndarray,
-                      true_cls: np.ndarray, thresholds: np.ndarray = IOU_THRESHOLDS
-                      ) -> np.ndarray:
+def match_predictions(
+    pred_xyxy: np.ndarray,
+    pred_cls: np.ndarray,
+    true_xyxy: np.ndarray,
+    true_cls: np.ndarray,
+    thresholds: np.ndarray = IOU_THRESHOLDS,
+) -> np.ndarray:
     """(N predictions x T thresholds) true-positive flags; predictions must be ordered by
     descending confidence. Greedy and one-to-one per threshold, as Ultralytics' validator."""
     correct = np.zeros((len(pred_xyxy), len(thresholds)), dtype=bool)
@@ -84,14 +90,22 @@ def match_predictions(pred_xyxy: np.ndarray, pred_cls: np.ndarray, true_xyxy: np
     return correct
 
 
-def confusion_update(matrix: np.ndarray, pred_xyxy: np.ndarray, pred_cls: np.ndarray,
-                     true_xyxy: np.ndarray, true_cls: np.ndarray,
-                     iou_thres: float = CONFUSION_IOU) -> None:
+def confusion_update(
+    matrix: np.ndarray,
+    pred_xyxy: np.ndarray,
+    pred_cls: np.ndarray,
+    true_xyxy: np.ndarray,
+    true_cls: np.ndarray,
+    iou_thres: float = CONFUSION_IOU,
+) -> None:
     """Add one image to a confusion matrix (rows predicted, columns true, last = background):
     class-agnostic greedy matching so that a glove called a hand counts as that confusion."""
     bg = matrix.shape[0] - 1
-    iou = box_iou(pred_xyxy, true_xyxy) if len(pred_xyxy) and len(true_xyxy) else \
-        np.zeros((len(pred_xyxy), len(true_xyxy)))
+    iou = (
+        box_iou(pred_xyxy, true_xyxy)
+        if len(pred_xyxy) and len(true_xyxy)
+        else np.zeros((len(pred_xyxy), len(true_xyxy)))
+    )
     taken = np.zeros(len(true_xyxy), dtype=bool)
     for i in range(len(pred_xyxy)):  # predictions arrive most confident first
         cand = np.where(taken, -1.0, iou[i]) if len(true_xyxy) else np.zeros(0)
@@ -105,17 +119,29 @@ def confusion_update(matrix: np.ndarray, pred_xyxy: np.ndarray, pred_cls: np.nda
         matrix[bg, int(true_cls[miss])] += 1
 
 
-def _ultralytics_val(weights: Path | str, layout: Layout, split: str, imgsz: int | None,
-                     conf: float, iou: float) -> tuple[dict[str, float], dict[str, float]]:
+def _ultralytics_val(
+    weights: Path | str, layout: Layout, split: str, imgsz: int | None, conf: float, iou: float
+) -> tuple[dict[str, float], dict[str, float]]:
     """Per-class AP50 and AP50-95 from Ultralytics' validator (offline, no plots)."""
-    with tempfile.TemporaryDirectory(prefix="gw-eval-") as tmp, \
-            DETECTORS.acquire(weights) as det:
+    with tempfile.TemporaryDirectory(prefix="gw-eval-") as tmp, DETECTORS.acquire(weights) as det:
         data_yaml = write_data_yaml(layout, Path(tmp) / "data.yaml")
         size = imgsz or det.info.train_imgsz or 640
         try:
-            m = det.yolo.val(data=str(data_yaml), split=split, imgsz=size, batch=16, conf=conf,
-                             iou=iou, plots=False, verbose=False, save_json=False,
-                             project=tmp, name="val", workers=0, device="cpu")
+            m = det.yolo.val(
+                data=str(data_yaml),
+                split=split,
+                imgsz=size,
+                batch=16,
+                conf=conf,
+                iou=iou,
+                plots=False,
+                verbose=False,
+                save_json=False,
+                project=tmp,
+                name="val",
+                workers=0,
+                device="cpu",
+            )
         except (FileNotFoundError, RuntimeError) as exc:
             raise ModelError(f"Evaluation failed: {str(exc).splitlines()[0]}") from exc
         names = det.info.names
@@ -125,9 +151,16 @@ def _ultralytics_val(weights: Path | str, layout: Layout, split: str, imgsz: int
     return per50, per5095
 
 
-def evaluate(weights: Path | str, data: Path | str, split: str = "test",
-             imgsz: int | None = None, tiles: TileSpec | None = None, conf: float = 0.001,
-             iou: float = 0.7, backend: str = "pytorch") -> EvalResult:
+def evaluate(
+    weights: Path | str,
+    data: Path | str,
+    split: str = "test",
+    imgsz: int | None = None,
+    tiles: TileSpec | None = None,
+    conf: float = 0.001,
+    iou: float = 0.7,
+    backend: str = "pytorch",
+) -> EvalResult:
     """Score ``weights`` on ``split`` of the data set ``data`` (folder or data.yaml).
 
     ``imgsz`` defaults to the size the model was trained at. Raises
@@ -142,8 +175,10 @@ def evaluate(weights: Path | str, data: Path | str, split: str = "test",
 
     model_classes = model_names(weights)
     if len(layout.names) != len(model_classes):
-        raise DatasetError(f"The model has {len(model_classes)} classes and the data set "
-                           f"{len(layout.names)}: it cannot be scored on this data set.")
+        raise DatasetError(
+            f"The model has {len(model_classes)} classes and the data set "
+            f"{len(layout.names)}: it cannot be scored on this data set."
+        )
     validated = None
     if tiles is None:
         validated = _ultralytics_val(weights, layout, split, imgsz, conf, iou)
@@ -153,8 +188,10 @@ def evaluate(weights: Path | str, data: Path | str, split: str = "test",
         names = dict(det.info.names)
         nc = len(names)
         if len(layout.names) != nc:
-            raise DatasetError(f"The model has {nc} classes and the data set "
-                               f"{len(layout.names)}: it cannot be scored on this data set.")
+            raise DatasetError(
+                f"The model has {nc} classes and the data set "
+                f"{len(layout.names)}: it cannot be scored on this data set."
+            )
         matrix = np.zeros((nc + 1, nc + 1), dtype=np.int64)
         tps, confs, pred_classes, targets = [], [], [], []
         total_ms = 0.0
@@ -183,21 +220,29 @@ def evaluate(weights: Path | str, data: Path | str, split: str = "test",
         target_cls = np.concatenate(targets) if targets else np.zeros(0, int)
         ap, classes = np.zeros((0, 10)), np.zeros(0, int)
         if len(tp):
-            res = ap_per_class(tp, np.concatenate(confs), np.concatenate(pred_classes),
-                               target_cls, names=names)
+            res = ap_per_class(
+                tp, np.concatenate(confs), np.concatenate(pred_classes), target_cls, names=names
+            )
             ap, classes = res[5], res[6]
         # Classes with labels but no predictions score 0, as in Ultralytics' validator.
         labelled = [int(c) for c in np.unique(target_cls)]
         ap_by_class = {int(c): ap[i] for i, c in enumerate(classes)}
-        per50 = {names[c]: float(ap_by_class[c][0]) if c in ap_by_class else 0.0
-                 for c in labelled}
-        per5095 = {names[c]: float(ap_by_class[c].mean()) if c in ap_by_class else 0.0
-                   for c in labelled}
+        per50 = {names[c]: float(ap_by_class[c][0]) if c in ap_by_class else 0.0 for c in labelled}
+        per5095 = {
+            names[c]: float(ap_by_class[c].mean()) if c in ap_by_class else 0.0 for c in labelled
+        }
     return EvalResult(
-        weights=str(weights), data=str(layout.yaml_path), split=split, imgsz=size,
-        tiles=tiles.to_text() if tiles else None, images=len(items),
+        weights=str(weights),
+        data=str(layout.yaml_path),
+        split=split,
+        imgsz=size,
+        tiles=tiles.to_text() if tiles else None,
+        images=len(items),
         map50=float(np.mean(list(per50.values()))) if per50 else 0.0,
         map50_95=float(np.mean(list(per5095.values()))) if per5095 else 0.0,
-        per_class_ap50=per50, per_class_ap50_95=per5095,
-        ms_per_image=total_ms / max(len(items), 1), confusion=matrix.tolist(),
-        confusion_labels=[names[i] for i in sorted(names)] + ["background"])
+        per_class_ap50=per50,
+        per_class_ap50_95=per5095,
+        ms_per_image=total_ms / max(len(items), 1),
+        confusion=matrix.tolist(),
+        confusion_labels=[names[i] for i in sorted(names)] + ["background"],
+    )

@@ -26,13 +26,19 @@ class ModelCard:
     roles: dict[str, str] = field(default_factory=dict)  # class name -> role override
     notes: str = ""
 
-
     def score_source(self) -> str:
         """Where the scores come from, e.g. 'gloves test split (268 images, imgsz 640)'."""
-        extra = ", ".join(p for p in (f"{self.images} images" if self.images else "",
-                                      f"imgsz {self.imgsz}" if self.imgsz else "") if p)
+        extra = ", ".join(
+            p
+            for p in (
+                f"{self.images} images" if self.images else "",
+                f"imgsz {self.imgsz}" if self.imgsz else "",
+            )
+            if p
+        )
         return f"{self.data or 'unknown data set'} {self.split} split" + (
-            f" ({extra})" if extra else "")
+            f" ({extra})" if extra else ""
+        )
 
 
 def card_path(weights: Path) -> Path:

@@ -20,10 +20,26 @@ class Role(StrEnum):
     CONTEXT = "context"  # head, person, anything else
 
 
-_PROTECTED_NAMES = {"glove", "gloves", "gloved_hand", "glove_blue", "glove_white",
-                    "glove_steel", "glove_steel_b"}
-_VIOLATION_NAMES = {"hand", "hands", "no_glove", "no-glove", "bare_hand", "bare-hand",
-                    "bare hand", "nogloves", "no_gloves"}
+_PROTECTED_NAMES = {
+    "glove",
+    "gloves",
+    "gloved_hand",
+    "glove_blue",
+    "glove_white",
+    "glove_steel",
+    "glove_steel_b",
+}
+_VIOLATION_NAMES = {
+    "hand",
+    "hands",
+    "no_glove",
+    "no-glove",
+    "bare_hand",
+    "bare-hand",
+    "bare hand",
+    "nogloves",
+    "no_gloves",
+}
 
 
 def default_role(name: str) -> Role:
@@ -44,8 +60,9 @@ class ClassRoles:
     roles: Mapping[int, Role]
 
     @classmethod
-    def from_names(cls, names: Mapping[int, str],
-                   overrides: Mapping[str, Role | str] | None = None) -> ClassRoles:
+    def from_names(
+        cls, names: Mapping[int, str], overrides: Mapping[str, Role | str] | None = None
+    ) -> ClassRoles:
         """Roles from class names, with optional overrides keyed by class name."""
         fixed = {k: Role(v) for k, v in (overrides or {}).items()}
         roles = {i: fixed.get(n, default_role(n)) for i, n in names.items()}

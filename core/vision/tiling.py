@@ -53,8 +53,10 @@ class TileSpec:
             size = int(parts[0])
             overlap = float(parts[1]) if len(parts) > 1 and parts[1] else cls.overlap
         except ValueError as exc:
-            raise TilingError(f"Bad tiles value '{text}': expected "
-                              "SIZE[:OVERLAP[:nms|wbf[:full|nofull]]], e.g. 640:0.25") from exc
+            raise TilingError(
+                f"Bad tiles value '{text}': expected "
+                "SIZE[:OVERLAP[:nms|wbf[:full|nofull]]], e.g. 640:0.25"
+            ) from exc
         merge = parts[2] if len(parts) > 2 and parts[2] else cls.merge
         full = parts[3] if len(parts) > 3 else "full"
         if full not in ("full", "nofull"):
@@ -72,8 +74,11 @@ def tile_windows(height: int, width: int, spec: TileSpec) -> list[tuple[int, int
         step = max(1, int(spec.size * (1 - spec.overlap)))
         return [*range(0, length - spec.size, step), length - spec.size]
 
-    return [(x, y, min(x + spec.size, width), min(y + spec.size, height))
-            for y in starts(height) for x in starts(width)]
+    return [
+        (x, y, min(x + spec.size, width), min(y + spec.size, height))
+        for y in starts(height)
+        for x in starts(width)
+    ]
 
 
 def merge_detections(dets: Detections, iou: float = 0.5, method: str = "nms") -> Detections:
@@ -107,19 +112,28 @@ def merge_detections(dets: Detections, iou: float = 0.5, method: str = "nms") ->
     return replace(out, xyxy=fused[keep]) if method == "wbf" else out
 
 
-def _cut_by_inner_edge(xyxy: np.ndarray, window: tuple[int, int, int, int],
-                       shape: tuple[int, int]) -> np.ndarray:
+def _cut_by_inner_edge(
+    xyxy: np.ndarray, window: tuple[int, int, int, int], shape: tuple[int, int]
+) -> np.ndarray:
     """Mask of boxes (tile coordinates) touching a tile edge that is not the frame's edge."""
     wx1, wy1, wx2, wy2 = window
     h, w = shape
     m = 2.0
     x1, y1, x2, y2 = xyxy.T
-    return (((wx1 > 0) & (x1 <= m)) | ((wy1 > 0) & (y1 <= m))
-            | ((wx2 < w) & (x2 >= wx2 - wx1 - m)) | ((wy2 < h) & (y2 >= wy2 - wy1 - m)))
+    return (
+        ((wx1 > 0) & (x1 <= m))
+        | ((wy1 > 0) & (y1 <= m))
+        | ((wx2 < w) & (x2 >= wx2 - wx1 - m))
+        | ((wy2 < h) & (y2 >= wy2 - wy1 - m))
+    )
 
 
-def detect_tiled(detector: Detector, image: np.ndarray, params: InferenceParams | None = None,
-                 tiles: TileSpec | None = None) -> FrameDetections:
+def detect_tiled(
+    detector: Detector,
+    image: np.ndarray,
+    params: InferenceParams | None = None,
+    tiles: TileSpec | None = None,
+) -> FrameDetections:
     """Detect on overlapping tiles of ``image`` (BGR) and merge, plus a full-frame pass.
 
     With the full-frame pass on, a tile detection cut by an inner tile edge is dropped: an

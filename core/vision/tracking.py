@@ -52,8 +52,11 @@ class DetectionTracker:
         from ultralytics.engine.results import Boxes
 
         d = frame.detections
-        data = np.concatenate([d.xyxy, d.confidence[:, None], d.class_id[:, None]],
-                              axis=1).astype(np.float32).reshape(-1, 6)
+        data = (
+            np.concatenate([d.xyxy, d.confidence[:, None], d.class_id[:, None]], axis=1)
+            .astype(np.float32)
+            .reshape(-1, 6)
+        )
         tracks = np.asarray(self._tracker.update(Boxes(data, frame.shape), image))
         if not len(tracks):
             kept = d[np.zeros(len(d), bool)].with_tracker_ids(np.zeros(0, np.int64))
@@ -69,8 +72,13 @@ TiledTracker = DetectionTracker  # its first use, kept under that name
 class VideoDetector:
     """Detects (and tracks) the frames of one video or stream, full-frame or tiled."""
 
-    def __init__(self, detector: Detector, params: InferenceParams,
-                 tiles: TileSpec | None = None, tracker: str = "bytetrack.yaml"):
+    def __init__(
+        self,
+        detector: Detector,
+        params: InferenceParams,
+        tiles: TileSpec | None = None,
+        tracker: str = "bytetrack.yaml",
+    ):
         self.detector, self.params, self.tiles, self.tracker = detector, params, tiles, tracker
         self._tiled_tracker = DetectionTracker(tracker) if tiles else None
 

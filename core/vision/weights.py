@@ -26,57 +26,59 @@ from core.errors import ModelError
 
 log = logging.getLogger(__name__)
 
-ALLOWED_GLOBALS: frozenset[str] = frozenset({
-    # PyTorch layers
-    "torch.nn.modules.activation.Hardsigmoid",
-    "torch.nn.modules.activation.ReLU",
-    "torch.nn.modules.activation.SiLU",
-    "torch.nn.modules.batchnorm.BatchNorm2d",
-    "torch.nn.modules.container.ModuleList",
-    "torch.nn.modules.container.Sequential",
-    "torch.nn.modules.conv.Conv2d",
-    "torch.nn.modules.conv.ConvTranspose2d",
-    "torch.nn.modules.linear.Identity",
-    "torch.nn.modules.linear.Linear",
-    "torch.nn.modules.normalization.GroupNorm",
-    "torch.nn.modules.pooling.AdaptiveAvgPool2d",
-    "torch.nn.modules.pooling.MaxPool2d",
-    "torch.nn.modules.upsampling.Upsample",
-    "torchvision.ops.deform_conv.DeformConv2d",
-    # Ultralytics YOLO11 detect / segment
-    "ultralytics.nn.modules.block.Attention",
-    "ultralytics.nn.modules.block.Bottleneck",
-    "ultralytics.nn.modules.block.C2PSA",
-    "ultralytics.nn.modules.block.C3k",
-    "ultralytics.nn.modules.block.C3k2",
-    "ultralytics.nn.modules.block.DFL",
-    "ultralytics.nn.modules.block.PSABlock",
-    "ultralytics.nn.modules.block.Proto",
-    "ultralytics.nn.modules.block.SPPF",
-    "ultralytics.nn.modules.conv.Concat",
-    "ultralytics.nn.modules.conv.Conv",
-    "ultralytics.nn.modules.conv.DWConv",
-    "ultralytics.nn.modules.head.Detect",
-    "ultralytics.nn.modules.head.Segment",
-    "ultralytics.nn.tasks.DetectionModel",
-    "ultralytics.nn.tasks.SegmentationModel",
-    # the project's variants (models/modules.py)
-    "models.modules.BottleneckSCConv",
-    "models.modules.C3k2_SCConv",
-    "models.modules.C3kSCConv",
-    "models.modules.CRU",
-    "models.modules.DyDetect",
-    "models.modules.DyHeadBlock",
-    "models.modules.DyReLU",
-    "models.modules.SCConv",
-    "models.modules.SRU",
-    # plain data some checkpoints keep in their training metrics
-    "numpy.dtype",
-    "numpy.core.multiarray.scalar",
-    "numpy._core.multiarray.scalar",
-    "numpy.dtypes.Float64DType",
-    "numpy.dtypes.Float32DType",
-})
+ALLOWED_GLOBALS: frozenset[str] = frozenset(
+    {
+        # PyTorch layers
+        "torch.nn.modules.activation.Hardsigmoid",
+        "torch.nn.modules.activation.ReLU",
+        "torch.nn.modules.activation.SiLU",
+        "torch.nn.modules.batchnorm.BatchNorm2d",
+        "torch.nn.modules.container.ModuleList",
+        "torch.nn.modules.container.Sequential",
+        "torch.nn.modules.conv.Conv2d",
+        "torch.nn.modules.conv.ConvTranspose2d",
+        "torch.nn.modules.linear.Identity",
+        "torch.nn.modules.linear.Linear",
+        "torch.nn.modules.normalization.GroupNorm",
+        "torch.nn.modules.pooling.AdaptiveAvgPool2d",
+        "torch.nn.modules.pooling.MaxPool2d",
+        "torch.nn.modules.upsampling.Upsample",
+        "torchvision.ops.deform_conv.DeformConv2d",
+        # Ultralytics YOLO11 detect / segment
+        "ultralytics.nn.modules.block.Attention",
+        "ultralytics.nn.modules.block.Bottleneck",
+        "ultralytics.nn.modules.block.C2PSA",
+        "ultralytics.nn.modules.block.C3k",
+        "ultralytics.nn.modules.block.C3k2",
+        "ultralytics.nn.modules.block.DFL",
+        "ultralytics.nn.modules.block.PSABlock",
+        "ultralytics.nn.modules.block.Proto",
+        "ultralytics.nn.modules.block.SPPF",
+        "ultralytics.nn.modules.conv.Concat",
+        "ultralytics.nn.modules.conv.Conv",
+        "ultralytics.nn.modules.conv.DWConv",
+        "ultralytics.nn.modules.head.Detect",
+        "ultralytics.nn.modules.head.Segment",
+        "ultralytics.nn.tasks.DetectionModel",
+        "ultralytics.nn.tasks.SegmentationModel",
+        # the project's variants (models/modules.py)
+        "models.modules.BottleneckSCConv",
+        "models.modules.C3k2_SCConv",
+        "models.modules.C3kSCConv",
+        "models.modules.CRU",
+        "models.modules.DyDetect",
+        "models.modules.DyHeadBlock",
+        "models.modules.DyReLU",
+        "models.modules.SCConv",
+        "models.modules.SRU",
+        # plain data some checkpoints keep in their training metrics
+        "numpy.dtype",
+        "numpy.core.multiarray.scalar",
+        "numpy._core.multiarray.scalar",
+        "numpy.dtypes.Float64DType",
+        "numpy.dtypes.Float32DType",
+    }
+)
 
 _LIBRARY_LAYERS = ("ultralytics.nn.modules.", "ultralytics.nn.tasks.", "torch.nn.modules.")
 _SELF_REGISTERED = ("models.modules.", "torchvision.ops.")
@@ -96,13 +98,16 @@ def referenced_globals(path: Path) -> set[str]:
     import torch
 
     if not zipfile.is_zipfile(path):
-        raise ModelError(f"{path.name} is not a PyTorch checkpoint archive (a plain pickle "
-                         "or another file type); it was not loaded.")
+        raise ModelError(
+            f"{path.name} is not a PyTorch checkpoint archive (a plain pickle "
+            "or another file type); it was not loaded."
+        )
     try:
         return set(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
     except Exception as exc:  # a damaged archive
-        raise ModelError(f"{path.name} is a damaged checkpoint archive; it was not loaded.") \
-            from exc
+        raise ModelError(
+            f"{path.name} is a damaged checkpoint archive; it was not loaded."
+        ) from exc
 
 
 def check_weights(path: Path | str) -> None:
@@ -120,14 +125,17 @@ def check_weights(path: Path | str) -> None:
         # layers of Ultralytics or PyTorch that detect/segment models do not use: a model of
         # another kind (classification, pose, oriented boxes ...), not a payload
         log.warning("refused %s: layers %s", path.name, ", ".join(unknown[:5]))
-        raise ModelError(f"{path.name} is a model of a kind GloveWatch does not use (it needs "
-                         "a YOLO detection or segmentation model of gloved and bare hands).")
+        raise ModelError(
+            f"{path.name} is a model of a kind GloveWatch does not use (it needs "
+            "a YOLO detection or segmentation model of gloved and bare hands)."
+        )
     if unknown:
         log.warning("refused %s: it references %s", path.name, ", ".join(unknown[:5]))
         raise ModelError(
             f"{path.name} was refused: it contains code or object types that YOLO weights "
             f"never hold ({unknown[0]}{' and more' if len(unknown) > 1 else ''}), and loading "
-            "it could run that code.")
+            "it could run that code."
+        )
     # Ultralytics' safe loader registers its own and torch.nn classes; the project's layers
     # and torchvision's deformable convolution (DyHead) are registered here.
     extra = [name for name in found if name.startswith(_SELF_REGISTERED)]
@@ -145,7 +153,8 @@ def allow_project_layers() -> None:
     import torch
 
     torch.serialization.add_safe_globals(
-        [_resolve(name) for name in sorted(ALLOWED_GLOBALS) if name.startswith(_SELF_REGISTERED)])
+        [_resolve(name) for name in sorted(ALLOWED_GLOBALS) if name.startswith(_SELF_REGISTERED)]
+    )
 
 
 def quarantine(path: Path, folder: Path) -> None:

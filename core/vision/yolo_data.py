@@ -28,8 +28,13 @@ from core.media import IMAGE_SUFFIXES
 
 SPLITS = ("train", "val", "test")
 # Split names as they appear in exports, mapped to the key Ultralytics uses.
-SPLIT_ALIASES = {"train": "train", "valid": "val", "val": "val", "validation": "val",
-                 "test": "test"}
+SPLIT_ALIASES = {
+    "train": "train",
+    "valid": "val",
+    "val": "val",
+    "validation": "val",
+    "test": "test",
+}
 MAX_YAML_BYTES = 1 << 20
 MAX_CLASSES = 1000
 MAX_NAME_CHARS = 100
@@ -40,9 +45,11 @@ class _NoAliasLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            raise DatasetError("The data.yaml uses YAML aliases ('*name'), which a data set "
-                               "file never needs; it was refused (alias bombs can exhaust "
-                               "memory).")
+            raise DatasetError(
+                "The data.yaml uses YAML aliases ('*name'), which a data set "
+                "file never needs; it was refused (alias bombs can exhaust "
+                "memory)."
+            )
         return super().compose_node(parent, index)
 
 
@@ -58,8 +65,12 @@ class YoloBox:
 
     def xyxy(self, width: int, height: int) -> tuple[float, float, float, float]:
         """The box in pixels of an image of ``width`` x ``height``."""
-        return ((self.cx - self.w / 2) * width, (self.cy - self.h / 2) * height,
-                (self.cx + self.w / 2) * width, (self.cy + self.h / 2) * height)
+        return (
+            (self.cx - self.w / 2) * width,
+            (self.cy - self.h / 2) * height,
+            (self.cx + self.w / 2) * width,
+            (self.cy + self.h / 2) * height,
+        )
 
 
 @dataclass(frozen=True)
@@ -73,8 +84,13 @@ class LabelShape:
     def to_box(self) -> YoloBox:
         """The shape's bounding box (a polygon's extent)."""
         (x1, y1), (x2, y2) = self.points.min(0), self.points.max(0)
-        return YoloBox(self.class_id, float((x1 + x2) / 2), float((y1 + y2) / 2),
-                       float(x2 - x1), float(y2 - y1))
+        return YoloBox(
+            self.class_id,
+            float((x1 + x2) / 2),
+            float((y1 + y2) / 2),
+            float(x2 - x1),
+            float(y2 - y1),
+        )
 
 
 class LabelLineError(ValueError):
@@ -143,8 +159,7 @@ def images_in(entry: Path) -> list[Path]:
     entry = Path(entry)
     if entry.is_file() and entry.suffix == ".txt":
         lines = [line.strip() for line in entry.read_text().splitlines() if line.strip()]
-        paths = [Path(line) if Path(line).is_absolute() else entry.parent / line
-                 for line in lines]
+        paths = [Path(line) if Path(line).is_absolute() else entry.parent / line for line in lines]
         return [p for p in paths if p.suffix.lower() in IMAGE_SUFFIXES]
     return sorted(p for p in entry.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
@@ -169,8 +184,7 @@ def load_yaml(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise DatasetError(f"Data set file not found: {path.name}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path.name} is not valid YAML ({str(exc).splitlines()[0]}).") \
-            from exc
+        raise DatasetError(f"{path.name} is not valid YAML ({str(exc).splitlines()[0]}).") from exc
     if not isinstance(raw, dict):
         raise DatasetError(f"{path.name} is not a YOLO data set description.")
     return raw
@@ -225,20 +239,28 @@ class Layout:
 
 def _inside(path: Path, root: Path, what: str) -> Path:
     if not path.resolve().is_relative_to(root.resolve()):
-        raise DatasetError(f"The data.yaml's {what} points outside the data set folder; only "
-                           "paths inside the imported folder are allowed.")
+        raise DatasetError(
+            f"The data.yaml's {what} points outside the data set folder; only "
+            "paths inside the imported folder are allowed."
+        )
     return path
 
 
 def find_yaml(folder: Path) -> Path:
     """The data.yaml of a data set folder (the shallowest ``data.yaml``/``dataset.yaml``)."""
-    candidates = sorted((p for p in folder.rglob("*.y*ml")
-                         if p.name in ("data.yaml", "dataset.yaml", "data.yml")
-                         or (p.parent == folder and p.suffix in (".yaml", ".yml"))),
-                        key=lambda p: (len(p.parts), p.name != "data.yaml"))
+    candidates = sorted(
+        (
+            p
+            for p in folder.rglob("*.y*ml")
+            if p.name in ("data.yaml", "dataset.yaml", "data.yml")
+            or (p.parent == folder and p.suffix in (".yaml", ".yml"))
+        ),
+        key=lambda p: (len(p.parts), p.name != "data.yaml"),
+    )
     if not candidates:
-        raise DatasetError(f"No data.yaml found in {folder.name}: a YOLO export needs one with "
-                           "the class names.")
+        raise DatasetError(
+            f"No data.yaml found in {folder.name}: a YOLO export needs one with the class names."
+        )
     return candidates[0]
 
 
@@ -290,8 +312,9 @@ def read_layout(source: Path | str, within: Path | None = None) -> Layout:
             if cand.is_dir():
                 splits[key] = [cand.resolve()]
                 break
-    return Layout(yaml_path=yaml_path, root=root if root.is_dir() else base, names=names,
-                  splits=splits)
+    return Layout(
+        yaml_path=yaml_path, root=root if root.is_dir() else base, names=names, splits=splits
+    )
 
 
 def write_data_yaml(layout: Layout, target: Path, comment: str = "") -> Path:
@@ -300,14 +323,20 @@ def write_data_yaml(layout: Layout, target: Path, comment: str = "") -> Path:
     (Ultralytics resolves a relative ``path`` against its own datasets folder, not against
     the yaml file.)
     """
+
     def entry(folders: list[Path]) -> str | list[str]:
         return str(folders[0]) if len(folders) == 1 else [str(f) for f in folders]
 
-    doc = {"path": str(layout.root), **{k: entry(v) for k, v in layout.splits.items()},
-           "names": dict(enumerate(layout.names))}
+    doc = {
+        "path": str(layout.root),
+        **{k: entry(v) for k, v in layout.splits.items()},
+        "names": dict(enumerate(layout.names)),
+    }
     target.parent.mkdir(parents=True, exist_ok=True)
-    head = "".join(f"# {line}\n" for line in (comment or "Written by GloveWatch: absolute "
-                                               "paths on purpose.").splitlines())
+    head = "".join(
+        f"# {line}\n"
+        for line in (comment or "Written by GloveWatch: absolute paths on purpose.").splitlines()
+    )
     target.write_text(head + yaml.safe_dump(doc, sort_keys=False))
     return target
 

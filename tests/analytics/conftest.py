@@ -32,19 +32,26 @@ class Recorded:
     episode_s: float  # each episode lasts 2 s (first to last sighting)
 
 
-def record_saw(store: Store, image_path, station: str = "Saw 01",
-               started: datetime = datetime(2026, 1, 5, 10, 0, 0), source: str = "camera 1"):
+def record_saw(
+    store: Store,
+    image_path,
+    station: str = "Saw 01",
+    started: datetime = datetime(2026, 1, 5, 10, 0, 0),
+    source: str = "camera 1",
+):
     """A gloved hand for 12 s with two bare-hand episodes: 2-4 s (warning) and 8-10 s (in the
     blade zone: critical)."""
     if current_rule(store, station).version == 0:
         save_rule(store, StationRule(station, zones=(BLADE,)), "ann")
     rule = current_rule(store, station)
     glove = hand("glove", GLOVE_BOX, 0.9, 2)
-    script = every(0.2, 0, 1.8, dets(glove)) \
-        + every(0.2, 2.0, 4.0, dets(glove, hand("hand", BARE_LEFT, 0.8, 1))) \
-        + every(0.2, 4.2, 7.8, dets(glove)) \
-        + every(0.2, 8.0, 10.0, dets(glove, hand("hand", BARE_RIGHT, 0.85, 3))) \
+    script = (
+        every(0.2, 0, 1.8, dets(glove))
+        + every(0.2, 2.0, 4.0, dets(glove, hand("hand", BARE_LEFT, 0.8, 1)))
+        + every(0.2, 4.2, 7.8, dets(glove))
+        + every(0.2, 8.0, 10.0, dets(glove, hand("hand", BARE_RIGHT, 0.85, 3)))
         + every(0.2, 10.2, 12.0, dets(glove))
+    )
     return record(store, rule, script, read_image(image_path), started, source=source)
 
 

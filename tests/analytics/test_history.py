@@ -18,17 +18,35 @@ ONE_DAY = h.HistoryFilter(DAY, DAY)
 
 
 def _hour(store, station, hour, watched=3600.0, compliant=0.0, violating=0.0):
-    store.coverage.insert_hours([HourRow(station, hour, watched, compliant + violating,
-                                         compliant, violating)])
+    store.coverage.insert_hours(
+        [HourRow(station, hour, watched, compliant + violating, compliant, violating)]
+    )
 
 
-def _event(store, station, started, duration=5.0, severity="warning", review_state=None,
-           class_name="hand", **kw):
+def _event(
+    store,
+    station,
+    started,
+    duration=5.0,
+    severity="warning",
+    review_state=None,
+    class_name="hand",
+    **kw,
+):
     ended = (datetime.fromisoformat(started) + timedelta(seconds=duration)).strftime(
-        "%Y-%m-%d %H:%M:%S")
-    eid = store.events.insert(EventRow(station=station, started_at=started, ended_at=ended,
-                                       duration_s=duration, severity=severity,
-                                       class_name=class_name, **kw))
+        "%Y-%m-%d %H:%M:%S"
+    )
+    eid = store.events.insert(
+        EventRow(
+            station=station,
+            started_at=started,
+            ended_at=ended,
+            duration_s=duration,
+            severity=severity,
+            class_name=class_name,
+            **kw,
+        )
+    )
     if review_state:
         review.set_review(store, eid, review_state, reviewed_by="Ana")
     return eid
@@ -101,7 +119,8 @@ def test_episode_orders(exact):
     newest = h.episodes(exact, ONE_DAY)
     assert [e.started_at[11:] for e in newest] == ["23:30:00", "07:20:00", "07:10:00"]
     assert [e.started_at for e in h.episodes(exact, ONE_DAY, limit=1, offset=1)] == [
-        newest[1].started_at]
+        newest[1].started_at
+    ]
 
 
 def test_one_day_trend_is_by_hour(exact):
@@ -162,13 +181,23 @@ def test_dismissing_moves_counts_and_time_at_once(exact):
 
 
 def test_detections_basis_without_coverage(store):
-    sid = store.sessions.start(SessionInfo("batch", "x", "Bench", "m.pt", "abc" * 8, 0.25,
-                                           0.7, 640))
+    sid = store.sessions.start(
+        SessionInfo("batch", "x", "Bench", "m.pt", "abc" * 8, 0.25, 0.7, 640)
+    )
     for i, (ok, bad) in enumerate([(2, 0), (1, 1), (0, 1)]):
-        store.sessions.add_result(sid, ResultRow(source=f"img{i}.jpg", compliant=ok,
-                                                 violating=bad, ts="2026-01-05 10:00:00"))
-    eid = _event(store, "Bench", "2026-01-05 10:00:00", duration=0, session_id=sid,
-                 source="img2.jpg", frame=0)
+        store.sessions.add_result(
+            sid,
+            ResultRow(source=f"img{i}.jpg", compliant=ok, violating=bad, ts="2026-01-05 10:00:00"),
+        )
+    eid = _event(
+        store,
+        "Bench",
+        "2026-01-05 10:00:00",
+        duration=0,
+        session_id=sid,
+        source="img2.jpg",
+        frame=0,
+    )
     k = h.kpis(store, ONE_DAY)
     assert k.total.basis == h.BASIS_DETECTIONS and "detections" in k.basis_note
     assert k.compliance == pytest.approx(3 / 5) and k.total.frames == 3
@@ -203,8 +232,9 @@ def test_stations_flags_hidden_and_provenance_names_models_and_rules(exact):
     exact.stations.ensure(["A"], deleted={"A": "2026-01-06 00:00:00"})
     assert [(s.name, s.deleted) for s in h.stations(exact)] == [("A", True), ("B", False)]
     _event(exact, "B", "2026-01-05 16:00:00", model_hash="f" * 64, rule_version=3)
-    _event(exact, "B", "2026-01-05 17:00:00", model_hash="e" * 64, model_name="v2.pt",
-           rule_version=4)
+    _event(
+        exact, "B", "2026-01-05 17:00:00", model_hash="e" * 64, model_name="v2.pt", rule_version=4
+    )
     prov = h.provenance(exact, ONE_DAY)
     assert prov.models == ("model (ffffffffffff)", "v2.pt (eeeeeeeeeeee)")
     assert prov.rule_versions == ("B: v3, v4",)
@@ -215,8 +245,9 @@ def test_stations_flags_hidden_and_provenance_names_models_and_rules(exact):
 
 
 def test_provenance_names_the_models_of_sessions(store):
-    store.sessions.start(SessionInfo("live", "cam", "Saw", "/models/gloves-v9.pt", "9" * 64,
-                                     0.25, 0.7, 640))
+    store.sessions.start(
+        SessionInfo("live", "cam", "Saw", "/models/gloves-v9.pt", "9" * 64, 0.25, 0.7, 640)
+    )
     today = h.HistoryFilter(date.today(), date.today())
     assert h.provenance(store, today).models == ("gloves-v9.pt (999999999999)",)
 
@@ -224,8 +255,19 @@ def test_provenance_names_the_models_of_sessions(store):
 def test_bench_times_every_page_query(exact):
     timings = h.bench(exact, ONE_DAY, repeat=1)
     assert {t.name for t in timings} == {
-        "kpis", "trend_day", "trend_week", "station_shift", "hour_profile", "top_stations",
-        "coverage", "episodes_page", "episodes_count", "stations", "data_span", "provenance"}
+        "kpis",
+        "trend_day",
+        "trend_week",
+        "station_shift",
+        "hour_profile",
+        "top_stations",
+        "coverage",
+        "episodes_page",
+        "episodes_count",
+        "stations",
+        "data_span",
+        "provenance",
+    }
     assert all(t.ms >= 0 for t in timings)
     rows = {t.name: t.rows for t in timings}
     assert rows["episodes_page"] == 3 and rows["station_shift"] == 3 and rows["coverage"] == 2
@@ -259,15 +301,22 @@ def test_synth_is_deterministic_and_refuses_a_used_store(path_stores):
     f = h.HistoryFilter(date(2026, 2, 20), date(2026, 3, 1))
     for i in range(2):
         s = path_stores(f"s{i}.sqlite")
-        reps.append(synth.generate(s, stations=4, days=10, seconds_rows=20_000, seed=7,
-                                   end=date(2026, 3, 1)))
+        reps.append(
+            synth.generate(
+                s, stations=4, days=10, seconds_rows=20_000, seed=7, end=date(2026, 3, 1)
+            )
+        )
         figures.append((h.kpis(s, f).total, h.station_shift(s, f), h.coverage(s, f)))
         if i == 1:
             with pytest.raises(ValueError, match="empty store"):
                 synth.generate(s, stations=1, days=1)
     a, b = reps
     assert (a.coverage_seconds, a.events, a.coverage_hourly, a.results) == (
-        b.coverage_seconds, b.events, b.coverage_hourly, b.results)
+        b.coverage_seconds,
+        b.events,
+        b.coverage_hourly,
+        b.results,
+    )
     assert a.coverage_seconds >= 20_000 and a.events > 0 and (a.start, a.end) == (f.start, f.end)
     assert figures[0] == figures[1]
     s = path_stores("s0.sqlite")

@@ -35,9 +35,9 @@ def _rows(ws):
 
 def _table(rows, header_start):
     """Rows of the table whose header starts with ``header_start``, up to a blank row."""
-    i = next(i for i, r in enumerate(rows) if r[:len(header_start)] == header_start)
+    i = next(i for i, r in enumerate(rows) if r[: len(header_start)] == header_start)
     out = []
-    for r in rows[i + 1:]:
+    for r in rows[i + 1 :]:
         if all(v is None for v in r):
             break
         out.append(r)
@@ -47,8 +47,7 @@ def _table(rows, header_start):
 @pytest.fixture
 def two_stations(saw, bare_images):
     """The saw recording on Monday plus a second station's recording on Tuesday."""
-    record_saw(saw.store, bare_images[1], station="Saw 02",
-               started=datetime(2026, 1, 6, 23, 0, 0))
+    record_saw(saw.store, bare_images[1], station="Saw 02", started=datetime(2026, 1, 6, 23, 0, 0))
     return saw.store
 
 
@@ -93,8 +92,11 @@ def test_workbook_sheets_numbers_images_charts(two_stations, tmp_path):
 
 
 def test_episode_rows_and_thumbnails_are_capped(two_stations, tmp_path):
-    wb = openpyxl.load_workbook(write_history_xlsx(tmp_path / "r.xlsx", two_stations, RANGE,
-                                                   max_episodes=3, max_thumbnails=1))
+    wb = openpyxl.load_workbook(
+        write_history_xlsx(
+            tmp_path / "r.xlsx", two_stations, RANGE, max_episodes=3, max_thumbnails=1
+        )
+    )
     es = wb["Episodes"]
     head = {r[0]: r[1] for r in _rows(es)[:8] if r[0]}
     assert head["Rows"].startswith("3 of 4 episodes")
@@ -135,21 +137,31 @@ def test_csv_matches_filter(two_stations):
     assert len(list(csv.DictReader(io.StringIO(episodes_csv(two_stations, crit))))) == 2
 
 
-INJECTIONS = ['=HYPERLINK("http://evil.example","click")', "+SUM(1,1)", "-2+3", "@SUM(A1)",
-              "\tcmd", "=cmd|' /C calc'!A0"]
+INJECTIONS = [
+    '=HYPERLINK("http://evil.example","click")',
+    "+SUM(1,1)",
+    "-2+3",
+    "@SUM(A1)",
+    "\tcmd",
+    "=cmd|' /C calc'!A0",
+]
 
 
 def _text_cells(wb) -> dict[str, str]:
     """Every cell value that starts like a formula, with its data type."""
-    return {c.value: c.data_type for ws in wb for row in ws.iter_rows() for c in row
-            if isinstance(c.value, str) and c.value.startswith(FORMULA_STARTS)}
+    return {
+        c.value: c.data_type
+        for ws in wb
+        for row in ws.iter_rows()
+        for c in row
+        if isinstance(c.value, str) and c.value.startswith(FORMULA_STARTS)
+    }
 
 
 def test_user_text_in_the_history_report_stays_text(store, bare_images, tmp_path):
     stations = INJECTIONS[:4]
     for i, name in enumerate(stations):
-        record_saw(store, bare_images[0], station=name,
-                   started=datetime(2026, 1, 5, 8 + i, 0, 0))
+        record_saw(store, bare_images[0], station=name, started=datetime(2026, 1, 5, 8 + i, 0, 0))
     f = h.HistoryFilter(date(2026, 1, 5), date(2026, 1, 5))
     eps = h.episodes(store, f)
     review.set_review(store, eps[0].id, "dismissed", "-1+2", "=evil reviewer")
@@ -177,10 +189,17 @@ def test_safe_text_quotes_only_formula_starts():
 def test_batch_results_workbook_and_csv_keep_file_names_as_text(tmp_path):
     name = "=cmd|' /C calc'!A0.jpg"
     row = TableRow(name, 0, "hand", "violation", "violating", 0.91, 1, 2, 30, 40)
-    report = BatchReport(7, tmp_path, "@station", "rule v1: gloves required (any glove)",
-                         "gloves-yolo11n-wide.pt",
-                         [FileResult(name, "image", Verdict.VIOLATION, 0, 1, [row]),
-                          FileResult("+plus.png", "image", error="+plus.png: unreadable")])
+    report = BatchReport(
+        7,
+        tmp_path,
+        "@station",
+        "rule v1: gloves required (any glove)",
+        "gloves-yolo11n-wide.pt",
+        [
+            FileResult(name, "image", Verdict.VIOLATION, 0, 1, [row]),
+            FileResult("+plus.png", "image", error="+plus.png: unreadable"),
+        ],
+    )
     path = write_results_xlsx(tmp_path / "results.xlsx", report, InferenceParams())
     wb = openpyxl.load_workbook(path)
     assert wb.sheetnames == ["Summary", "Verdicts", "Detections"]
@@ -196,8 +215,10 @@ def test_batch_results_workbook_and_csv_keep_file_names_as_text(tmp_path):
 
 
 def test_write_workbook_keeps_formula_like_text(tmp_path):
-    path = write_workbook(tmp_path / "w.xlsx", [
-        ("Files", "=title", ("file", "n"), [("=1+1", 1), ("-5", 2), ("plain", 3)])])
+    path = write_workbook(
+        tmp_path / "w.xlsx",
+        [("Files", "=title", ("file", "n"), [("=1+1", 1), ("-5", 2), ("plain", 3)])],
+    )
     ws = openpyxl.load_workbook(path)["Files"]
     values = {c.value: c.data_type for r in ws.iter_rows() for c in r if c.value is not None}
     assert values["=1+1"] == "s" and values["-5"] == "s" and values["=title"] == "s"
@@ -207,16 +228,23 @@ def test_write_workbook_keeps_formula_like_text(tmp_path):
 def test_report_name_says_what_it_covers():
     plain = h.HistoryFilter(date(2026, 1, 5), date(2026, 1, 11))
     assert report_name(plain) == "glovewatch-report-2026-01-05_2026-01-11.xlsx"
-    narrow = h.HistoryFilter(date(2026, 1, 5), date(2026, 1, 5), stations=("Saw 01", "Lathe"),
-                             shifts=("Night",), severities=("critical",),
-                             reviews=("confirmed",), classes=("hand",))
+    narrow = h.HistoryFilter(
+        date(2026, 1, 5),
+        date(2026, 1, 5),
+        stations=("Saw 01", "Lathe"),
+        shifts=("Night",),
+        severities=("critical",),
+        reviews=("confirmed",),
+        classes=("hand",),
+    )
     name = report_name(narrow)
     assert name.startswith("glovewatch-report-2026-01-05_2026-01-05") and name.endswith(".xlsx")
     for part in ("Saw 01", "Lathe", "Night", "critical", "confirmed", "hand"):
         assert part in name
     assert name != report_name(h.HistoryFilter(date(2026, 1, 5), date(2026, 1, 5)))
-    long = h.HistoryFilter(date(2026, 1, 5), date(2026, 1, 5),
-                           stations=tuple(f"Station {i:03d}" for i in range(60)))
+    long = h.HistoryFilter(
+        date(2026, 1, 5), date(2026, 1, 5), stations=tuple(f"Station {i:03d}" for i in range(60))
+    )
     assert len(report_name(long)) <= 180
 
 

@@ -26,9 +26,18 @@ ALL = h.HistoryFilter(OLD_DAY, datetime.now().date())
 def _seconds(day: str, n: int = 40) -> list[tuple[str, CoverageRow]]:
     """Raw per-second rows without their hourly roll-up (as after a crash): 3 of 4 seconds
     with a compliant hand, every 4th with a violating one."""
-    return [("Saw 02", CoverageRow(f"{day} 10:00:{s:02d}", hands=1,
-                                   compliant_s=1.0 if s % 4 else 0.0,
-                                   violating_s=0.0 if s % 4 else 1.0)) for s in range(n)]
+    return [
+        (
+            "Saw 02",
+            CoverageRow(
+                f"{day} 10:00:{s:02d}",
+                hands=1,
+                compliant_s=1.0 if s % 4 else 0.0,
+                violating_s=0.0 if s % 4 else 1.0,
+            ),
+        )
+        for s in range(n)
+    ]
 
 
 def _all_files(home: Path) -> set[Path]:
@@ -40,29 +49,52 @@ def aged(store, gw_home, bare_images, gloved_images):
     """100 days ago: a recorded saw shift with evidence, a batch session's photo results
     with an annotated image, and raw coverage seconds without a roll-up; 2 days ago: another
     recorded shift and raw seconds with their roll-up."""
-    record_saw(store, bare_images[0], started=datetime.combine(OLD_DAY, datetime.min.time())
-               + timedelta(hours=9))
-    record_saw(store, bare_images[1], station="Saw 03",
-               started=datetime.combine(RECENT_DAY, datetime.min.time()) + timedelta(hours=9))
-    sid = store.sessions.start(SessionInfo("batch", "photos", "Bench", "m.pt", "ab" * 32, 0.25,
-                                           0.7, 640))
+    record_saw(
+        store,
+        bare_images[0],
+        started=datetime.combine(OLD_DAY, datetime.min.time()) + timedelta(hours=9),
+    )
+    record_saw(
+        store,
+        bare_images[1],
+        station="Saw 03",
+        started=datetime.combine(RECENT_DAY, datetime.min.time()) + timedelta(hours=9),
+    )
+    sid = store.sessions.start(
+        SessionInfo("batch", "photos", "Bench", "m.pt", "ab" * 32, 0.25, 0.7, 640)
+    )
     annotated = gw_home / "batch" / f"session-{sid:06d}" / "a.jpg"
     annotated.parent.mkdir(parents=True)
     annotated.write_bytes(gloved_images[0].read_bytes())
     for i, (ok, bad) in enumerate([(2, 0), (1, 1), (0, 1)]):
-        dets = [DetectionRow(0, "glove", "protected", 0.9, (1, 2, 3, 4), None, "compliant")] * ok \
-            + [DetectionRow(1, "hand", "violation", 0.8, (5, 6, 7, 8), None, "violating")] * bad
-        store.sessions.add_result(sid, ResultRow(
-            source=f"img{i}.jpg", compliant=ok, violating=bad, ts=f"{OLD} 11:00:00",
-            annotated_path=str(annotated) if i == 0 else None, detections=dets))
+        dets = [
+            DetectionRow(0, "glove", "protected", 0.9, (1, 2, 3, 4), None, "compliant")
+        ] * ok + [DetectionRow(1, "hand", "violation", 0.8, (5, 6, 7, 8), None, "violating")] * bad
+        store.sessions.add_result(
+            sid,
+            ResultRow(
+                source=f"img{i}.jpg",
+                compliant=ok,
+                violating=bad,
+                ts=f"{OLD} 11:00:00",
+                annotated_path=str(annotated) if i == 0 else None,
+                detections=dets,
+            ),
+        )
     store.coverage.insert_seconds(_seconds(OLD) + _seconds(RECENT))
     store.coverage.insert_hours([HourRow("Saw 02", f"{RECENT} 10:00:00", 40, 40, 30, 10)])
     return store
 
 
 def _figures(store, f=ALL):
-    return (h.kpis(store, f).total, h.station_shift(store, f), h.trend(store, f),
-            h.coverage(store, f), h.per_station(store, f), h.hour_profile(store, f))
+    return (
+        h.kpis(store, f).total,
+        h.station_shift(store, f),
+        h.trend(store, f),
+        h.coverage(store, f),
+        h.per_station(store, f),
+        h.hour_profile(store, f),
+    )
 
 
 def test_retention_removes_old_raw_data_and_keeps_figures(aged, gw_home):
@@ -91,8 +123,11 @@ def test_retention_removes_old_raw_data_and_keeps_figures(aged, gw_home):
     assert not any(p.exists() for p in old_files + annotated_files)
     assert all(p.exists() for p in recent_files)  # recent evidence stays
     after = store.history.table_counts(("coverage_seconds", "results", "detections"))
-    assert after == {"coverage_seconds": counts["coverage_seconds"]
-                     - rep.coverage_seconds_deleted, "results": 0, "detections": 0}
+    assert after == {
+        "coverage_seconds": counts["coverage_seconds"] - rep.coverage_seconds_deleted,
+        "results": 0,
+        "detections": 0,
+    }
     assert _figures(store) == before  # hand-time and detection figures are unchanged
     ep = h.get_episode(store, old_eps[0].id)
     assert ep.evidence_path is None and ep.crop_path is None and ep.evidence_removed_at

@@ -36,15 +36,15 @@ def test_dismissing_changes_the_figures_at_once(saw):
     store = saw.store
     warning = next(e for e in h.episodes(store, f) if e.severity == "warning")
     before = h.kpis(store, f).total
-    assert before.compliance == pytest.approx(saw.compliant_s / (saw.compliant_s
-                                                                 + saw.violating_s))
+    assert before.compliance == pytest.approx(saw.compliant_s / (saw.compliant_s + saw.violating_s))
     entry = review.set_review(store, warning.id, "dismissed", " glove on zoom ", "Ana")
     assert entry.review == "dismissed" and entry.comment == "glove on zoom"
     after = h.kpis(store, f).total  # no cache in core: the very next query sees it
     assert (after.episodes, after.dismissed, after.critical) == (1, 1, 1)
     assert after.dismissed_s == pytest.approx(saw.episode_s)
     assert after.compliance == pytest.approx(
-        saw.compliant_s / (saw.compliant_s + saw.violating_s - saw.episode_s))
+        saw.compliant_s / (saw.compliant_s + saw.violating_s - saw.episode_s)
+    )
     assert h.count_episodes(store, f) == 2  # still listed for review, marked
     assert h.count_episodes(store, _filter(saw, reviews=("dismissed",))) == 1
     assert h.count_episodes(store, _filter(saw, reviews=("unreviewed",))) == 1
@@ -68,13 +68,17 @@ def test_review_history_keeps_every_decision_and_the_audit_names_the_reviewer(sa
     review.set_review(store, eid, "unreviewed", "", "Cy")
     trail = review.review_history(store, eid)
     assert [(t.review, t.comment, t.reviewed_by) for t in trail] == [
-        ("confirmed", "clear bare hand", "Ana"), ("dismissed", "=glove after all", "Bo"),
-        ("unreviewed", None, "Cy")]
+        ("confirmed", "clear bare hand", "Ana"),
+        ("dismissed", "=glove after all", "Bo"),
+        ("unreviewed", None, "Cy"),
+    ]
     assert all(t.event_id == eid and t.reviewed_at for t in trail)
     audit = [a for a in store.audit.recent(action="episode.review")]
     assert [(a.actor, a.details["review"], a.details["comment"]) for a in reversed(audit)] == [
-        ("Ana", "confirmed", "clear bare hand"), ("Bo", "dismissed", "=glove after all"),
-        ("Cy", "unreviewed", None)]
+        ("Ana", "confirmed", "clear bare hand"),
+        ("Bo", "dismissed", "=glove after all"),
+        ("Cy", "unreviewed", None),
+    ]
     assert all(a.target == f"episode {eid}" for a in audit)
     assert review.review_history(store, 424242) == []
 
@@ -112,8 +116,10 @@ def test_evidence_is_shown_or_explained(saw):
 
 
 def _labels(out: Path) -> dict[str, list[str]]:
-    return {p.stem: [x for x in p.read_text().split("\n") if x]
-            for p in (out / "labels" / "train").glob("*.txt")}
+    return {
+        p.stem: [x for x in p.read_text().split("\n") if x]
+        for p in (out / "labels" / "train").glob("*.txt")
+    }
 
 
 def test_export_reviewed_as_yolo(saw, tmp_path):

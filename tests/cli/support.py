@@ -36,8 +36,12 @@ class Result:
         return [line for line in self.err.splitlines() if line.strip()]
 
 
-def cli(capfd: pytest.CaptureFixture[str], *argv: str, stdin: str | None = None,
-        monkeypatch: pytest.MonkeyPatch | None = None) -> Result:
+def cli(
+    capfd: pytest.CaptureFixture[str],
+    *argv: str,
+    stdin: str | None = None,
+    monkeypatch: pytest.MonkeyPatch | None = None,
+) -> Result:
     """``core.cli.main(argv)`` in this process; stdout/stderr as file descriptors saw them."""
     from core.cli import main
 
@@ -50,11 +54,23 @@ def cli(capfd: pytest.CaptureFixture[str], *argv: str, stdin: str | None = None,
     return Result(code, out, err)
 
 
-def cli_process(*argv: str, home: Path, stdin: str | None = None, timeout: float = 600,
-                env: dict[str, str] | None = None) -> Result:
+def cli_process(
+    *argv: str,
+    home: Path,
+    stdin: str | None = None,
+    timeout: float = 600,
+    env: dict[str, str] | None = None,
+) -> Result:
     """``python -m core ARGV`` in its own process with ``GLOVEWATCH_HOME=home``."""
     full_env = {k: v for k, v in os.environ.items() if k != "GLOVEWATCH_DB_URL"}
     full_env.update(GLOVEWATCH_HOME=str(home), **(env or {}))
-    r = subprocess.run([sys.executable, "-m", "core", *map(str, argv)], cwd=ROOT, env=full_env,
-                       input=stdin, capture_output=True, text=True, timeout=timeout)
+    r = subprocess.run(
+        [sys.executable, "-m", "core", *map(str, argv)],
+        cwd=ROOT,
+        env=full_env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return Result(r.returncode, r.stdout, r.stderr)

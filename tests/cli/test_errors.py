@@ -120,8 +120,9 @@ def test_wrong_weights_exit_2_with_one_sentence(gw_home, capfd, bare_images, tmp
 def test_wrong_weights_as_a_process(tmp_path, bare_images):
     bad = tmp_path / "w.pt"
     bad.write_bytes(b"")
-    r = cli_process("detect", bare_images[0], "--weights", bad, "--backend", "pytorch",
-                    home=tmp_path / "home")
+    r = cli_process(
+        "detect", bare_images[0], "--weights", bad, "--backend", "pytorch", home=tmp_path / "home"
+    )
     assert r.code == EXIT_UNUSABLE and r.out == ""
     assert r.err_lines == ["glovewatch: w.pt: the file is empty, not a model."]
 

@@ -41,23 +41,27 @@ os._exit(9)
 @pytest.fixture
 def crashed(gw_home) -> dict:
     """What the crashed process left in this test's store: its session, episode and pid."""
-    r = subprocess.run([sys.executable, "-c", CRASHED_PROCESS], cwd=ROOT, capture_output=True,
-                       text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", CRASHED_PROCESS],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 9, r.stderr
     return json.loads(r.stdout.splitlines()[-1])
 
 
 def _live_session_of_this_process(store) -> tuple[int, int]:
-    sid = store.sessions.start(SessionInfo("live", "cam-2", "Press 2", "w.pt", "h", 0.25, 0.7,
-                                           640))
-    eid = store.events.insert(EventRow("Press 2", STARTED, session_id=sid, state="open",
-                                       class_name="hand"))
+    sid = store.sessions.start(SessionInfo("live", "cam-2", "Press 2", "w.pt", "h", 0.25, 0.7, 640))
+    eid = store.events.insert(
+        EventRow("Press 2", STARTED, session_id=sid, state="open", class_name="hand")
+    )
     store.events.refresh_open([OpenRefresh(eid, LAST_SEEN, 37.0, 0.6, "warning", None)])
     return sid, eid
 
 
-@pytest.mark.parametrize("argv", [["stations", "list"], ["users", "list", "--json"],
-                                  ["registry"]])
+@pytest.mark.parametrize("argv", [["stations", "list"], ["users", "list", "--json"], ["registry"]])
 def test_any_command_closes_what_a_dead_process_left_open(store, capfd, crashed, argv):
     live_session, live_episode = _live_session_of_this_process(store)
     assert store.events.get(crashed["episode"]).state == "open"

@@ -22,8 +22,13 @@ from tests.conftest import ROOT
 
 CHROMIUM = os.environ.get("GLOVEWATCH_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--no-first-run",
 ]
 VIEWPORT = {"width": 1400, "height": 1000}
@@ -58,10 +63,27 @@ def app_server(tmp_path):
     env.pop("GLOVEWATCH_DB_URL", None)
     log = open(tmp_path / "streamlit.log", "w")  # noqa: SIM115  (closed after the server)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "Home.py"),
-         "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "Home.py"),
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
     while time.time() < deadline:
@@ -93,8 +115,9 @@ def launch_chromium(playwright, extra_args: list[str] | None = None):
     """Debian's Chromium, headless, with every background network feature off."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium")
-    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                      args=CHROMIUM_ARGS + (extra_args or []))
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS + (extra_args or [])
+    )
 
 
 @pytest.fixture
@@ -142,7 +165,8 @@ class Screenshots:
                         .map(q => document.querySelector(q)).filter(Boolean);
                     return Math.max(document.documentElement.scrollHeight,
                                     ...parts.map(e => e.scrollHeight));
-                }""")
+                }"""
+            )
             wanted = min(max(int(height), size["height"]), 10000)
             if wanted <= tall:
                 break

@@ -27,8 +27,9 @@ def test_upload_image_and_see_results(app_server, browser_page, shots, bare_imag
     expect(page.locator("[data-testid='stDataFrame']")).to_be_visible()
     assert metric(page, "With a violation") == "1" and metric(page, "Failed") == "0"
     expect(page.get_by_text(f"⛔ {bare_images[0].name}: violation", exact=False)).to_be_visible()
-    expect(page.get_by_role("button", name="Download Excel (summary, verdicts, detections)")) \
-        .to_be_visible()
+    expect(
+        page.get_by_role("button", name="Download Excel (summary, verdicts, detections)")
+    ).to_be_visible()
     shots(page, "batch-results")
 
     store = app_server.store()

@@ -18,13 +18,13 @@ def _review_of(page, eid: int) -> str:
     grid.locator("td").first.wait_for(state="attached", timeout=30_000)
     rows = grid.evaluate(
         "g => Array.from(g.querySelectorAll('tr')).map("
-        "r => Array.from(r.querySelectorAll('td')).map(c => c.textContent.trim()))")
+        "r => Array.from(r.querySelectorAll('td')).map(c => c.textContent.trim()))"
+    )
     [row] = [r for r in rows if len(r) > 7 and r[1] == str(eid)]
     return row[7]
 
 
-def test_dismiss_an_episode_and_see_the_table_change(history_home, app_server, browser_page,
-                                                     shots):
+def test_dismiss_an_episode_and_see_the_table_change(history_home, app_server, browser_page, shots):
     from playwright.sync_api import expect
 
     page = browser_page
@@ -44,7 +44,8 @@ def test_dismiss_an_episode_and_see_the_table_change(history_home, app_server, b
     form.get_by_label("Comment").fill("a glove in the reflection")
     form.get_by_role("button", name="Save review").click()
     expect(page.get_by_text(f"Episode #{eid} marked dismissed", exact=False)).to_be_visible(
-        timeout=60_000)
+        timeout=60_000
+    )
     settle(page)
     assert _review_of(page, eid) == "dismissed"
     shown = picker.locator("input").input_value()  # what the picker shows, not only its list

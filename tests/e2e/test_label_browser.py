@@ -27,13 +27,16 @@ def _wait(cond, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_collect_correct_finetune_compare_promote(store, tmp_path, bare_images, gloved_images,
-                                                  tiny_gloves, app_server, browser_page,
-                                                  shots):
+def test_collect_correct_finetune_compare_promote(
+    store, tmp_path, bare_images, gloved_images, tiny_gloves, app_server, browser_page, shots
+):
     save_rule(store, StationRule(STATION), "test")
-    clip = make_video(tmp_path / "saw9.mp4", [bare_images[0], gloved_images[0],
-                                              bare_images[1], gloved_images[1]],
-                      repeat=10, fps=5)
+    clip = make_video(
+        tmp_path / "saw9.mp4",
+        [bare_images[0], gloved_images[0], bare_images[1], gloved_images[1]],
+        repeat=10,
+        fps=5,
+    )
     page = browser_page
     goto(page, app_server, "Label", "Label: the plant's own frames")
     choose(page, "Station", STATION)
@@ -59,19 +62,26 @@ def test_collect_correct_finetune_compare_promote(store, tmp_path, bare_images, 
     shots(page, "drawn")
     page.keyboard.press("Enter")  # done: the next frame comes
     settle(page)
-    _wait(lambda: any(f.status == "done" for f in app_server.store().site.frames(STATION)),
-          30, "the first frame done")
+    _wait(
+        lambda: any(f.status == "done" for f in app_server.store().site.frames(STATION)),
+        30,
+        "the first frame done",
+    )
     svg = page.locator(".gw-svg").first
     svg.wait_for(timeout=60_000)
     page.locator(".gw-svg rect.box").first.click()
     page.keyboard.press("1")  # re-class the selected box as a glove
     page.keyboard.press("Enter")
     settle(page)
-    _wait(lambda: sum(f.status == "done" for f in app_server.store().site.frames(STATION)) >= 2,
-          30, "the second frame done")
+    _wait(
+        lambda: sum(f.status == "done" for f in app_server.store().site.frames(STATION)) >= 2,
+        30,
+        "the second frame done",
+    )
     done = [f for f in app_server.store().site.frames(STATION) if f.status == "done"]
-    assert any(b["class_id"] == 1 and b["x1"] < 0.2 and b["y1"] < 0.2
-               for f in done for b in f.boxes), "the drawn bare hand was not kept"
+    assert any(
+        b["class_id"] == 1 and b["x1"] < 0.2 and b["y1"] < 0.2 for f in done for b in f.boxes
+    ), "the drawn bare hand was not kept"
     history = [h for f in done for h in app_server.store().site.history(f.id)]
     assert {h.action for h in history} >= {"prelabel", "done"}
     assert all(h.by for h in history)

@@ -39,17 +39,28 @@ def _light_settings(page) -> None:
     settle(page)
 
 
-def test_browser_camera_gives_episodes_and_counters(app_server, tmp_path, shots, bare_images,
-                                                    gloved_images):
+def test_browser_camera_gives_episodes_and_counters(
+    app_server, tmp_path, shots, bare_images, gloved_images
+):
     from playwright.sync_api import expect, sync_playwright
 
     # a bare hand 2.5 s, then a gloved one 2.5 s; Chromium loops the file
-    clip = write_y4m([bare_images[4], gloved_images[0]], tmp_path / "cam.y4m", fps=10,
-                     seconds_each=2.5, size=(640, 480))
+    clip = write_y4m(
+        [bare_images[4], gloved_images[0]],
+        tmp_path / "cam.y4m",
+        fps=10,
+        seconds_each=2.5,
+        size=(640, 480),
+    )
     with sync_playwright() as p:
-        browser = launch_chromium(p, ["--use-fake-ui-for-media-stream",
-                                      "--use-fake-device-for-media-stream",
-                                      f"--use-file-for-fake-video-capture={clip}"])
+        browser = launch_chromium(
+            p,
+            [
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-video-capture={clip}",
+            ],
+        )
         context = browser.new_context(permissions=["camera"], viewport=VIEWPORT)
         page = context.new_page()
         goto(page, app_server, "Live", "Live monitoring")
@@ -60,8 +71,9 @@ def test_browser_camera_gives_episodes_and_counters(app_server, tmp_path, shots,
         expect(start).to_be_visible(timeout=60_000)
         start.click()
         deadline = time.time() + 90
-        while time.time() < deadline and not any(e.state == "closed"
-                                                  for e in _episodes(app_server)):
+        while time.time() < deadline and not any(
+            e.state == "closed" for e in _episodes(app_server)
+        ):
             time.sleep(1)
         episodes = page.locator("[data-testid='stMetric']", has_text="Episodes")
         expect(episodes).not_to_contain_text("0 (", timeout=20_000)
@@ -78,8 +90,9 @@ def test_browser_camera_gives_episodes_and_counters(app_server, tmp_path, shots,
     assert (session.kind, session.source) == ("live", "browser camera")
 
 
-def test_file_replay_start_frames_counters_stop(app_server, browser_page, shots, tmp_path,
-                                                bare_images):
+def test_file_replay_start_frames_counters_stop(
+    app_server, browser_page, shots, tmp_path, bare_images
+):
     from playwright.sync_api import expect
 
     clip = make_video(tmp_path / "saw-shift.mp4", [bare_images[4]], repeat=300, fps=5)  # 60 s
@@ -101,7 +114,8 @@ def test_file_replay_start_frames_counters_stop(app_server, browser_page, shots,
     main = page.locator("[data-testid='stMain']")
     expect(main.locator("[data-testid='stImage']").first).to_be_visible(timeout=60_000)
     expect(page.locator("[data-testid='stMetric']", has_text="Episodes")).not_to_contain_text(
-        "0 (", timeout=60_000)
+        "0 (", timeout=60_000
+    )
     assert float(metric(page, "FPS")) > 0
     shots(page, "live-replay-running")
     stop.click()
@@ -110,11 +124,12 @@ def test_file_replay_start_frames_counters_stop(app_server, browser_page, shots,
     settle(page)
     shots(page, "live-replay-stopped")
     expect(page.get_by_text("stopped: Stopped watching saw-shift.mp4.")).to_be_visible()
+    expect(page.get_by_text("Stopped watching saw-shift.mp4.")).to_have_count(1)  # said once
+    assert metric(page, "FPS") == "–"  # no stale rate once stopped
     heading = page.get_by_text(re.compile(r"^Episodes of this session \(\d+\)$"))
     expect(heading).to_have_count(1)  # once, with the session's episodes below
     expect(main.locator("[data-testid='stImage']")).to_have_count(len(_episodes(app_server)))
     eps = _episodes(app_server)
     assert eps and all(e.state == "closed" for e in eps)
     session = app_server.store().sessions.get(eps[0].session_id)
-    assert (session.kind, session.source, session.status) == ("file", "saw-shift.mp4",
-                                                              "finished")
+    assert (session.kind, session.source, session.status) == ("file", "saw-shift.mp4", "finished")

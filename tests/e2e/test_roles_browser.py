@@ -21,8 +21,9 @@ def two_accounts(batch_home, store):
     return batch_home
 
 
-def test_viewer_signs_in_and_is_refused_beyond_their_role(two_accounts, app_server,
-                                                          browser_page, shots):
+def test_viewer_signs_in_and_is_refused_beyond_their_role(
+    two_accounts, app_server, browser_page, shots
+):
     from playwright.sync_api import expect
 
     page = browser_page
@@ -57,8 +58,12 @@ def test_viewer_signs_in_and_is_refused_beyond_their_role(two_accounts, app_serv
         settle(page)
         assert page.locator("[data-testid='stAlert']").count() == 1
         expect(main.locator("h1")).to_have_count(0)  # nothing of the page itself
-        expect(main.locator("[data-testid='stFileUploader'], [data-testid='stTextInput'], "
-                            "[data-testid='stButton']")).to_have_count(0)
+        expect(
+            main.locator(
+                "[data-testid='stFileUploader'], [data-testid='stTextInput'], "
+                "[data-testid='stButton']"
+            )
+        ).to_have_count(0)
         shots(page, f"{name.lower()}-refused")
 
     page.get_by_role("button", name="Sign out").click()

@@ -40,9 +40,13 @@ def dets(*hands: Hand, tracked: bool = True) -> Detections:
     if not hands:
         return Detections.empty(tracked=tracked)
     return Detections.from_arrays(
-        np.array([h[1] for h in hands], np.float32), np.array([h[2] for h in hands]),
-        np.array([ID_OF[h[0]] for h in hands]), ROLES.names, ROLES.roles,
-        tracker_id=np.array([h[3] for h in hands]) if tracked else None)
+        np.array([h[1] for h in hands], np.float32),
+        np.array([h[2] for h in hands]),
+        np.array([ID_OF[h[0]] for h in hands]),
+        ROLES.names,
+        ROLES.roles,
+        tracker_id=np.array([h[3] for h in hands]) if tracked else None,
+    )
 
 
 def hand(name: str, box: Box, conf: float = 0.8, track: int = 1) -> Hand:
@@ -59,15 +63,30 @@ def load(path: Path) -> np.ndarray:
     return read_image(path)
 
 
-def record(store: Store, rule: StationRule, script: Iterable[tuple[float, Detections]],
-           image: np.ndarray, started: datetime, session_id: int | None = None,
-           source: str = "camera 1", evidence: bool = True, coverage: bool = True,
-           config: EpisodeConfig | None = None, model_hash: str | None = "ab" * 32,
-           model_name: str | None = "gloves-yolo11n-wide.pt") -> EpisodeRecorder:
+def record(
+    store: Store,
+    rule: StationRule,
+    script: Iterable[tuple[float, Detections]],
+    image: np.ndarray,
+    started: datetime,
+    session_id: int | None = None,
+    source: str = "camera 1",
+    evidence: bool = True,
+    coverage: bool = True,
+    config: EpisodeConfig | None = None,
+    model_hash: str | None = "ab" * 32,
+    model_name: str | None = "gloves-yolo11n-wide.pt",
+) -> EpisodeRecorder:
     """Feed ``script`` (frames showing ``image``) through a recorder into ``store``."""
-    ctx = RecordingContext(rule.station, session_id=session_id, source=source,
-                           model_hash=model_hash, model_name=model_name,
-                           thresholds={"conf": 0.25}, started=started)
+    ctx = RecordingContext(
+        rule.station,
+        session_id=session_id,
+        source=source,
+        model_hash=model_hash,
+        model_name=model_name,
+        thresholds={"conf": 0.25},
+        started=started,
+    )
     writer = EvidenceWriter(settings().evidence_dir) if evidence else None
     rec = EpisodeRecorder(ctx, rule, StoreSink(store), config, writer, coverage=coverage)
     shape = image.shape[:2]

@@ -41,8 +41,9 @@ def _read_request(conn: socket.socket) -> tuple[str, dict[str, str], bytes]:
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, _, v in
-               (line.partition(":") for line in lines[1:])}
+    headers = {
+        k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])
+    }
     want = int(headers.get("content-length", 0))
     while len(body) < want:
         chunk = conn.recv(4096)
@@ -238,8 +239,9 @@ def test_alerter_posts_the_alert_payload(receivers):
     r = receivers(ok)
     alerter = Alerter(cooldown_s=30, webhook_url=r.url(), webhook_secret="k")
     receivers.senders.append(alerter.webhook)
-    a = alerter.notify(7, "Saw 3", "critical", "hand", "blade", "2026-01-05 10:00:00",
-                       "/data/evidence/x.jpg")
+    a = alerter.notify(
+        7, "Saw 3", "critical", "hand", "blade", "2026-01-05 10:00:00", "/data/evidence/x.jpg"
+    )
     alerter.wait_sent(10)
     body = json.loads(r.requests[0][3])
     assert body["event_id"] == 7 and body["station"] == "Saw 3" and body["zone"] == "blade"
@@ -261,7 +263,10 @@ def test_cooldown_per_station_and_critical_never_held_back_by_a_warning():
     assert _notify(alerter, "Saw", "warning") is None
     shown = alerter.recent()
     assert [(a.station, a.severity) for a in shown] == [
-        ("Saw", "warning"), ("Lathe", "warning"), ("Saw", "critical")]
+        ("Saw", "warning"),
+        ("Lathe", "warning"),
+        ("Saw", "critical"),
+    ]
     assert [a.seq for a in shown] == [1, 2, 3]
 
 
@@ -290,8 +295,11 @@ def test_alerting_sink_raises_one_alert_per_stored_episode(store):
     rule = StationRule("Saw", zones=(Zone("blade", ((0.5, 0), (1, 0), (1, 1), (0.5, 1))),))
     rec = EpisodeRecorder(RecordingContext("Saw", started=datetime(2026, 1, 5, 9)), rule, sink)
     image = np.zeros((100, 100, 3), np.uint8)
-    script = every(0.2, 0, 3, dets(hand("hand", (60, 10, 80, 30)))) + every(0.2, 3.2, 6, dets()) \
+    script = (
+        every(0.2, 0, 3, dets(hand("hand", (60, 10, 80, 30))))
+        + every(0.2, 3.2, 6, dets())
         + every(0.2, 6.2, 9, dets(hand("hand", (10, 10, 30, 30))))
+    )
     for t, d in script:
         rec.process(t, FrameDetections(d, (100, 100)), image)
     rec.finish()

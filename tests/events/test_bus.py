@@ -38,15 +38,21 @@ HOST, PID = "worker-host", 4242
 SESSION = SessionInfo("stream", "cam-1", "Saw 01", "m.pt", "ab" * 32, 0.25, 0.7, 320)
 
 
-def _run(run: str = "r1", worker: str = "w1", camera: str = "cam-1",
-         pid: int = PID) -> m.CameraRun:
+def _run(run: str = "r1", worker: str = "w1", camera: str = "cam-1", pid: int = PID) -> m.CameraRun:
     return m.CameraRun(worker, camera, run, HOST, pid, SESSION)
 
 
 def _row(duration: float, state: str = "open") -> EventRow:
-    return EventRow("Saw 01", "2026-03-02 10:00:00",
-                    f"2026-03-02 10:00:{int(duration):02d}", duration, source="cam-1",
-                    class_name="hand", peak_conf=0.8, state=state)
+    return EventRow(
+        "Saw 01",
+        "2026-03-02 10:00:00",
+        f"2026-03-02 10:00:{int(duration):02d}",
+        duration,
+        source="cam-1",
+        class_name="hand",
+        peak_conf=0.8,
+        state=state,
+    )
 
 
 def _cover(*seconds: int) -> list[CoverageRow]:
@@ -67,8 +73,10 @@ def any_store(request, store):
 def broker(tmp_path: Path) -> Iterator[Mosquitto]:
     """A private Mosquitto on a free loopback port."""
     if find_mosquitto() is None:
-        pytest.skip("mosquitto is not installed (Debian: apt-get install mosquitto); CI "
-                    "installs it and runs these tests")
+        pytest.skip(
+            "mosquitto is not installed (Debian: apt-get install mosquitto); CI "
+            "installs it and runs these tests"
+        )
     b = Mosquitto(tmp_path / "broker").start()
     yield b
     b.stop()
@@ -79,8 +87,12 @@ def ingesting(store, url: str, client_id: str = "ingest-test") -> Iterator[Inges
     """An ingester applying messages in a thread while the block runs."""
     ing = Ingester(store)
     stop, ready = threading.Event(), threading.Event()
-    th = threading.Thread(target=ing.run, args=(url, stop, ready),
-                          kwargs={"client_id": client_id, "ack_every_s": 0.05}, daemon=True)
+    th = threading.Thread(
+        target=ing.run,
+        args=(url, stop, ready),
+        kwargs={"client_id": client_id, "ack_every_s": 0.05},
+        daemon=True,
+    )
     th.start()
     assert ready.wait(15), "the ingester did not subscribe"
     try:
@@ -90,8 +102,9 @@ def ingesting(store, url: str, client_id: str = "ingest-test") -> Iterator[Inges
         th.join(15)
 
 
-def _publisher(url: str, outbox: Path | None = None, worker: str = "w1",
-               resend_after_s: float = 1.0) -> BusPublisher:
+def _publisher(
+    url: str, outbox: Path | None = None, worker: str = "w1", resend_after_s: float = 1.0
+) -> BusPublisher:
     return BusPublisher(url, worker, Outbox(outbox), PID, resend_after_s).start()
 
 
@@ -137,8 +150,10 @@ def test_each_message_is_applied_once_even_when_delivered_twice(any_store):
     topic = "glovewatch/w1/episodes"
     outcomes = [ing.apply(topic, msg.encode()) for msg in (new, new, upd, end, end, upd)]
     assert outcomes == ["applied", "duplicate", "applied", "applied", "duplicate", "duplicate"]
-    assert [ing.apply("glovewatch/w1/coverage", cov.encode()) for _ in range(2)] == \
-        ["applied", "duplicate"]
+    assert [ing.apply("glovewatch/w1/coverage", cov.encode()) for _ in range(2)] == [
+        "applied",
+        "duplicate",
+    ]
     (ep,) = events(store)
     assert (ep.event_key, ep.state, ep.duration_s) == (key, "closed", 3.0)
     assert coverage_totals(store, "Saw 01") == (3.0, 0.0, 3.0)
@@ -163,18 +178,20 @@ def test_status_messages_keep_rows_and_a_dead_worker_is_wound_up(any_store):
     new = m.episode_message(run, EpisodeEvent("new", "w1/cam-1/r1:1", _row(2.0)), 0.0)
     assert ing.apply(new.topic, new.encode()) == "applied"
     for analysed in (3, 9):
-        beat = m.Status(WorkerRow("w1", "online", HOST, "2026-03-02 09:00:00"),
-                        (CameraRow("cam-1", "Saw 01", "live", "w1", "rtsp://c", 5.0, analysed,
-                                   2),), PID)
+        beat = m.Status(
+            WorkerRow("w1", "online", HOST, "2026-03-02 09:00:00"),
+            (CameraRow("cam-1", "Saw 01", "live", "w1", "rtsp://c", 5.0, analysed, 2),),
+            PID,
+        )
         assert ing.apply("glovewatch/w1/status", beat.encode()) == "status"
     (w,) = store.fleet.workers()
     (c,) = store.fleet.cameras()
-    assert (w.name, w.status, w.host, w.started_at) == ("w1", "online", HOST,
-                                                          "2026-03-02 09:00:00")
+    assert (w.name, w.status, w.host, w.started_at) == ("w1", "online", HOST, "2026-03-02 09:00:00")
     assert (c.name, c.status, c.analysed, c.skipped, c.fps) == ("cam-1", "live", 9, 2, 5.0)
     assert events(store)[0].state == "open"
-    will = m.Status(WorkerRow("w1", "offline", HOST),
-                    (CameraRow("cam-1", "Saw 01", "disconnected", "w1"),), PID)
+    will = m.Status(
+        WorkerRow("w1", "offline", HOST), (CameraRow("cam-1", "Saw 01", "disconnected", "w1"),), PID
+    )
     ing.apply("glovewatch/w1/status", will.encode())
     assert store.fleet.workers()[0].status == "offline"
     assert store.fleet.cameras()[0].status == "disconnected"
@@ -194,20 +211,38 @@ def test_history_and_home_show_the_cameras_of_every_worker(any_store):
 
     ing, today = Ingester(store), date.today().isoformat()
     for worker, station in (("w1", "Saw 01"), ("w2", "Press 2")):
-        run = m.CameraRun(worker, f"{worker}-cam", "r1", HOST, PID,
-                          SessionInfo("stream", f"{worker}-cam", station, "m.pt", "ab" * 32,
-                                      0.25, 0.7, 320))
-        row = EventRow(station, f"{today} 10:00:00", f"{today} 10:00:04", 4.0,
-                       source=f"{worker}-cam", class_name="hand", state="closed")
-        for msg in (m.episode_message(run, EpisodeEvent("end", f"{worker}:1", row), 0.0),
-                    m.coverage_message(run, station, [CoverageRow(f"{today} 10:00:0{s}", 1.0,
-                                                                  1.0, 1, 1.0, 0.0)
-                                                      for s in range(3)], 0.0)):
+        run = m.CameraRun(
+            worker,
+            f"{worker}-cam",
+            "r1",
+            HOST,
+            PID,
+            SessionInfo("stream", f"{worker}-cam", station, "m.pt", "ab" * 32, 0.25, 0.7, 320),
+        )
+        row = EventRow(
+            station,
+            f"{today} 10:00:00",
+            f"{today} 10:00:04",
+            4.0,
+            source=f"{worker}-cam",
+            class_name="hand",
+            state="closed",
+        )
+        for msg in (
+            m.episode_message(run, EpisodeEvent("end", f"{worker}:1", row), 0.0),
+            m.coverage_message(
+                run,
+                station,
+                [CoverageRow(f"{today} 10:00:0{s}", 1.0, 1.0, 1, 1.0, 0.0) for s in range(3)],
+                0.0,
+            ),
+        ):
             assert ing.apply(msg.topic, msg.encode()) == "applied"
-    stats = {s.key[0]: s for s in per_station(store, HistoryFilter(date.today(),
-                                                                   date.today()))}
+    stats = {s.key[0]: s for s in per_station(store, HistoryFilter(date.today(), date.today()))}
     assert {k: (s.episodes, s.watched_s) for k, s in stats.items()} == {
-        "Saw 01": (1, 3.0), "Press 2": (1, 3.0)}
+        "Saw 01": (1, 3.0),
+        "Press 2": (1, 3.0),
+    }
     day = store.sessions.day_summary()
     assert (day.sessions, day.events) == (2, 2)
 
@@ -246,8 +281,13 @@ def test_outbox_keeps_unacknowledged_messages_across_a_restart(tmp_path):
 def test_broker_addresses():
     assert BrokerAddress.parse("mqtt://127.0.0.1") == BrokerAddress("127.0.0.1", 1883)
     a = BrokerAddress.parse("mqtts://u:p%40ss@broker.plant:8884")
-    assert (a.host, a.port, a.tls, a.username, a.password) == \
-        ("broker.plant", 8884, True, "u", "p@ss")
+    assert (a.host, a.port, a.tls, a.username, a.password) == (
+        "broker.plant",
+        8884,
+        True,
+        "u",
+        "p@ss",
+    )
     with pytest.raises(Exception, match="not a broker address"):
         BrokerAddress.parse("http://x")
 
@@ -255,8 +295,7 @@ def test_broker_addresses():
 # --------------------------------------------------------------------------- a real broker
 
 
-def test_published_episodes_and_coverage_land_once_despite_a_duplicate(any_store, broker,
-                                                                       tmp_path):
+def test_published_episodes_and_coverage_land_once_despite_a_duplicate(any_store, broker, tmp_path):
     store = any_store
     run, key = _run(), "w1/cam-1/r1:7"
     with ingesting(store, broker.url) as ing:
@@ -271,8 +310,11 @@ def test_published_episodes_and_coverage_land_once_despite_a_duplicate(any_store
         # the same update and coverage delivered a second time, on purpose
         sent, _ = read_journal(tmp_path / "w1.jsonl")
         for msg in (sent[1], sent[2]):
-            _raw_publish(broker.url, m.topic("w1", "episodes" if msg["type"] == "episode"
-                                             else "coverage"), json.dumps(msg).encode())
+            _raw_publish(
+                broker.url,
+                m.topic("w1", "episodes" if msg["type"] == "episode" else "coverage"),
+                json.dumps(msg).encode(),
+            )
         wait_for(lambda: ing.stats().duplicates >= 2, 15, "both duplicates to arrive")
         stats = ing.stats()
         pub.close(timeout_s=2)
@@ -283,8 +325,7 @@ def test_published_episodes_and_coverage_land_once_despite_a_duplicate(any_store
     assert store.fleet.applied(sent[2]["id"])
 
 
-def test_messages_sent_while_the_ingester_is_down_arrive_when_it_is_back(store, broker,
-                                                                         tmp_path):
+def test_messages_sent_while_the_ingester_is_down_arrive_when_it_is_back(store, broker, tmp_path):
     """The ingester's persistent session keeps what came while it was away; the worker's
     resends of the same messages (unacknowledged meanwhile) change nothing."""
     with ingesting(store, broker.url, "ingest-persist"):
@@ -374,19 +415,28 @@ time.sleep(600)
 
 def test_retained_status_and_last_will_of_a_killed_worker(store, broker):
     with ingesting(store, broker.url):
-        proc = subprocess.Popen([sys.executable, "-c", _WORKER, broker.url], cwd=ROOT,
-                                env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                                stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _WORKER, broker.url],
+            cwd=ROOT,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             assert proc.stdout is not None and proc.stdout.readline().strip() == "sent"
-            wait_for(lambda: [(w.name, w.status) for w in store.fleet.workers()] ==
-                     [("w-kill", "online")] and events(store), 20, "the worker online")
+            wait_for(
+                lambda: (
+                    [(w.name, w.status) for w in store.fleet.workers()] == [("w-kill", "online")]
+                    and events(store)
+                ),
+                20,
+                "the worker online",
+            )
             cam = store.fleet.cameras()[0]
             assert (cam.name, cam.status, cam.analysed) == ("cam-k", "live", 3)
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
-            wait_for(lambda: store.fleet.workers()[0].status == "offline", 30,
-                     "the last will")
+            wait_for(lambda: store.fleet.workers()[0].status == "offline", 30, "the last will")
         finally:
             if proc.poll() is None:
                 proc.kill()

@@ -63,12 +63,18 @@ def test_long_bare_hand_is_one_episode_not_hundreds():
 
 def test_gap_shorter_than_grace_merges_longer_splits():
     cfg = EpisodeConfig(min_duration_s=1.0, grace_s=2.0)
-    merged = every(0.5, 0, 3, dets(bare())) + every(0.5, 3.5, 4.5, dets()) \
+    merged = (
+        every(0.5, 0, 3, dets(bare()))
+        + every(0.5, 3.5, 4.5, dets())
         + every(0.5, 5, 8, dets(bare()))
+    )
     _, closed = run(S, merged, cfg)
     assert len(closed) == 1 and closed[0].duration_s == 8
-    split = every(0.5, 0, 3, dets(bare())) + every(0.5, 3.5, 6, dets()) \
+    split = (
+        every(0.5, 0, 3, dets(bare()))
+        + every(0.5, 3.5, 6, dets())
         + every(0.5, 6.5, 9, dets(bare()))
+    )
     _, closed = run(S, split, cfg)
     assert [c.duration_s for c in closed] == [3.0, 2.5]
 
@@ -106,15 +112,18 @@ def test_no_gloves_polarity_flags_gloves_not_bare_hands():
 
 
 def test_peak_confidence_kept():
-    script = [(t, dets(bare(conf=c))) for t, c in [(0, .5), (0.5, .9), (1.0, .6), (1.5, .7)]]
+    script = [(t, dets(bare(conf=c))) for t, c in [(0, 0.5), (0.5, 0.9), (1.0, 0.6), (1.5, 0.7)]]
     _, closed = run(S, script)
     assert closed[0].peak_conf == pytest.approx(0.9) and closed[0].peak_t == 0.5
 
 
 def test_same_track_id_after_a_gap_longer_than_grace_is_a_new_episode():
     # ByteTrack keeps lost tracks for a while and may give a returning hand its old id
-    script = every(0.1, 0, 1.9, dets(bare(track=1))) + every(0.1, 2.0, 3.9, dets()) \
+    script = (
+        every(0.1, 0, 1.9, dets(bare(track=1)))
+        + every(0.1, 2.0, 3.9, dets())
         + every(0.1, 4.0, 6, dets(bare(track=1)))
+    )
     _, closed = run(S, script)
     assert [(round(c.started_t, 3), round(c.last_t, 3)) for c in closed] == [(0, 1.9), (4, 6)]
 
@@ -152,11 +161,21 @@ def test_recorder_stores_one_episode_with_evidence_and_coverage(store, gw_home, 
     image = read_image(gloved_images[0])
     shape = image.shape[:2]
     started = datetime(2026, 1, 5, 8, 0, 0)
-    ctx = RecordingContext("Saw", source="cam", model_hash="ab" * 32, model_name="m.pt",
-                           thresholds={"conf": 0.25}, started=started)
+    ctx = RecordingContext(
+        "Saw",
+        source="cam",
+        model_hash="ab" * 32,
+        model_name="m.pt",
+        thresholds={"conf": 0.25},
+        started=started,
+    )
     sink = StoreSink(store)
-    rec = EpisodeRecorder(ctx, StationRule("Saw", zones=(BLADE,), version=3), sink,
-                          evidence=EvidenceWriter(settings().evidence_dir))
+    rec = EpisodeRecorder(
+        ctx,
+        StationRule("Saw", zones=(BLADE,), version=3),
+        sink,
+        evidence=EvidenceWriter(settings().evidence_dir),
+    )
     # a bare hand in the blade zone (right half) beside a compliant glove
     frame = dets(bare(box=(400, 100, 480, 180)), glove(box=(50, 400, 130, 480)))
     for i, (t, d) in enumerate(every(0.1, 0, 3, frame)):
@@ -209,10 +228,13 @@ def test_a_failing_sink_does_not_stop_watching(caplog):
 
 def test_photo_episode_is_stored_when_it_ends(store):
     """A photo (minimum duration 0, no coverage) still becomes one stored episode."""
-    rec = EpisodeRecorder(RecordingContext("Bench", source="a.jpg",
-                                           started=datetime(2026, 1, 5, 10)),
-                          StationRule("Bench"), StoreSink(store),
-                          EpisodeConfig(min_duration_s=0), coverage=False)
+    rec = EpisodeRecorder(
+        RecordingContext("Bench", source="a.jpg", started=datetime(2026, 1, 5, 10)),
+        StationRule("Bench"),
+        StoreSink(store),
+        EpisodeConfig(min_duration_s=0),
+        coverage=False,
+    )
     rec.process(0.0, FrameDetections(dets(bare()), SHAPE), np.zeros((100, 100, 3), np.uint8), 0)
     rec.finish()
     eps = h.episodes(store, h.HistoryFilter(date(2026, 1, 5), date(2026, 1, 5)))

@@ -61,11 +61,9 @@ def test_a_head_overlapping_the_hand_is_obscured(textured):
 
 def test_writer_saves_redacted_frame_crop_from_it_and_boxes(textured, tmp_path):
     img = textured
-    d = dets(hand("hand", HAND, 0.9, 1), hand("glove", GLOVE, 0.8, 2),
-             hand("head", HEAD, 0.7, 3))
+    d = dets(hand("hand", HAND, 0.9, 1), hand("glove", GLOVE, 0.8, 2), hand("head", HEAD, 0.7, 3))
     status = StationRule("Band saw/3").judge(d, img.shape[:2]).status
-    ev = EvidenceWriter(tmp_path).save(img, d, status, HAND, "Band saw/3", "s1-e2",
-                                       "2026-01-02")
+    ev = EvidenceWriter(tmp_path).save(img, d, status, HAND, "Band saw/3", "s1-e2", "2026-01-02")
     assert ev is not None
     assert ev.frame_path.parent == tmp_path / "2026-01-02"
     assert ev.frame_path.name == "Band-saw-3-s1-e2.jpg"
@@ -86,15 +84,18 @@ def test_writer_saves_redacted_frame_crop_from_it_and_boxes(textured, tmp_path):
     assert side == read_boxes(ev.boxes_path.with_suffix(".jpg"))
     assert side["shape"] == [640, 640]
     assert [(x["class_name"], x["role"], x["status"]) for x in side["detections"]] == [
-        ("hand", "violation", "violating"), ("glove", "protected", "compliant"),
-        ("head", "context", "context")]
+        ("hand", "violation", "violating"),
+        ("glove", "protected", "compliant"),
+        ("head", "context", "context"),
+    ]
     assert side["detections"][0]["box"] == list(HAND)
 
 
 def test_without_blur_the_frame_is_kept_as_is(textured, tmp_path):
     d = dets(hand("hand", HAND, 0.9, 1))
-    ev = EvidenceWriter(tmp_path, blur=False).save(textured, d, np.array(["violating"]), HAND,
-                                                   "S", "e", "2026-01-02")
+    ev = EvidenceWriter(tmp_path, blur=False).save(
+        textured, d, np.array(["violating"]), HAND, "S", "e", "2026-01-02"
+    )
     frame = read_image(ev.frame_path)
     assert np.abs(_region(frame, GLOVE).astype(int) - _region(textured, GLOVE)).mean() < 6
 

@@ -38,10 +38,15 @@ def _ts(dt: datetime) -> str:
 
 
 def _crashed_process(gw_home, spans):
-    out = subprocess.run([sys.executable, "-c", _CRASHING, json.dumps(spans)], cwd=ROOT,
-                         env={**os.environ, "GLOVEWATCH_HOME": str(gw_home),
-                              "PYTHONPATH": str(ROOT)},
-                         capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _CRASHING, json.dumps(spans)],
+        cwd=ROOT,
+        env={**os.environ, "GLOVEWATCH_HOME": str(gw_home), "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -52,8 +57,9 @@ def test_dead_process_sessions_are_interrupted_and_their_episodes_closed(store, 
     dead = _crashed_process(gw_home, [old, recent])
     # this process is alive and still recording
     live_sid = store.sessions.start(INFO)
-    live_ep = store.events.insert(EventRow("Saw", recent[0], recent[1], session_id=live_sid,
-                                           state="open"))
+    live_ep = store.events.insert(
+        EventRow("Saw", recent[0], recent[1], session_id=live_sid, state="open")
+    )
     # an open episode whose session is gone
     orphan = store.events.insert(EventRow("Saw", old[0], old[1], session_id=None, state="open"))
 
@@ -77,24 +83,36 @@ def test_dead_process_sessions_are_interrupted_and_their_episodes_closed(store, 
 def test_open_episode_of_an_ended_session_is_closed(store):
     sid = store.sessions.start(INFO)
     store.sessions.end(sid, "finished")
-    eid = store.events.insert(EventRow("Saw", "2026-01-01 08:00:00", None, session_id=sid,
-                                       state="open"))
+    eid = store.events.insert(
+        EventRow("Saw", "2026-01-01 08:00:00", None, session_id=sid, state="open")
+    )
     assert recover(store).episodes_closed == 1
     ep = store.events.get(eid)
     assert ep.state == "closed" and ep.ended_at == "2026-01-01 08:00:00" and ep.duration_s == 0
 
 
 def _record(**kw) -> SessionRecord:
-    base = dict(id=1, kind="live", source="c", station="S", model_path="m", model_hash="h",
-                started_at=_ts(datetime.now()), ended_at=None, status="running",
-                pid=os.getpid(), host=socket.gethostname(), heartbeat_at=None)
+    base = dict(
+        id=1,
+        kind="live",
+        source="c",
+        station="S",
+        model_path="m",
+        model_hash="h",
+        started_at=_ts(datetime.now()),
+        ended_at=None,
+        status="running",
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        heartbeat_at=None,
+    )
     return SessionRecord(**{**base, **kw})
 
 
 def test_session_alive_by_process_here_and_heartbeat_elsewhere():
     assert session_alive(_record())  # this very process
     assert not session_alive(_record(pid=None))  # written before sessions knew their process
-    assert not session_alive(_record(pid=2 ** 22 + 12345))  # no such process
+    assert not session_alive(_record(pid=2**22 + 12345))  # no such process
     fresh = _ts(datetime.now() - timedelta(seconds=30))
     stale = _ts(datetime.now() - timedelta(minutes=10))
     assert session_alive(_record(host="other-host", heartbeat_at=fresh))

@@ -39,9 +39,9 @@ def _rows(ws):
 
 def _table(rows, header_start):
     """Rows of the table whose header row starts with ``header_start``, up to a blank row."""
-    i = next(i for i, r in enumerate(rows) if r[:len(header_start)] == header_start)
+    i = next(i for i, r in enumerate(rows) if r[: len(header_start)] == header_start)
     out = []
-    for r in rows[i + 1:]:
+    for r in rows[i + 1 :]:
         if all(v is None for v in r):
             break
         out.append(r)
@@ -54,8 +54,13 @@ def test_rule_decides_episodes_coverage_kpis_and_report(case, store, tmp_path, g
     rule = save_rule(store, rule, "ann")
     assert current_rule(store, rule.station).version == 1
     image = read_image(gloved_images[0])
-    record(store, current_rule(store, rule.station),
-           every(0.2, 0, 5, dets(hand(cls, BOX, 0.9, 1))), image, STARTED)
+    record(
+        store,
+        current_rule(store, rule.station),
+        every(0.2, 0, 5, dets(hand(cls, BOX, 0.9, 1))),
+        image,
+        STARTED,
+    )
 
     f = h.HistoryFilter(DAY, DAY, stations=(rule.station,))
     eps = h.episodes(store, f)
@@ -100,10 +105,14 @@ def _edge_colour(img, box):
 
 def test_box_colours_follow_the_station_judgement(gloved_images):
     image = read_image(gloved_images[0])
-    boxes = {"hand": (40.0, 300.0, 140.0, 400.0), "glove": (300.0, 300.0, 400.0, 400.0),
-             "head": (450.0, 60.0, 560.0, 170.0)}
-    fd = FrameDetections(dets(*(hand(n, b, 0.9, i) for i, (n, b) in enumerate(boxes.items()))),
-                         image.shape[:2])
+    boxes = {
+        "hand": (40.0, 300.0, 140.0, 400.0),
+        "glove": (300.0, 300.0, 400.0, 400.0),
+        "head": (450.0, 60.0, 560.0, 170.0),
+    }
+    fd = FrameDetections(
+        dets(*(hand(n, b, 0.9, i) for i, (n, b) in enumerate(boxes.items()))), image.shape[:2]
+    )
     judged = LATHE.judge_frame(fd)
     out = draw(image, fd, judged.status)
     assert _edge_colour(out, boxes["hand"]) == STATUS_COLOURS[BoxStatus.COMPLIANT]  # green

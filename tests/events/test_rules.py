@@ -29,7 +29,9 @@ def test_points_in_polygon_inside_outside_edge_and_concave():
     assert points_in_polygon(pts, SQUARE).tolist() == [True, False, True]  # edge is inside
     l_shape = ((0, 0), (1, 0), (1, 0.5), (0.5, 0.5), (0.5, 1), (0, 1))
     assert points_in_polygon(np.array([[0.25, 0.75], [0.75, 0.75]]), l_shape).tolist() == [
-        True, False]
+        True,
+        False,
+    ]
     assert Zone("blade", SQUARE).contains(0.5, 0.5)
     assert not Zone("blade", SQUARE).contains(0.9, 0.9)
 
@@ -55,8 +57,12 @@ def test_parse_zones_and_clear_errors():
 
 def test_gloves_required_bare_hand_warning_outside_critical_inside_zone():
     rule = StationRule("Saw", zones=(Zone("blade", SQUARE),))
-    j = rule.judge(dets(hand("hand", CENTRE), hand("hand", CORNER), hand("glove", CENTRE),
-                        hand("head", CORNER)), SHAPE)
+    j = rule.judge(
+        dets(
+            hand("hand", CENTRE), hand("hand", CORNER), hand("glove", CENTRE), hand("head", CORNER)
+        ),
+        SHAPE,
+    )
     assert j.status.tolist() == ["violating", "violating", "compliant", "context"]
     assert j.severity[0] == Severity.CRITICAL and j.zone[0] == "blade"
     assert j.severity[1] == Severity.WARNING and j.zone[1] is None
@@ -75,8 +81,9 @@ def test_allowed_classes_make_other_gloves_violations():
 
 def test_no_gloves_polarity_flags_gloves_and_accepts_bare_hands():
     lathe = StationRule("Lathe", polarity=Polarity.NO_GLOVES, zones=(Zone("chuck", SQUARE),))
-    j = lathe.judge(dets(hand("hand", CORNER), hand("glove", CENTRE), hand("glove_steel", CORNER)),
-                    SHAPE)
+    j = lathe.judge(
+        dets(hand("hand", CORNER), hand("glove", CENTRE), hand("glove_steel", CORNER)), SHAPE
+    )
     assert j.status.tolist() == ["compliant", "violating", "violating"]
     assert j.severity.tolist()[1:] == ["critical", "warning"]
     assert "no-gloves station" in j.reason[1]
@@ -85,10 +92,14 @@ def test_no_gloves_polarity_flags_gloves_and_accepts_bare_hands():
 
 def test_frame_verdicts_compliant_violation_no_hands():
     rule = StationRule("S")
-    assert rule.judge(dets(hand("glove", CENTRE), hand("head", CORNER)),
-                      SHAPE).verdict is Verdict.COMPLIANT
-    assert rule.judge(dets(hand("glove", CENTRE), hand("hand", CORNER)),
-                      SHAPE).verdict is Verdict.VIOLATION
+    assert (
+        rule.judge(dets(hand("glove", CENTRE), hand("head", CORNER)), SHAPE).verdict
+        is Verdict.COMPLIANT
+    )
+    assert (
+        rule.judge(dets(hand("glove", CENTRE), hand("hand", CORNER)), SHAPE).verdict
+        is Verdict.VIOLATION
+    )
     assert rule.judge(dets(hand("head", CORNER)), SHAPE).verdict is Verdict.NO_HANDS
     assert rule.judge(dets(), SHAPE).verdict is Verdict.NO_HANDS
     lathe = StationRule("L", polarity=Polarity.NO_GLOVES)
@@ -96,8 +107,9 @@ def test_frame_verdicts_compliant_violation_no_hands():
 
 
 def test_rule_json_round_trip_and_bad_tiles():
-    rule = StationRule("Saw", allowed=("glove_steel",), zones=parse_zones("b: 0,0 1,0 1,1"),
-                       tiles="320:0.25")
+    rule = StationRule(
+        "Saw", allowed=("glove_steel",), zones=parse_zones("b: 0,0 1,0 1,1"), tiles="320:0.25"
+    )
     back = StationRule.from_json("Saw", 4, rule.to_json())
     assert back.allowed == rule.allowed and back.zones == rule.zones
     assert back.tiles == "320:0.25" and back.version == 4 and back.tile_spec is not None

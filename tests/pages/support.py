@@ -11,8 +11,17 @@ PASSWORD = "correct-horse-7"
 USERS = {"vera": "viewer", "otto": "operator", "erin": "engineer", "ada": "admin"}
 
 # Elements whose text Streamlit renders as Markdown.
-MARKDOWN_ELEMENTS = ("title", "header", "subheader", "markdown", "caption", "info", "warning",
-                     "error", "success")
+MARKDOWN_ELEMENTS = (
+    "title",
+    "header",
+    "subheader",
+    "markdown",
+    "caption",
+    "info",
+    "warning",
+    "error",
+    "success",
+)
 
 
 def sign_in(at: Any, name: str, password: str = PASSWORD) -> Any:
@@ -94,9 +103,15 @@ def finished_run(store: Any, data_yaml: Path | None = None, name: str = "shipped
 
     data = data_yaml or MINI / "data.yaml"
     folder = settings().runs_dir / f"{name}"
-    rid = store.runs.create(name, data.parent.name, "yolo11n.yaml", "cpu", None,
-                            lambda _i: str(folder),
-                            lambda _f: {"data": str(data), "epochs": 1, "imgsz": 640})
+    rid = store.runs.create(
+        name,
+        data.parent.name,
+        "yolo11n.yaml",
+        "cpu",
+        None,
+        lambda _i: str(folder),
+        lambda _f: {"data": str(data), "epochs": 1, "imgsz": 640},
+    )
     weights = folder / "train" / "weights"
     weights.mkdir(parents=True)
     shutil.copyfile(settings().default_weights, weights / "best.pt")

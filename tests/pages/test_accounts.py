@@ -23,19 +23,55 @@ from tests.pages.support import (
 from ui.text import md
 
 PAGES = {
-    "live": "pages/1_Live.py", "batch": "pages/2_Batch.py", "history": "pages/3_History.py",
-    "training": "pages/4_Training.py", "stations": "pages/5_Stations.py",
-    "label": "pages/6_Label.py", "admin": "pages/7_Admin.py", "cameras": "pages/8_Cameras.py",
+    "live": "pages/1_Live.py",
+    "batch": "pages/2_Batch.py",
+    "history": "pages/3_History.py",
+    "training": "pages/4_Training.py",
+    "stations": "pages/5_Stations.py",
+    "label": "pages/6_Label.py",
+    "admin": "pages/7_Admin.py",
+    "cameras": "pages/8_Cameras.py",
 }
-TITLES = {"live": "Live monitoring", "batch": "Batch detection", "history": "History",
-          "training": "Training", "stations": "Stations and rules",
-          "label": "Label: the plant's own frames", "admin": "Admin", "cameras": "Cameras"}
+TITLES = {
+    "live": "Live monitoring",
+    "batch": "Batch detection",
+    "history": "History",
+    "training": "Training",
+    "stations": "Stations and rules",
+    "label": "Label: the plant's own frames",
+    "admin": "Admin",
+    "cameras": "Cameras",
+}
 
 # What a page may show besides its refusal: nothing but the sidebar's sign-out.
-CONTENT = ("title", "subheader", "markdown", "text_input", "text_area", "number_input",
-           "selectbox", "multiselect", "radio", "checkbox", "toggle", "slider", "select_slider",
-           "date_input", "file_uploader", "download_button", "metric", "dataframe", "tab",
-           "expander", "image", "plotly_chart", "info", "warning", "success", "page_link")
+CONTENT = (
+    "title",
+    "subheader",
+    "markdown",
+    "text_input",
+    "text_area",
+    "number_input",
+    "selectbox",
+    "multiselect",
+    "radio",
+    "checkbox",
+    "toggle",
+    "slider",
+    "select_slider",
+    "date_input",
+    "file_uploader",
+    "download_button",
+    "metric",
+    "dataframe",
+    "tab",
+    "expander",
+    "image",
+    "plotly_chart",
+    "info",
+    "warning",
+    "success",
+    "page_link",
+)
 
 
 @pytest.fixture
@@ -87,11 +123,18 @@ def test_once_an_account_exists_a_session_must_sign_in(store, gw_home):
     assert "Sign in to GloveWatch" in values(at.title) and "History" not in values(at.title)
 
 
-@pytest.mark.parametrize("page, role", [("training", "engineer"), ("stations", "engineer"),
-                                        ("live", "operator"), ("batch", "operator"),
-                                        ("label", "engineer"), ("admin", "admin")])
-def test_viewer_is_refused_with_the_needed_role_and_nothing_else(accounts, fake_webrtc, page,
-                                                                 role):
+@pytest.mark.parametrize(
+    "page, role",
+    [
+        ("training", "engineer"),
+        ("stations", "engineer"),
+        ("live", "operator"),
+        ("batch", "operator"),
+        ("label", "engineer"),
+        ("admin", "admin"),
+    ],
+)
+def test_viewer_is_refused_with_the_needed_role_and_nothing_else(accounts, fake_webrtc, page, role):
     at = signed_in("vera", page)
     errors = values(at.error)
     assert len(errors) == 1 and f"needs the {role} role" in errors[0], errors
@@ -105,8 +148,14 @@ def test_viewer_opens_home_and_history_but_cannot_review(accounts, synth_home):
     at = signed_in("vera")
     assert "🧤 GloveWatch" in values(at.title) and "Sessions" in metrics(at)
     links = [p.proto.page for p in at.get("page_link")]
-    assert "History" in links and not {"Live", "Batch", "Training", "Stations", "Label",
-                                       "Admin"} & set(links), links  # what a viewer may open
+    assert "History" in links and not {
+        "Live",
+        "Batch",
+        "Training",
+        "Stations",
+        "Label",
+        "Admin",
+    } & set(links), links  # what a viewer may open
     at.switch_page(PAGES["history"]).run()
     assert not at.exception and not at.error
     assert "History" in values(at.title) and "Episodes" in metrics(at)
@@ -117,8 +166,7 @@ def test_viewer_opens_home_and_history_but_cannot_review(accounts, synth_home):
     assert "Cameras" in values(at.title) and not at.error
 
 
-def test_operator_runs_live_and_batch_and_saves_a_review(accounts, synth_home, store,
-                                                         fake_webrtc):
+def test_operator_runs_live_and_batch_and_saves_a_review(accounts, synth_home, store, fake_webrtc):
     at = signed_in("otto", "live")
     assert "Live monitoring" in values(at.title) and not at.error
     assert fake_webrtc.kwargs  # the camera is offered
@@ -205,8 +253,9 @@ def test_a_user_name_is_shown_as_typed(store, gw_home):
 
     add_user(store, "_ana_", "viewer", PASSWORD)
     at = signed_in("_ana_", "training")
-    assert any(c.startswith(f"Signed in as {md('_ana_')} (viewer)")
-               for c in values(at.sidebar.caption)), values(at.sidebar.caption)
+    assert any(
+        c.startswith(f"Signed in as {md('_ana_')} (viewer)") for c in values(at.sidebar.caption)
+    ), values(at.sidebar.caption)
     [error] = values(at.error)
     assert error.startswith(md("_ana_ (viewer) may not train models"))
 
@@ -220,8 +269,9 @@ def served_on_all_addresses():
     st_config.set_option("server.address", before)
 
 
-def test_serving_beyond_loopback_without_an_admin_is_refused(store, gw_home,
-                                                              served_on_all_addresses):
+def test_serving_beyond_loopback_without_an_admin_is_refused(
+    store, gw_home, served_on_all_addresses
+):
     at = open_page()
     errors = values(at.error)
     assert len(errors) == 1 and "no admin account" in errors[0] and "0.0.0.0" in errors[0]

@@ -35,19 +35,20 @@ def test_batch_page_verdicts_errors_and_excel(gw_home, store, bare_images, glove
     at.selectbox(key="batch-station").set_value("Bandsaw 3")
     at.slider(key="batch-conf").set_value(0.3)
     bare, gloved = bare_images[0], gloved_images[0]
-    at.file_uploader(key="batch-files").set_value([
-        (bare.name, bare.read_bytes(), "image/jpeg"),
-        (gloved.name, gloved.read_bytes(), "image/jpeg"),
-        ("notes.jpg", b"plain text, not a picture", "image/jpeg"),
-        ("dot.png", tiny_png(), "image/png"),
-    ])
+    at.file_uploader(key="batch-files").set_value(
+        [
+            (bare.name, bare.read_bytes(), "image/jpeg"),
+            (gloved.name, gloved.read_bytes(), "image/jpeg"),
+            ("notes.jpg", b"plain text, not a picture", "image/jpeg"),
+            ("dot.png", tiny_png(), "image/png"),
+        ]
+    )
     at.run()
     at.button(key="batch-run").click().run()
     assert not at.exception
 
     m = metrics(at)
-    assert (m["Files"], m["Compliant"], m["With a violation"], m["Failed"]) == ("4", "1", "1",
-                                                                               "2")
+    assert (m["Files"], m["Compliant"], m["With a violation"], m["Failed"]) == ("4", "1", "1", "2")
     errors = [plain(e) for e in values(at.error)]
     assert len(errors) == 2, errors  # one for each bad file, nothing else
     assert any(e.startswith("notes.jpg: not an image") for e in errors), errors
@@ -65,8 +66,7 @@ def test_batch_page_verdicts_errors_and_excel(gw_home, store, bare_images, glove
     report = at.session_state["batch-report"]
     assert report.station == "Bandsaw 3"
     session = store.sessions.get(report.session_id)
-    assert (session.kind, session.station, session.status) == ("batch", "Bandsaw 3",
-                                                               "finished")
+    assert (session.kind, session.station, session.status) == ("batch", "Bandsaw 3", "finished")
     excel = at.get("download_button")[0]
     assert excel.label == "Download Excel (summary, verdicts, detections)"
     data = report.table_xlsx.read_bytes()
@@ -86,16 +86,18 @@ def test_refused_weights_are_explained_and_not_kept(gw_home, tmp_path):
     at.radio(key="batch-src").set_value("Upload weights (.pt)").run()
     marker = tmp_path / "payload-ran"
     trap = malicious_pt(tmp_path / "best.pt", marker)
-    at.file_uploader(key="batch-upload").set_value(("best.pt", trap.read_bytes(),
-                                                    "application/octet-stream")).run()
+    at.file_uploader(key="batch-upload").set_value(
+        ("best.pt", trap.read_bytes(), "application/octet-stream")
+    ).run()
     assert not at.exception
     errors = values(at.error)
     assert len(errors) == 1 and "cannot be used" in errors[0] and "refused" in errors[0], errors
     assert not marker.exists()  # nothing was unpickled
     assert at.button(key="batch-run").disabled
     assert not list(settings().uploads_dir.iterdir())
-    at.file_uploader(key="batch-upload").set_value(("fake.pt", b"not a model",
-                                                    "application/octet-stream")).run()
+    at.file_uploader(key="batch-upload").set_value(
+        ("fake.pt", b"not a model", "application/octet-stream")
+    ).run()
     assert len(at.error) == 1 and "cannot be used" in at.error[0].value
     assert not list(settings().uploads_dir.iterdir())
 

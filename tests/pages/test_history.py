@@ -38,9 +38,14 @@ def _built_history(tmp_path_factory, bare_images, gloved_images, default_weights
         mp.delenv("GLOVEWATCH_DB_URL", raising=False)
         store = open_store()
         generate(store, stations=3, days=8, seconds_rows=10_000, seed=1)
-        run_batch([BatchInput.from_path(p) for p in [*bare_images[:3], *gloved_images[:2]]],
-                  default_weights, InferenceParams(), station="Saw 01", backend="pytorch",
-                  store=store)
+        run_batch(
+            [BatchInput.from_path(p) for p in [*bare_images[:3], *gloved_images[:2]]],
+            default_weights,
+            InferenceParams(),
+            station="Saw 01",
+            backend="pytorch",
+            store=store,
+        )
     yield home
     close_store(store)
 
@@ -129,8 +134,11 @@ def test_dismissed_review_shows_in_table_picker_and_kpis_at_once(history_home, s
     label = next(o for o in picker.options if o.startswith(f"#{eid} "))
     assert label.endswith("dismissed)"), label
     ep = store.events.get(eid)
-    assert (ep.review, ep.review_comment, ep.reviewed_by) == ("dismissed", "glove seen on zoom",
-                                                              "local")
+    assert (ep.review, ep.review_comment, ep.reviewed_by) == (
+        "dismissed",
+        "glove seen on zoom",
+        "local",
+    )
     assert any("dismissed by local" in c for c in values(at.caption))  # the review trail
 
 
@@ -226,7 +234,7 @@ def test_retention_from_the_page(history_home):
 
 
 def test_store_from_a_newer_version_is_refused(gw_home):
-    import sqlite3  # noqa: TID251  (a store written by a newer GloveWatch, made by hand)
+    import sqlite3
 
     from core.storage.migrations import SCHEMA_VERSION
 
@@ -269,8 +277,14 @@ def test_demo_switch_shows_the_demo_year(gw_home, store, monkeypatch):
 @pytest.mark.slow
 def test_user_text_is_shown_literally(history_home, store, bare_images, default_weights):
     save_rule(store, StationRule(EVIL_STATION), "test")
-    run_batch([BatchInput.from_path(bare_images[5])], default_weights, InferenceParams(),
-              station=EVIL_STATION, backend="pytorch", store=store)
+    run_batch(
+        [BatchInput.from_path(bare_images[5])],
+        default_weights,
+        InferenceParams(),
+        station=EVIL_STATION,
+        backend="pytorch",
+        store=store,
+    )
     at = _page()
     eid = episode_picker(at).value
     assert store.events.get(eid).station == EVIL_STATION  # the newest episode
@@ -284,8 +298,10 @@ def test_user_text_is_shown_literally(history_home, store, bare_images, default_
         assert not any(raw in t for t in shown), (raw, [t for t in shown if raw in t])
     assert any(md(EVIL_STATION) in t for t in values(at.markdown))  # the episode detail
     assert any(md(comment) in t and md("ana **x**") in t for t in values(at.caption))
-    assert any(t.startswith("Hidden stations keep their history:") and md(EVIL_STATION) in t
-               for t in values(at.caption))
+    assert any(
+        t.startswith("Hidden stations keep their history:") and md(EVIL_STATION) in t
+        for t in values(at.caption)
+    )
     assert any(md(EVIL_STATION) in t for t in values(at.caption))  # the filter line
     urls = [img.url for el in at.get("image") for img in el.proto.imgs]
     assert urls and not any("evil.example" in u for u in urls)

@@ -25,8 +25,13 @@ def test_home_empty_store(gw_home):
 
 
 def test_home_shows_todays_figures(gw_home, store, default_weights, bare_images):
-    run_batch([BatchInput.from_path(p) for p in bare_images[:2]], default_weights,
-              InferenceParams(), backend="pytorch", store=store)
+    run_batch(
+        [BatchInput.from_path(p) for p in bare_images[:2]],
+        default_weights,
+        InferenceParams(),
+        backend="pytorch",
+        store=store,
+    )
     at = open_page()
     m = metrics(at)
     assert m["Sessions"] == "1" and m["Images / frames checked"] == "2"

@@ -27,18 +27,19 @@ def test_collect_uploads_then_plan_a_finetune(gw_home, store, bare_images, glove
     at = _page()
     assert any("No frames yet" in plain(s) for s in values(at.info))
     assert at.button(key="label-collect").disabled  # nothing uploaded yet
-    at.file_uploader(key="label-ups").set_value([
-        (bare_images[0].name, bare_images[0].read_bytes(), "image/jpeg"),
-        (gloved_images[0].name, gloved_images[0].read_bytes(), "image/jpeg"),
-        ("notes.jpg", b"plain text, not a picture", "image/jpeg"),
-    ])
+    at.file_uploader(key="label-ups").set_value(
+        [
+            (bare_images[0].name, bare_images[0].read_bytes(), "image/jpeg"),
+            (gloved_images[0].name, gloved_images[0].read_bytes(), "image/jpeg"),
+            ("notes.jpg", b"plain text, not a picture", "image/jpeg"),
+        ]
+    )
     at.run()
     at.button(key="label-collect").click().run()
     assert not at.exception
     errors = [plain(e) for e in values(at.error)]
     assert len(errors) == 1 and errors[0].startswith("notes.jpg: not an image"), errors
-    assert any("Collected 2 frames (0 near-copies skipped)" in plain(s)
-               for s in values(at.success))
+    assert any("Collected 2 frames (0 near-copies skipped)" in plain(s) for s in values(at.success))
     frames = store.site.frames(STATION)
     assert len(frames) == 2 and all(f.status == "prelabelled" for f in frames)
 
@@ -51,7 +52,8 @@ def test_collect_uploads_then_plan_a_finetune(gw_home, store, bare_images, glove
 
     # the same photo again is a near-copy: nothing added
     at.file_uploader(key="label-ups").set_value(
-        [(bare_images[0].name, bare_images[0].read_bytes(), "image/jpeg")])
+        [(bare_images[0].name, bare_images[0].read_bytes(), "image/jpeg")]
+    )
     at.run()
     at.button(key="label-collect").click().run()
     at.run()

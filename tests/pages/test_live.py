@@ -17,8 +17,20 @@ from core.storage.filters import HistoryFilter
 from tests.helpers import make_video, open_page
 from tests.pages.support import metrics, plain, values
 
-WIDGETS = ("text_input", "text_area", "number_input", "selectbox", "multiselect", "radio",
-           "checkbox", "toggle", "slider", "select_slider", "file_uploader", "button")
+WIDGETS = (
+    "text_input",
+    "text_area",
+    "number_input",
+    "selectbox",
+    "multiselect",
+    "radio",
+    "checkbox",
+    "toggle",
+    "slider",
+    "select_slider",
+    "file_uploader",
+    "button",
+)
 
 
 def _keys(block: Any) -> set[str]:
@@ -50,8 +62,15 @@ def test_quick_start_needs_only_source_and_start(gw_home, fake_webrtc):
     advanced = [e for e in at.expander if e.label.startswith("Advanced")]
     assert len(advanced) == 1, [e.label for e in at.expander]
     inside = _keys(advanced[0])
-    assert {"live-backend", "live-min", "live-grace", "live-cooldown", "live-conf",
-            "live-imgsz", "live-blur"} <= inside
+    assert {
+        "live-backend",
+        "live-min",
+        "live-grace",
+        "live-cooldown",
+        "live-conf",
+        "live-imgsz",
+        "live-blur",
+    } <= inside
     assert at.selectbox(key="live-backend").value == "openvino"
     outside = _keys(at.main) - inside
     assert outside == {"live-source", "live-station"}, outside  # the camera has its own Start
@@ -64,8 +83,9 @@ def test_quick_start_needs_only_source_and_start(gw_home, fake_webrtc):
 
 
 @pytest.mark.slow
-def test_browser_camera_frames_become_one_episode(gw_home, store, monkeypatch, fake_webrtc,
-                                                   bare_images):
+def test_browser_camera_frames_become_one_episode(
+    gw_home, store, monkeypatch, fake_webrtc, bare_images
+):
     monkeypatch.setenv("GLOVEWATCH_ICE_SERVERS", '[{"urls": ["stun:stun.example:3478"]}]')
     at = _live_page()
     kwargs = fake_webrtc.kwargs
@@ -89,19 +109,20 @@ def test_browser_camera_frames_become_one_episode(gw_home, store, monkeypatch, f
     [ep] = proc.episodes(store)
     assert ep.state == "closed" and ep.class_name == "hand" and ep.evidence_path
     session = store.sessions.get(ep.session_id)
-    assert (session.kind, session.status, session.source) == ("live", "finished",
-                                                              "browser camera")
+    assert (session.kind, session.status, session.source) == ("live", "finished", "browser camera")
     assert any(s.startswith("Episodes of this session") for s in values(at.subheader))
 
 
 @pytest.mark.slow
-def test_file_replay_start_stop_banner_and_episodes(gw_home, store, fake_webrtc, tmp_path,
-                                                    bare_images):
+def test_file_replay_start_stop_banner_and_episodes(
+    gw_home, store, fake_webrtc, tmp_path, bare_images
+):
     clip = make_video(tmp_path / "bare-hand.mp4", [bare_images[4]], repeat=150, fps=5)
     at = _live_page()
     at.radio(key="live-source").set_value("Video file replay").run()
-    at.file_uploader(key="live-file").set_value(("bare-hand.mp4", clip.read_bytes(),
-                                                 "video/mp4")).run()
+    at.file_uploader(key="live-file").set_value(
+        ("bare-hand.mp4", clip.read_bytes(), "video/mp4")
+    ).run()
     assert _start_stop(at) == (True, False)
     at.button(key="live-start").click().run()
     assert not at.exception
@@ -130,19 +151,23 @@ def test_file_replay_start_stop_banner_and_episodes(gw_home, store, fake_webrtc,
     assert len(thumbs) == len(eps)  # one thumbnail per episode, no frame after Stop
     assert any(c.value.startswith(f"#{eps[-1].id} ") for c in at.caption)
     session = store.sessions.get(eps[0].session_id)
-    assert (session.kind, session.source, session.status) == ("file", "bare-hand.mp4",
-                                                              "finished")
+    assert (session.kind, session.source, session.status) == ("file", "bare-hand.mp4", "finished")
     total = h.kpis(store, HistoryFilter(date.today(), date.today())).total
     assert total.watched_s > 0  # monitored time reached the history
 
 
-@pytest.mark.parametrize("url, expect", [
-    ("camera-7", "starts with rtsp://"),
-    # refused at once; the password never shows
-    pytest.param("rtsp://user:secret@127.0.0.1:9/stream",
-                 "Camera rtsp://user:***@127.0.0.1:9/stream cannot be reached",
-                 marks=pytest.mark.slow),  # three tries with back-off
-])
+@pytest.mark.parametrize(
+    "url, expect",
+    [
+        ("camera-7", "starts with rtsp://"),
+        # refused at once; the password never shows
+        pytest.param(
+            "rtsp://user:secret@127.0.0.1:9/stream",
+            "Camera rtsp://user:***@127.0.0.1:9/stream cannot be reached",
+            marks=pytest.mark.slow,
+        ),  # three tries with back-off
+    ],
+)
 def test_bad_camera_url_gets_a_clear_message(gw_home, fake_webrtc, url, expect):
     at = _live_page()
     at.radio(key="live-source").set_value("Camera URL").run()

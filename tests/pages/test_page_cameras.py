@@ -20,18 +20,68 @@ def _ts(seconds_ago: float) -> str:
 def _fleet(store) -> None:
     """line-1 reporting now (a live and a stalled camera), line-2 silent for 10 minutes
     (its camera said live), line-3 stopped."""
-    store.fleet.report(WorkerRow("line-1", "online", "box-a", _ts(3600), _ts(2),
-                                 {"transport": "mqtt", "outbox_pending": 0}), [
-        CameraRow("saw-01", "Saw 01", "live", "line-1", "rtsp://cam1", 4.9, 120, 380,
-                  _ts(2), _ts(2)),
-        CameraRow("press-02", "Press 2", "stalled", "line-1", "env:CAM_P2", 0.0, 50, 10,
-                  _ts(40), _ts(2), "No frames from env:CAM_P2 for 38 s")])
-    store.fleet.report(WorkerRow("line-2", "online", "box-b", _ts(7200), _ts(600)), [
-        CameraRow("lathe-03", "Lathe 3", "live", "line-2", "rtsp://cam3", 5.0, 10, 0,
-                  _ts(600), _ts(600))])
-    store.fleet.report(WorkerRow("line-3", "stopped", "box-c", _ts(9000), _ts(5)), [
-        CameraRow("mill-04", "<b>Mill</b> *4*", "stopped", "line-3", "mill.mp4", 0.0, 7, 3,
-                  _ts(5), _ts(5))])
+    store.fleet.report(
+        WorkerRow(
+            "line-1",
+            "online",
+            "box-a",
+            _ts(3600),
+            _ts(2),
+            {"transport": "mqtt", "outbox_pending": 0},
+        ),
+        [
+            CameraRow(
+                "saw-01", "Saw 01", "live", "line-1", "rtsp://cam1", 4.9, 120, 380, _ts(2), _ts(2)
+            ),
+            CameraRow(
+                "press-02",
+                "Press 2",
+                "stalled",
+                "line-1",
+                "env:CAM_P2",
+                0.0,
+                50,
+                10,
+                _ts(40),
+                _ts(2),
+                "No frames from env:CAM_P2 for 38 s",
+            ),
+        ],
+    )
+    store.fleet.report(
+        WorkerRow("line-2", "online", "box-b", _ts(7200), _ts(600)),
+        [
+            CameraRow(
+                "lathe-03",
+                "Lathe 3",
+                "live",
+                "line-2",
+                "rtsp://cam3",
+                5.0,
+                10,
+                0,
+                _ts(600),
+                _ts(600),
+            )
+        ],
+    )
+    store.fleet.report(
+        WorkerRow("line-3", "stopped", "box-c", _ts(9000), _ts(5)),
+        [
+            CameraRow(
+                "mill-04",
+                "<b>Mill</b> *4*",
+                "stopped",
+                "line-3",
+                "mill.mp4",
+                0.0,
+                7,
+                3,
+                _ts(5),
+                _ts(5),
+            )
+        ],
+    )
 
 
 def _table(at: Any, column: str) -> Any:
@@ -57,13 +107,21 @@ def test_fleet_status_reads_the_store(store):
     _fleet(store)
     workers, cameras = fleet_status(store)
     assert {w.name: w.status for w in workers} == {
-        "line-1": "online", "line-2": "disconnected", "line-3": "stopped"}
+        "line-1": "online",
+        "line-2": "disconnected",
+        "line-3": "stopped",
+    }
     assert {c.name: c.status for c in cameras} == {
-        "saw-01": "live", "press-02": "stalled", "lathe-03": "disconnected",
-        "mill-04": "stopped"}
+        "saw-01": "live",
+        "press-02": "stalled",
+        "lathe-03": "disconnected",
+        "mill-04": "stopped",
+    }
     saw = next(c for c in cameras if c.name == "saw-01")
-    assert saw.skipped_share == 380 / 500 and next(w for w in workers
-                                                   if w.name == "line-1").cameras == 2
+    assert (
+        saw.skipped_share == 380 / 500
+        and next(w for w in workers if w.name == "line-1").cameras == 2
+    )
 
 
 def test_cameras_page_shows_workers_and_cameras(store):
@@ -71,13 +129,24 @@ def test_cameras_page_shows_workers_and_cameras(store):
     at = open_page("pages/8_Cameras.py")
     assert "Cameras" in values(at.title)
     assert _status(_table(at, "worker"), "worker") == {
-        "line-1": "online", "line-2": "disconnected", "line-3": "stopped"}
+        "line-1": "online",
+        "line-2": "disconnected",
+        "line-3": "stopped",
+    }
     cams = _table(at, "camera")
-    assert _status(cams, "camera") == {"saw-01": "live", "press-02": "stalled",
-                                       "lathe-03": "disconnected", "mill-04": "stopped"}
+    assert _status(cams, "camera") == {
+        "saw-01": "live",
+        "press-02": "stalled",
+        "lathe-03": "disconnected",
+        "mill-04": "stopped",
+    }
     saw = cams[cams["camera"] == "saw-01"].iloc[0]
-    assert (saw["fps"], saw["analysed"], saw["skipped (no motion)"], saw["skipped share"]) == \
-        (4.9, 120, 380, "76%")
+    assert (saw["fps"], saw["analysed"], saw["skipped (no motion)"], saw["skipped share"]) == (
+        4.9,
+        120,
+        380,
+        "76%",
+    )
     m = metrics(at)
     assert m["Workers online"] == "1 / 3" and m["Cameras live"] == "1 / 4"
     assert m["Stalled"] == "1" and m["Disconnected"] == "1"

@@ -30,11 +30,14 @@ def test_new_station_rule_with_zone_then_bad_zone(gw_home, store, bare_images):
     at = _page()
     _new_station(at, "Bandsaw 3")
     at.text_input(key="stations-allowed-Bandsaw 3").set_value("glove_steel")
-    at.text_area(key="stations-zones-Bandsaw 3").set_value(
-        "blade: 0.4,0.3 0.6,0.3 0.6,0.8 0.4,0.8")
+    at.text_area(key="stations-zones-Bandsaw 3").set_value("blade: 0.4,0.3 0.6,0.3 0.6,0.8 0.4,0.8")
     _save(at)
-    assert any(plain(s).startswith("Saved Bandsaw 3: rule v1: gloves required, only "
-                                   "glove_steel; danger zones blade") for s in values(at.success))
+    assert any(
+        plain(s).startswith(
+            "Saved Bandsaw 3: rule v1: gloves required, only glove_steel; danger zones blade"
+        )
+        for s in values(at.success)
+    )
     rule = current_rule(store, "Bandsaw 3")
     assert rule.allowed == ("glove_steel",) and rule.zones[0].name == "blade"
     assert rule_history(store, "Bandsaw 3")[0].author == "local"
@@ -48,7 +51,8 @@ def test_new_station_rule_with_zone_then_bad_zone(gw_home, store, bare_images):
     assert len(rule_history(store, "Bandsaw 3")) == 1
     # the typed zones are drawn over an uploaded snapshot; the invalid ones are said so
     at.file_uploader(key="stations-snap").set_value(
-        (bare_images[0].name, bare_images[0].read_bytes(), "image/jpeg")).run()
+        (bare_images[0].name, bare_images[0].read_bytes(), "image/jpeg")
+    ).run()
     assert not at.exception and len(at.get("image")) == 1
     assert any("typed ones are not valid" in w for w in values(at.warning))
 

@@ -27,8 +27,13 @@ def _without_test_split(root: Path) -> Path:
     shutil.rmtree(root / "images" / "test")
     shutil.rmtree(root / "labels" / "test")
     yaml = root / "data.yaml"
-    yaml.write_text("".join(line for line in yaml.read_text().splitlines(keepends=True)
-                            if not line.startswith("test:")))
+    yaml.write_text(
+        "".join(
+            line
+            for line in yaml.read_text().splitlines(keepends=True)
+            if not line.startswith("test:")
+        )
+    )
     return yaml
 
 
@@ -41,8 +46,9 @@ def _active_caption(at: Any) -> str:
     return caption
 
 
-def test_malicious_weights_upload_says_one_sentence_and_keeps_nothing(gw_home, store,
-                                                                      tiny_gloves, tmp_path):
+def test_malicious_weights_upload_says_one_sentence_and_keeps_nothing(
+    gw_home, store, tiny_gloves, tmp_path
+):
     import_dataset(store, tiny_gloves, name="tiny")
     at = _page()
     at.radio(key="new-src").set_value("Fine-tune local weights").run()
@@ -50,8 +56,9 @@ def test_malicious_weights_upload_says_one_sentence_and_keeps_nothing(gw_home, s
     at.selectbox(key="new-weights").set_value("Upload a .pt file").run()
     marker = tmp_path / "payload-ran"
     trap = malicious_pt(tmp_path / "yolo-best.pt", marker)
-    at.file_uploader(key="new-pt").set_value(("yolo-best.pt", trap.read_bytes(),
-                                              "application/octet-stream")).run()
+    at.file_uploader(key="new-pt").set_value(
+        ("yolo-best.pt", trap.read_bytes(), "application/octet-stream")
+    ).run()
     assert not at.exception
     [error] = [plain(e) for e in values(at.error)]
     assert error.startswith("This weights file cannot be used: yolo-best.pt was refused")
@@ -84,8 +91,10 @@ def test_runs_table_panel_splits_and_rollback(gw_home, store, tiny_gloves):
     assert not at.exception and not at.error
     assert registry.active_model(store).entry is None
     assert _active_caption(at) == "Active model: shipped default gloves-yolo11n-wide.pt"
-    assert any(plain(s) == "Rolled back: the active model is now shipped default "
-               "gloves-yolo11n-wide.pt." for s in values(at.success))
+    assert any(
+        plain(s) == "Rolled back: the active model is now shipped default gloves-yolo11n-wide.pt."
+        for s in values(at.success)
+    )
 
 
 @pytest.mark.slow
@@ -122,8 +131,7 @@ def test_training_page_run_evaluate_promote_lower_and_roll_back(gw_home, store, 
     at.run()
     assert not at.exception
     m = metrics(at)
-    assert m["Status"] == "finished" == _runs_table(at).set_index("name").loc["from-page",
-                                                                               "status"]
+    assert m["Status"] == "finished" == _runs_table(at).set_index("name").loc["from-page", "status"]
     assert m["Epoch"] == "1 / 1" and len(at.get("plotly_chart")) >= 2
 
     # evaluate: only the splits the data set has; the caption names the image sizes

@@ -25,15 +25,20 @@ def clean_gloved(gloved_images: list[Path]) -> list[Path]:
 
 
 @pytest.fixture(scope="session")
-def shift_clip(tmp_path_factory: pytest.TempPathFactory, bare_images: list[Path],
-               clean_gloved: list[Path]) -> Path:
+def shift_clip(
+    tmp_path_factory: pytest.TempPathFactory, bare_images: list[Path], clean_gloved: list[Path]
+) -> Path:
     """5 fps, 640x480: bare hand 1.6 s, gloved 3.2 s, bare hand 1.6 s (32 frames): two
     bare-hand episodes split by a gap longer than the 2 s grace."""
     from core.pipeline.clips import write_clip
 
     path = tmp_path_factory.mktemp("clips") / "shift.mp4"
-    return write_clip([bare_images[0], clean_gloved[0], clean_gloved[1], bare_images[1]],
-                      path, fps=5, seconds_each=1.6)
+    return write_clip(
+        [bare_images[0], clean_gloved[0], clean_gloved[1], bare_images[1]],
+        path,
+        fps=5,
+        seconds_each=1.6,
+    )
 
 
 @pytest.fixture(scope="session")

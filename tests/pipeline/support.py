@@ -55,10 +55,13 @@ def coverage_totals(store: Store, station: str) -> tuple[float, float, float]:
     """(watched, compliant, violating) seconds in the hourly roll-up of ``station``."""
     h = t.coverage_hourly
     with store.db.read() as c:
-        row = c.execute(select(func.coalesce(func.sum(h.c.watched_s), 0),
-                               func.coalesce(func.sum(h.c.compliant_s), 0),
-                               func.coalesce(func.sum(h.c.violating_s), 0))
-                        .where(h.c.station == station)).one()
+        row = c.execute(
+            select(
+                func.coalesce(func.sum(h.c.watched_s), 0),
+                func.coalesce(func.sum(h.c.compliant_s), 0),
+                func.coalesce(func.sum(h.c.violating_s), 0),
+            ).where(h.c.station == station)
+        ).one()
     return float(row[0]), float(row[1]), float(row[2])
 
 
@@ -69,8 +72,12 @@ def png_bytes(width: int, height: int, colour: int = 128) -> bytes:
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
-    return (struct.pack(">I", len(data)) + kind + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    return (
+        struct.pack(">I", len(data))
+        + kind
+        + data
+        + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
 
 
 def png_bomb(side: int = 8000) -> bytes:
@@ -80,16 +87,16 @@ def png_bomb(side: int = 8000) -> bytes:
     row = b"\x00" * (side + 1)  # filter byte + one byte per pixel
     idat = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
     ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)  # 8-bit greyscale
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat)
-            + _chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+    )
 
 
 class FakeCapture:
     """A camera connection: serves ``frames`` (looping them ``loops`` times, forever with
     None) at ``fps``, then reads fail as when a camera drops off the network."""
 
-    def __init__(self, frames: Sequence[np.ndarray], fps: float = 10.0,
-                 loops: int | None = 1):
+    def __init__(self, frames: Sequence[np.ndarray], fps: float = 10.0, loops: int | None = 1):
         self.frames, self.fps, self.loops = list(frames), fps, loops
         self.served = 0
         self.released = threading.Event()
@@ -112,8 +119,9 @@ class FakeCamera:
     :class:`FakeCapture` to hand out or ``None`` for 'cannot connect'. After the plan runs
     out, every call fails. Records the addresses it was asked to open."""
 
-    def __init__(self, plan: Sequence[FakeCapture | None],
-                 on_open: Callable[[int], None] | None = None):
+    def __init__(
+        self, plan: Sequence[FakeCapture | None], on_open: Callable[[int], None] | None = None
+    ):
         self.plan = list(plan)
         self.urls: list[str] = []
         self.on_open = on_open
@@ -132,8 +140,7 @@ class FakeCamera:
         return outcome, VideoInfo(fps=outcome.fps, frames=0, width=w, height=h)
 
 
-def wait_for(cond: Callable[[], bool], timeout: float, what: str,
-             poll: float = 0.05) -> None:
+def wait_for(cond: Callable[[], bool], timeout: float, what: str, poll: float = 0.05) -> None:
     end = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > end:

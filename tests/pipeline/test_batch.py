@@ -35,9 +35,9 @@ def _run(store, weights, inputs, params, **kw):
     return run_batch(inputs, weights, params, store=store, **kw)
 
 
-def test_no_gloves_station_judges_a_glove_as_the_violation(store, default_weights,
-                                                           clean_gloved, bare_images,
-                                                           fast_params):
+def test_no_gloves_station_judges_a_glove_as_the_violation(
+    store, default_weights, clean_gloved, bare_images, fast_params
+):
     """At a 'no gloves' station (rotating spindle) a gloved hand is the violation and a bare
     hand is compliant; the same photos at a gloves-required station judge the other way."""
     save_rule(store, StationRule("Lathe 2", Polarity.NO_GLOVES))
@@ -61,8 +61,9 @@ def test_no_gloves_station_judges_a_glove_as_the_violation(store, default_weight
 
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
-def test_bad_files_get_error_rows_and_the_rest_go_on(store, gw_home, default_weights,
-                                                     bare_images, fast_params):
+def test_bad_files_get_error_rows_and_the_rest_go_on(
+    store, gw_home, default_weights, bare_images, fast_params
+):
     """Every unusable file becomes an error row with a clear reason; the good photo after
     them is still judged; progress comes with an estimate of the time left."""
     good = bare_images[0].read_bytes()
@@ -107,13 +108,16 @@ def test_bad_files_get_error_rows_and_the_rest_go_on(store, gw_home, default_wei
     assert "left" in estimates[0].text and "of 8" in estimates[0].message
 
 
-def test_same_stem_uploads_get_their_own_annotated_files(store, default_weights, bare_images,
-                                                         clean_gloved, fast_params):
+def test_same_stem_uploads_get_their_own_annotated_files(
+    store, default_weights, bare_images, clean_gloved, fast_params
+):
     """``ok.jpg`` and ``ok.png`` in one batch: two annotated files, each result row and each
     file result pointing at its own picture."""
     png = cv2.imencode(".png", read_image(clean_gloved[0]))[1].tobytes()
-    inputs = [BatchInput("ok.jpg", data=bare_images[0].read_bytes()),
-              BatchInput("ok.png", data=png)]
+    inputs = [
+        BatchInput("ok.jpg", data=bare_images[0].read_bytes()),
+        BatchInput("ok.png", data=png),
+    ]
     report = _run(store, default_weights, inputs, fast_params)
     jpg, pngres = report.files
     assert jpg.annotated_path != pngres.annotated_path
@@ -127,20 +131,27 @@ def test_same_stem_uploads_get_their_own_annotated_files(store, default_weights,
         return float(np.abs(a - b).mean())
 
     # each annotated file shows its own photo (boxes drawn over it), not the other one
-    assert distance(jpg.annotated_path, bare_images[0]) < distance(jpg.annotated_path,
-                                                                   clean_gloved[0])
-    assert distance(pngres.annotated_path, clean_gloved[0]) < distance(pngres.annotated_path,
-                                                                       bare_images[0])
+    assert distance(jpg.annotated_path, bare_images[0]) < distance(
+        jpg.annotated_path, clean_gloved[0]
+    )
+    assert distance(pngres.annotated_path, clean_gloved[0]) < distance(
+        pngres.annotated_path, bare_images[0]
+    )
 
 
-def test_results_workbook_sheets_and_formula_like_names_stay_text(store, default_weights,
-                                                                  bare_images, fast_params):
+def test_results_workbook_sheets_and_formula_like_names_stay_text(
+    store, default_weights, bare_images, fast_params
+):
     """results.xlsx holds Summary, Verdicts and Detections; a file name starting with '=' is
     stored as text, never as a formula (in the workbook and the CSV)."""
     evil = '=HYPERLINK("http://evil.example","x").jpg'
-    report = _run(store, default_weights,
-                  [BatchInput(evil, data=bare_images[0].read_bytes())], fast_params,
-                  station="Saw 01")
+    report = _run(
+        store,
+        default_weights,
+        [BatchInput(evil, data=bare_images[0].read_bytes())],
+        fast_params,
+        station="Saw 01",
+    )
     wb = openpyxl.load_workbook(report.table_xlsx)
     assert wb.sheetnames == ["Summary", "Verdicts", "Detections"]
     summary = {r[0]: r[1] for r in wb["Summary"].iter_rows(min_row=4, values_only=True)}
@@ -162,12 +173,12 @@ def test_results_workbook_sheets_and_formula_like_names_stay_text(store, default
     assert "'=HYPERLINK" in csv_text and "\n=HYPERLINK" not in csv_text
 
 
-def test_second_batch_keeps_the_first_and_each_photo_keeps_its_evidence(store, gw_home,
-                                                                        default_weights,
-                                                                        bare_images,
-                                                                        fast_params):
-    first = _run(store, default_weights, [BatchInput.from_path(p) for p in bare_images[:3]],
-                 fast_params)
+def test_second_batch_keeps_the_first_and_each_photo_keeps_its_evidence(
+    store, gw_home, default_weights, bare_images, fast_params
+):
+    first = _run(
+        store, default_weights, [BatchInput.from_path(p) for p in bare_images[:3]], fast_params
+    )
     second = _run(store, default_weights, [BatchInput("bad.jpg", data=b"x")], fast_params)
     assert second.session_id != first.session_id and second.failed == 1
     stored = events(store)
@@ -182,9 +193,9 @@ def test_second_batch_keeps_the_first_and_each_photo_keeps_its_evidence(store, g
 
 
 @pytest.mark.slow
-def test_default_backend_is_openvino_for_photos_and_videos(store, default_weights,
-                                                           bare_images, fast_params,
-                                                           openvino_ready, tmp_path):
+def test_default_backend_is_openvino_for_photos_and_videos(
+    store, default_weights, bare_images, fast_params, openvino_ready, tmp_path
+):
     """Without a backend argument a batch runs on OpenVINO, videos included; a chosen
     backend is what the session records."""
     clip = make_video(tmp_path / "short.mp4", bare_images[:2], repeat=2, size=(320, 240))
@@ -195,15 +206,17 @@ def test_default_backend_is_openvino_for_photos_and_videos(store, default_weight
     photo, video = report.files
     assert photo.ok and photo.verdict is Verdict.VIOLATION
     assert video.ok and video.frames == 4 and video.kind == "video"
-    torch_run = run_batch([BatchInput.from_path(clip)], default_weights, fast_params,
-                          backend="pytorch", store=store)
+    torch_run = run_batch(
+        [BatchInput.from_path(clip)], default_weights, fast_params, backend="pytorch", store=store
+    )
     assert session_params(store, torch_run.session_id)["backend"] == "pytorch"
     assert torch_run.files[0].ok and torch_run.files[0].frames == 4
 
 
 @pytest.mark.slow
-def test_images_bad_files_and_a_video_in_one_session(store, gw_home, default_weights,
-                                                     bare_images, clean_gloved, tmp_path):
+def test_images_bad_files_and_a_video_in_one_session(
+    store, gw_home, default_weights, bare_images, clean_gloved, tmp_path
+):
     """The whole batch story: photos, broken files and a video; episodes with evidence,
     coverage for the video only, a verdict per file that says what it counted."""
     params = InferenceParams(imgsz=320)
@@ -256,9 +269,12 @@ def wide_photo(tmp_path_factory, bare_images) -> Path:
     from tests.conftest import MINI
 
     item = next(it for it in read_split(MINI, "test") if it.image == bare_images[5])
-    canvas, _ = compose(np.full((1080, 1920, 3), 110, np.uint8),
-                        [(read_image(item.image), item.boxes)], random.Random(1),
-                        CompositeSpec(min_scale=0.14, max_scale=0.14))
+    canvas, _ = compose(
+        np.full((1080, 1920, 3), 110, np.uint8),
+        [(read_image(item.image), item.boxes)],
+        random.Random(1),
+        CompositeSpec(min_scale=0.14, max_scale=0.14),
+    )
     return write_image(tmp_path_factory.mktemp("wide") / "wide.jpg", canvas)
 
 
@@ -269,8 +285,9 @@ def test_station_tiles_reach_batch_detection(store, default_weights, wide_photo)
     save_rule(store, StationRule("Wide cam", tiles="640:0.25"))
     params = InferenceParams()
     plain = _run(store, default_weights, [BatchInput.from_path(wide_photo)], params)
-    tiled = _run(store, default_weights, [BatchInput.from_path(wide_photo)], params,
-                 station="Wide cam")
+    tiled = _run(
+        store, default_weights, [BatchInput.from_path(wide_photo)], params, station="Wide cam"
+    )
     assert plain.files[0].violating == 0
     assert tiled.files[0].verdict is Verdict.VIOLATION and tiled.files[0].violating >= 1
     assert session_params(store, tiled.session_id)["tiles"] == "640:0.25:nms:full"

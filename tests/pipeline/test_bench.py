@@ -18,10 +18,17 @@ from tests.pipeline.support import events
 pytestmark = pytest.mark.slow
 
 
-def test_bench_reports_pipeline_both_baselines_stages_and_memory(gw_home, default_weights,
-                                                                  shift_clip, openvino_ready):
-    res = run_bench(shift_clip, default_weights, backend="pytorch", imgsz=320,
-                    sample_every_s=1.0, block_frames=8)
+def test_bench_reports_pipeline_both_baselines_stages_and_memory(
+    gw_home, default_weights, shift_clip, openvino_ready
+):
+    res = run_bench(
+        shift_clip,
+        default_weights,
+        backend="pytorch",
+        imgsz=320,
+        sample_every_s=1.0,
+        block_frames=8,
+    )
     assert res.frames == 32 and res.passes == 1 and res.backend == "pytorch"
     assert res.pipeline_fps > 0
     assert set(res.plain_fps) == {"pytorch", "openvino"}
@@ -39,13 +46,29 @@ def test_bench_reports_pipeline_both_baselines_stages_and_memory(gw_home, defaul
     assert events(open_store()) == []  # benchmark episodes stay out of the plant's numbers
 
 
-def test_bench_cli_prints_the_json(gw_home, default_weights, bare_images, openvino_ready,
-                                   tmp_path):
+def test_bench_cli_prints_the_json(gw_home, default_weights, bare_images, openvino_ready, tmp_path):
     clip = write_clip(bare_images[:1], tmp_path / "short.mp4", fps=5, seconds_each=1.6)
     out = subprocess.run(
-        [sys.executable, "-m", "core", "bench", "--source", str(clip), "--backend", "pytorch",
-         "--imgsz", "320", "--weights", str(default_weights), "--json"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "core",
+            "bench",
+            "--source",
+            str(clip),
+            "--backend",
+            "pytorch",
+            "--imgsz",
+            "320",
+            "--weights",
+            str(default_weights),
+            "--json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     res = json.loads(out.stdout)  # nothing but the JSON on stdout
     assert res["frames"] == 8 and res["pipeline_fps"] > 0
@@ -53,7 +76,12 @@ def test_bench_cli_prints_the_json(gw_home, default_weights, bare_images, openvi
     assert set(res["stages_ms"]) == {"decode", "infer_track", "episodes", "annotate"}
     assert len(res["rss_mb"]) >= 2 and res["imgsz"] == 320
 
-    bad = subprocess.run([sys.executable, "-m", "core", "bench", "--source", "nope.mp4"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    bad = subprocess.run(
+        [sys.executable, "-m", "core", "bench", "--source", "nope.mp4"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert bad.returncode == 1 and "nope.mp4" in bad.stderr
     assert "Traceback" not in bad.stderr

@@ -33,8 +33,14 @@ PASSWORD_URL = "rtsp://user:p@ss/w0rd@cam:554/x"
 
 def _config(weights: Path, params, source: str, kind: str = "file", **kw) -> LiveConfig:
     """What the Live page builds: the source as shown (file name, masked URL, env: ref)."""
-    return LiveConfig(weights=weights, backend="pytorch", params=params, kind=kind,
-                      source=shown_source(source), **kw)
+    return LiveConfig(
+        weights=weights,
+        backend="pytorch",
+        params=params,
+        kind=kind,
+        source=shown_source(source),
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +51,11 @@ def bare_frames(bare_images) -> list:
 
 def _watch(runner: SourceRunner, seen: list, until, timeout: float, what: str) -> None:
     """Poll the runner's status into ``seen`` until ``until()``."""
+
     def check() -> bool:
         seen.append(runner.status())
         return until()
+
     wait_for(check, timeout, what, poll=0.02)
 
 
@@ -85,7 +93,8 @@ def test_missing_and_corrupt_files_fail_clearly(store, default_weights, fast_par
 
 
 def test_unreachable_camera_fails_after_max_attempts_without_showing_its_password(
-        store, default_weights, fast_params):
+    store, default_weights, fast_params
+):
     camera = FakeCamera([])  # never answers
     proc = FrameProcessor(_config(default_weights, fast_params, PASSWORD_URL, kind="stream"))
     runner = SourceRunner(PASSWORD_URL, proc, max_attempts=2, opener=camera).start()
@@ -102,12 +111,14 @@ def test_unreachable_camera_fails_after_max_attempts_without_showing_its_passwor
     assert sessions(store) == []
 
 
-def test_unset_env_camera_fails_at_once_naming_the_variable(default_weights, fast_params,
-                                                            monkeypatch):
+def test_unset_env_camera_fails_at_once_naming_the_variable(
+    default_weights, fast_params, monkeypatch
+):
     monkeypatch.delenv("GW_NO_SUCH_CAM", raising=False)
     camera = FakeCamera([])
-    proc = FrameProcessor(_config(default_weights, fast_params, "env:GW_NO_SUCH_CAM",
-                                  kind="stream"))
+    proc = FrameProcessor(
+        _config(default_weights, fast_params, "env:GW_NO_SUCH_CAM", kind="stream")
+    )
     runner = SourceRunner("env:GW_NO_SUCH_CAM", proc, opener=camera).start()
     assert runner.join(10)
     status, message = runner.status()
@@ -118,8 +129,9 @@ def test_unset_env_camera_fails_at_once_naming_the_variable(default_weights, fas
 # ---------------------------------------------------------------------------- with the model
 
 
-def test_file_replay_shows_loading_while_the_model_loads(store, default_weights, fast_params,
-                                                         shift_clip, monkeypatch):
+def test_file_replay_shows_loading_while_the_model_loads(
+    store, default_weights, fast_params, shift_clip, monkeypatch
+):
     """While the model loads, a replay says so (not 'No answer from the camera'); messages
     and the stored session name the file, never its folder on the server."""
     gate = threading.Event()
@@ -135,8 +147,13 @@ def test_file_replay_shows_loading_while_the_model_loads(store, default_weights,
     runner = SourceRunner(str(shift_clip), proc, connect_warn_s=0.2).start()
     seen: list = []
     try:
-        _watch(runner, seen, lambda: runner.status()[0] is SourceStatus.LOADING, 30,
-               "the loading status")
+        _watch(
+            runner,
+            seen,
+            lambda: runner.status()[0] is SourceStatus.LOADING,
+            30,
+            "the loading status",
+        )
         time.sleep(0.5)  # longer than connect_warn_s: a camera would be 'not answering' now
         status, message = runner.status()
         assert status is SourceStatus.LOADING
@@ -156,28 +173,39 @@ def test_file_replay_shows_loading_while_the_model_loads(store, default_weights,
     assert row.kind == "file" and row.source == "shift.mp4" and row.status == "finished"
 
 
-def test_camera_that_drops_is_reconnected(store, default_weights, fast_params, bare_frames,
-                                          monkeypatch):
+def test_camera_that_drops_is_reconnected(
+    store, default_weights, fast_params, bare_frames, monkeypatch
+):
     """A camera (address from env:NAME, with a password) sends a few frames and drops; the
     first reopen fails, the next works: RECONNECTING, then RUNNING again, frames keep
     arriving, all in one session stored as 'env:NAME'."""
     monkeypatch.setenv("GW_TEST_CAM", PASSWORD_URL)
     at_open: list[SourceStatus] = []
-    camera = FakeCamera([FakeCapture(bare_frames, fps=10, loops=1), None,
-                         FakeCapture(bare_frames, fps=10, loops=None)],
-                        on_open=lambda n: at_open.append(runner.status()[0]))
-    proc = FrameProcessor(_config(default_weights, fast_params, "env:GW_TEST_CAM",
-                                  kind="stream"))
+    camera = FakeCamera(
+        [
+            FakeCapture(bare_frames, fps=10, loops=1),
+            None,
+            FakeCapture(bare_frames, fps=10, loops=None),
+        ],
+        on_open=lambda n: at_open.append(runner.status()[0]),
+    )
+    proc = FrameProcessor(_config(default_weights, fast_params, "env:GW_TEST_CAM", kind="stream"))
     runner = SourceRunner("env:GW_TEST_CAM", proc, opener=camera)
     runner.start()
     seen: list = []
     try:
         _watch(runner, seen, lambda: len(camera.urls) >= 3, 120, "the third connection")
-        _watch(runner, seen, lambda: runner.status()[0] is SourceStatus.RUNNING, 30,
-               "running again")
+        _watch(
+            runner, seen, lambda: runner.status()[0] is SourceStatus.RUNNING, 30, "running again"
+        )
         frames_back = proc.snapshot().frames
-        _watch(runner, seen, lambda: proc.snapshot().frames >= frames_back + 3, 60,
-               "frames after the reconnect")
+        _watch(
+            runner,
+            seen,
+            lambda: proc.snapshot().frames >= frames_back + 3,
+            60,
+            "frames after the reconnect",
+        )
     finally:
         runner.stop()
     statuses = [s for s, _ in seen]
@@ -197,9 +225,16 @@ def test_camera_that_drops_is_reconnected(store, default_weights, fast_params, b
 def test_idle_stream_ends_its_session(store, default_weights, fast_params, bare_images):
     """A browser tab closed mid-stream sends no 'ended': the watchdog ends the session,
     closing its open episode."""
-    proc = FrameProcessor(_config(default_weights, fast_params, "browser camera",
-                                  kind="live", idle_timeout_s=2.0,
-                                  episodes=EpisodeConfig(min_duration_s=0.0)))
+    proc = FrameProcessor(
+        _config(
+            default_weights,
+            fast_params,
+            "browser camera",
+            kind="live",
+            idle_timeout_s=2.0,
+            episodes=EpisodeConfig(min_duration_s=0.0),
+        )
+    )
     assert proc.start()
     proc.process(read_image(bare_images[0]))  # one frame (an episode opens), then nothing
     assert len(proc.episodes(store)) == 1
@@ -212,14 +247,22 @@ def test_idle_stream_ends_its_session(store, default_weights, fast_params, bare_
 
 
 @pytest.mark.slow
-def test_stop_ends_the_session_and_clears_the_alert_banner(store, default_weights,
-                                                           fast_params, bare_frames):
+def test_stop_ends_the_session_and_clears_the_alert_banner(
+    store, default_weights, fast_params, bare_frames
+):
     """Stop ends the session (episodes closed) and the page's alert banner clears; the
     stored source has the camera's password masked."""
     camera = FakeCamera([FakeCapture(bare_frames, fps=10, loops=None)])
-    proc = FrameProcessor(_config(default_weights, fast_params, PASSWORD_URL,
-                                  kind="stream", station="saw",
-                                  episodes=EpisodeConfig(min_duration_s=0.3)))
+    proc = FrameProcessor(
+        _config(
+            default_weights,
+            fast_params,
+            PASSWORD_URL,
+            kind="stream",
+            station="saw",
+            episodes=EpisodeConfig(min_duration_s=0.3),
+        )
+    )
     runner = SourceRunner(PASSWORD_URL, proc, opener=camera).start()
     try:
         wait_for(lambda: proc.snapshot().alerts, 120, "an alert")
@@ -239,13 +282,13 @@ def test_stop_ends_the_session_and_clears_the_alert_banner(store, default_weight
 
 
 @pytest.mark.slow
-def test_file_replay_stores_episodes_coverage_and_evidence(store, default_weights,
-                                                           fast_params, shift_clip):
+def test_file_replay_stores_episodes_coverage_and_evidence(
+    store, default_weights, fast_params, shift_clip
+):
     """Two sustained bare hands in a replay: two closed episodes with evidence, the
     processor's episode list, and coverage of the 6.4 s watched."""
     save_rule(store, StationRule("saw", zones=(Zone("blade", ((0, 0), (1, 0), (1, 1))),)))
-    proc = FrameProcessor(_config(default_weights, fast_params, str(shift_clip),
-                                  station="saw"))
+    proc = FrameProcessor(_config(default_weights, fast_params, str(shift_clip), station="saw"))
     runner = SourceRunner(str(shift_clip), proc, realtime=False).start()
     assert runner.join(300)
     assert runner.status()[0] is SourceStatus.ENDED
@@ -289,11 +332,17 @@ def test_real_time_replay_drops_stale_frames(store, default_weights, fast_params
 
 
 @pytest.mark.slow
-def test_two_processors_on_different_stations_at_once(store, default_weights, fast_params,
-                                                      shift_clip):
-    runners = [SourceRunner(str(shift_clip), FrameProcessor(
-        _config(default_weights, fast_params, str(shift_clip), station=s)),
-        realtime=False).start() for s in ("saw", "lathe")]
+def test_two_processors_on_different_stations_at_once(
+    store, default_weights, fast_params, shift_clip
+):
+    runners = [
+        SourceRunner(
+            str(shift_clip),
+            FrameProcessor(_config(default_weights, fast_params, str(shift_clip), station=s)),
+            realtime=False,
+        ).start()
+        for s in ("saw", "lathe")
+    ]
     assert all(r.join(300) for r in runners)
     stored = sessions(store)
     assert sorted(r.station for r in stored) == ["lathe", "saw"]

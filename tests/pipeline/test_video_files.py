@@ -35,8 +35,12 @@ WRITER = textwrap.dedent("""
 
 def test_complete_clip_reads_back_every_frame(tmp_path, bare_images, clean_gloved):
     """Several fragments (a keyframe a second): every frame is read, from the first."""
-    clip = write_clip([bare_images[0], clean_gloved[0], bare_images[1]], tmp_path / "c.mp4",
-                      fps=5, seconds_each=1.6)
+    clip = write_clip(
+        [bare_images[0], clean_gloved[0], bare_images[1]],
+        tmp_path / "c.mp4",
+        fps=5,
+        seconds_each=1.6,
+    )
     cap, info = open_video(clip)
     cap.release()
     assert (info.fps, info.width, info.height) == (5.0, 640, 480)
@@ -50,10 +54,20 @@ def test_killed_writer_leaves_a_playable_file(tmp_path, bare_images, clean_glove
     decodes, up to the last fragment written."""
     out = tmp_path / "killed.annotated.mp4"
     proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(out), "45",
-         *map(str, [bare_images[0], clean_gloved[0], bare_images[1]])],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)})
+        [
+            sys.executable,
+            "-c",
+            WRITER,
+            str(out),
+            "45",
+            *map(str, [bare_images[0], clean_gloved[0], bare_images[1]]),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         line = proc.stdout.readline()
         assert line.strip() == "written", proc.stderr.read()

@@ -40,8 +40,14 @@ def _one_torch_thread(monkeypatch):
 
 
 def _config(params, *cameras: CameraSpec, **kw) -> WorkerConfig:
-    return WorkerConfig(name=kw.pop("name", "w1"), cameras=cameras, backend="pytorch",
-                        params=params, heartbeat_s=kw.pop("heartbeat_s", 0.5), **kw)
+    return WorkerConfig(
+        name=kw.pop("name", "w1"),
+        cameras=cameras,
+        backend="pytorch",
+        params=params,
+        heartbeat_s=kw.pop("heartbeat_s", 0.5),
+        **kw,
+    )
 
 
 def _worker(store, default_weights: Path, cfg: WorkerConfig, **kw) -> Worker:
@@ -51,15 +57,17 @@ def _worker(store, default_weights: Path, cfg: WorkerConfig, **kw) -> Worker:
 @pytest.fixture(scope="module")
 def still_bare(tmp_path_factory, bare_images) -> Path:
     """4 s of one bare hand held still (10 fps, the slight drift of a real camera)."""
-    return write_clip([bare_images[0]], tmp_path_factory.mktemp("w") / "bare.mp4", fps=10,
-                      seconds_each=4.0)
+    return write_clip(
+        [bare_images[0]], tmp_path_factory.mktemp("w") / "bare.mp4", fps=10, seconds_each=4.0
+    )
 
 
 @pytest.fixture(scope="module")
 def still_gloved(tmp_path_factory, clean_gloved) -> Path:
     """4 s of gloved hands: two pictures, 2 s each."""
-    return write_clip(clean_gloved[:2], tmp_path_factory.mktemp("w") / "gloved.mp4", fps=10,
-                      seconds_each=2.0)
+    return write_clip(
+        clean_gloved[:2], tmp_path_factory.mktemp("w") / "gloved.mp4", fps=10, seconds_each=2.0
+    )
 
 
 # ---------------------------------------------------------------------------- no model needed
@@ -85,25 +93,33 @@ def test_cameras_yaml_is_read_and_checked(tmp_path, monkeypatch):
         "backend: pytorch\nfps: 4\nmotion: {min_area: 0.01}\ncameras:\n"
         "  - {name: saw, station: Saw 01, source: 'env:SAW_CAM'}\n"
         "  - {name: replay, station: Press 2, source: clips/p.mp4, loop: true, fps: 2,\n"
-        "     motion: false}\n")
+        "     motion: false}\n"
+    )
     cfg = load_config(cfg_file)
     assert cfg.name == "from-env" and cfg.backend == "pytorch"
     saw, replay = cfg.cameras
-    assert (saw.source, saw.fps, saw.motion.min_area, saw.is_file) == \
-        ("env:SAW_CAM", 4.0, 0.01, False)
+    assert (saw.source, saw.fps, saw.motion.min_area, saw.is_file) == (
+        "env:SAW_CAM",
+        4.0,
+        0.01,
+        False,
+    )
     assert replay.source == str(tmp_path / "clips" / "p.mp4") and replay.loop
     assert replay.fps == 2.0 and not replay.motion.enabled and replay.motion.min_area == 0.01
     assert load_config(cfg_file, worker="line-1").name == "line-1"
 
 
-@pytest.mark.parametrize(("text", "says"), [
-    ("cameras: []\n", "list the cameras"),
-    ("cameras:\n  - {name: a, source: x.mp4}\n  - {name: a, source: y.mp4}\n", "unique: a"),
-    ("cameras:\n  - {name: a, source: x.mp4, colour: red}\n", "unknown setting(s) colour"),
-    ("fps: 0\ncameras:\n  - {name: a, source: x.mp4}\n", "'fps' must be a number"),
-    ("worker: a/b\ncameras:\n  - {name: a, source: x.mp4}\n", "cannot be used"),
-    ("cameras:\n  - {name: a}\n", "give its 'source'"),
-])
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("cameras: []\n", "list the cameras"),
+        ("cameras:\n  - {name: a, source: x.mp4}\n  - {name: a, source: y.mp4}\n", "unique: a"),
+        ("cameras:\n  - {name: a, source: x.mp4, colour: red}\n", "unknown setting(s) colour"),
+        ("fps: 0\ncameras:\n  - {name: a, source: x.mp4}\n", "'fps' must be a number"),
+        ("worker: a/b\ncameras:\n  - {name: a, source: x.mp4}\n", "cannot be used"),
+        ("cameras:\n  - {name: a}\n", "give its 'source'"),
+    ],
+)
 def test_bad_cameras_yaml_is_refused_clearly(tmp_path, text, says):
     cfg_file = tmp_path / "cameras.yaml"
     cfg_file.write_text(text)
@@ -120,11 +136,14 @@ def test_missing_cameras_yaml(tmp_path):
 # ------------------------------------------------------------------------------ real model
 
 
-def test_batched_detection_equals_single_frames(default_weights, fast_params, bare_images,
-                                                gloved_images):
+def test_batched_detection_equals_single_frames(
+    default_weights, fast_params, bare_images, gloved_images
+):
     """One predict call over several cameras' frames finds what one call per frame finds."""
-    frames = [next(iter(clip_frames([p], fps=1, seconds_each=1))) for p in
-              (bare_images[0], gloved_images[0], bare_images[2])]
+    frames = [
+        next(iter(clip_frames([p], fps=1, seconds_each=1)))
+        for p in (bare_images[0], gloved_images[0], bare_images[2])
+    ]
     with DETECTORS.acquire(default_weights, "pytorch", fast_params.imgsz) as det:
         batch = det.detect_batch(frames, fast_params)
         single = [det.detect(f, fast_params) for f in frames]
@@ -137,18 +156,24 @@ def test_batched_detection_equals_single_frames(default_weights, fast_params, ba
     assert det.detect_batch([], fast_params) == []
 
 
-def test_worker_with_two_file_cameras_writes_to_the_store(store, default_weights, fast_params,
-                                                          still_bare, still_gloved):
+def test_worker_with_two_file_cameras_writes_to_the_store(
+    store, default_weights, fast_params, still_bare, still_gloved
+):
     """No broker: sessions, episodes, coverage and status rows of both cameras in the store."""
-    cfg = _config(fast_params, CameraSpec("bare-cam", str(still_bare), "Saw 01"),
-                  CameraSpec("glove-cam", str(still_gloved), "Press 2"))
+    cfg = _config(
+        fast_params,
+        CameraSpec("bare-cam", str(still_bare), "Saw 01"),
+        CameraSpec("glove-cam", str(still_gloved), "Press 2"),
+    )
     report = _worker(store, default_weights, cfg).run()
     by_name = {c.name: c for c in report.cameras}
     assert set(by_name) == {"bare-cam", "glove-cam"} and report.transport == "store"
     assert all(c.analysed >= 1 and c.status == "stopped" for c in report.cameras)
     rows = sessions(store)
     assert [(r.kind, r.source, r.station, r.status) for r in rows] == [
-        ("file", "bare-cam", "Saw 01", "finished"), ("file", "glove-cam", "Press 2", "finished")]
+        ("file", "bare-cam", "Saw 01", "finished"),
+        ("file", "glove-cam", "Press 2", "finished"),
+    ]
     eps = events(store)
     assert eps and all(e.station == "Saw 01" and e.state == "closed" for e in eps)
     assert all(e.event_key.startswith(f"w1/bare-cam/{report.run}:") for e in eps)
@@ -169,13 +194,17 @@ def test_worker_with_two_file_cameras_writes_to_the_store(store, default_weights
 
 @pytest.mark.slow
 def test_motion_gating_skips_a_still_scene_and_still_counts_it_covered(
-        store, default_weights, fast_params, still_bare, bare_images, tmp_path):
+    store, default_weights, fast_params, still_bare, bare_images, tmp_path
+):
     """A still camera: the detector runs once per max_skip_s, the skipped frames reuse its
     detections, and the whole time counts as watched, with its bare hand as violating.
     A panning camera next to it: nothing is skipped."""
     moving = _moving_clip([bare_images[1]], tmp_path / "moving.mp4", seconds_each=2.0)
-    cfg = _config(fast_params, CameraSpec("still", str(still_bare), "Still"),
-                  CameraSpec("moving", str(moving), "Moving", fps=2))
+    cfg = _config(
+        fast_params,
+        CameraSpec("still", str(still_bare), "Still"),
+        CameraSpec("moving", str(moving), "Moving", fps=2),
+    )
     report = _worker(store, default_weights, cfg).run()
     still, mov = report.cameras
     assert still.analysed <= 2 and still.skipped >= 10
@@ -188,20 +217,28 @@ def test_motion_gating_skips_a_still_scene_and_still_counts_it_covered(
 
 @pytest.mark.slow
 def test_a_camera_that_drops_is_reconnected_and_shown_disconnected(
-        store, default_weights, fast_params, bare_images):
+    store, default_weights, fast_params, bare_images
+):
     frames = list(clip_frames([bare_images[0]], fps=10, seconds_each=0.3))
     # 1.5 s of frames, then it drops; the first try to reconnect fails, the next succeeds
-    camera = FakeCamera([FakeCapture(frames, fps=10, loops=5), None,
-                         FakeCapture(frames, fps=10, loops=None)])
-    cfg = _config(fast_params, CameraSpec("net", "rtsp://cam.example/1", "Saw 01"),
-                  heartbeat_s=0.2)
+    camera = FakeCamera(
+        [FakeCapture(frames, fps=10, loops=5), None, FakeCapture(frames, fps=10, loops=None)]
+    )
+    cfg = _config(fast_params, CameraSpec("net", "rtsp://cam.example/1", "Saw 01"), heartbeat_s=0.2)
     worker = _worker(store, default_weights, cfg, opener=camera)
     seen: list[str] = []
     th = threading.Thread(target=worker.run, kwargs={"seconds": 8.0}, daemon=True)
     th.start()
     wait_for(worker.ready.is_set, 120, "the worker to start")
-    wait_for(lambda: seen.append(worker.cameras[0].state(time.monotonic())) or
-             (len(camera.urls) >= 3 and seen[-1] == "live"), 30, "the reconnection", poll=0.05)
+    wait_for(
+        lambda: (
+            seen.append(worker.cameras[0].state(time.monotonic()))
+            or (len(camera.urls) >= 3 and seen[-1] == "live")
+        ),
+        30,
+        "the reconnection",
+        poll=0.05,
+    )
     th.join(30)
     assert "disconnected" in seen and seen[-1] == "live"
     assert camera.urls == ["rtsp://cam.example/1"] * 3
@@ -224,18 +261,24 @@ class _Hanging(FakeCapture):
 
 
 @pytest.mark.slow
-def test_a_silent_camera_is_reported_stalled(store, default_weights, fast_params,
-                                             bare_images):
+def test_a_silent_camera_is_reported_stalled(store, default_weights, fast_params, bare_images):
     frames = list(clip_frames([bare_images[0]], fps=10, seconds_each=0.3))
     camera = FakeCamera([_Hanging(frames, hang_s=6.0)])
-    cfg = _config(fast_params, CameraSpec("frozen", "rtsp://cam.example/2", "Saw 01"),
-                  heartbeat_s=0.2, stall_after_s=1.0)
+    cfg = _config(
+        fast_params,
+        CameraSpec("frozen", "rtsp://cam.example/2", "Saw 01"),
+        heartbeat_s=0.2,
+        stall_after_s=1.0,
+    )
     worker = _worker(store, default_weights, cfg, opener=camera)
     th = threading.Thread(target=worker.run, kwargs={"seconds": 5.0}, daemon=True)
     th.start()
     wait_for(worker.ready.is_set, 120, "the worker to start")
-    wait_for(lambda: any(c.status == "stalled" for c in store.fleet.cameras()), 10,
-             "the stalled status row")
+    wait_for(
+        lambda: any(c.status == "stalled" for c in store.fleet.cameras()),
+        10,
+        "the stalled status row",
+    )
     (w,) = store.fleet.workers()
     assert w.status == "online"
     th.join(30)

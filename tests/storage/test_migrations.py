@@ -3,7 +3,7 @@ queries are written against (``core.storage.schema``), table by table, column by
 
 from __future__ import annotations
 
-import sqlite3  # noqa: TID251 (the test reads the file as SQLite sees it)
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -32,13 +32,24 @@ def _sqlite_schema(path: Path) -> dict[str, dict]:
     """Tables of a SQLite file: columns, indexes and foreign keys, as PRAGMAs report them."""
     conn = sqlite3.connect(path)
     try:
-        names = [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")]
+        names = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
         out = {}
         for name in names:
-            cols = [{"name": r[1], "type": _affinity(r[2]), "notnull": bool(r[3]),
-                     "default": r[4], "pk": r[5] > 0}
-                    for r in conn.execute(f"PRAGMA table_info({name})")]
+            cols = [
+                {
+                    "name": r[1],
+                    "type": _affinity(r[2]),
+                    "notnull": bool(r[3]),
+                    "default": r[4],
+                    "pk": r[5] > 0,
+                }
+                for r in conn.execute(f"PRAGMA table_info({name})")
+            ]
             indexes, unique_cols = {}, set()
             for r in conn.execute(f"PRAGMA index_list({name})"):
                 idx_cols = tuple(c[2] for c in conn.execute(f"PRAGMA index_info({r[1]})"))
@@ -46,8 +57,10 @@ def _sqlite_schema(path: Path) -> dict[str, dict]:
                     indexes[r[1]] = (idx_cols, bool(r[2]))
                 elif r[3] == "u" and len(idx_cols) == 1:
                     unique_cols.add(idx_cols[0])
-            fks = {(r[3], r[2], r[4], r[6].upper())
-                   for r in conn.execute(f"PRAGMA foreign_key_list({name})")}
+            fks = {
+                (r[3], r[2], r[4], r[6].upper())
+                for r in conn.execute(f"PRAGMA foreign_key_list({name})")
+            }
             out[name] = {"columns": cols, "indexes": indexes, "unique": unique_cols, "fks": fks}
         return out
     finally:
@@ -60,16 +73,30 @@ def _metadata_schema() -> dict[str, dict]:
         cols = []
         for c in table.columns:
             default = c.server_default.arg.text if c.server_default is not None else None
-            cols.append({"name": c.name, "type": _affinity(c.type.compile()),
-                         "notnull": not c.nullable and not c.primary_key,
-                         "default": default, "pk": c.primary_key})
-        indexes = {ix.name: (tuple(col.name for col in ix.columns), bool(ix.unique))
-                   for ix in table.indexes}
+            cols.append(
+                {
+                    "name": c.name,
+                    "type": _affinity(c.type.compile()),
+                    "notnull": not c.nullable and not c.primary_key,
+                    "default": default,
+                    "pk": c.primary_key,
+                }
+            )
+        indexes = {
+            ix.name: (tuple(col.name for col in ix.columns), bool(ix.unique))
+            for ix in table.indexes
+        }
         unique_cols = {c.name for c in table.columns if c.unique}
-        fks = {(fk.parent.name, fk.column.table.name, fk.column.name,
-                (fk.ondelete or "NO ACTION").upper()) for fk in table.foreign_keys}
-        out[table.name] = {"columns": cols, "indexes": indexes, "unique": unique_cols,
-                           "fks": fks}
+        fks = {
+            (
+                fk.parent.name,
+                fk.column.table.name,
+                fk.column.name,
+                (fk.ondelete or "NO ACTION").upper(),
+            )
+            for fk in table.foreign_keys
+        }
+        out[table.name] = {"columns": cols, "indexes": indexes, "unique": unique_cols, "fks": fks}
     return out
 
 
@@ -159,7 +186,9 @@ def test_upgrade_keeps_rows_and_renames_columns(upgraded):
     try:
         cov = conn.execute("SELECT * FROM coverage_seconds ORDER BY ts").fetchall()
         assert [(r["compliant_s"], r["violating_s"], r["hands"]) for r in cov] == [
-            (1.0, 0.5, 2), (0.0, 1.0, 1)]
+            (1.0, 0.5, 2),
+            (0.0, 1.0, 1),
+        ]
         assert "gloved_s" not in cov[0].keys()  # noqa: SIM118 (sqlite3.Row)
         hour = conn.execute("SELECT * FROM coverage_hourly").fetchone()
         assert (hour["watched_s"], hour["compliant_s"], hour["violating_s"]) == (3600, 1200, 600)
@@ -168,16 +197,28 @@ def test_upgrade_keeps_rows_and_renames_columns(upgraded):
         res = conn.execute("SELECT * FROM results").fetchone()
         # old rows were judged by class: protected/violation become compliant/violating
         assert (res["protected"], res["violation"], res["compliant"], res["violating"]) == (
-            1, 2, 1, 2)
+            1,
+            2,
+            1,
+            2,
+        )
         det = conn.execute("SELECT * FROM detections").fetchone()
         assert (det["class_name"], det["x2"], det["track_id"], det["status"]) == (
-            "hand", 3, 7, None)
+            "hand",
+            3,
+            7,
+            None,
+        )
     finally:
         conn.close()
     # the repositories read the old rows
     ev = store.events.get(1)
     assert ev is not None and (ev.station, ev.severity, ev.review, ev.reviewed_by) == (
-        "Saw 01", "critical", "confirmed", "ann")
+        "Saw 01",
+        "critical",
+        "confirmed",
+        "ann",
+    )
     assert ev.state == "closed" and ev.model_name is None
     sess = store.sessions.get(1)
     assert sess is not None and sess.status == "finished" and sess.pid is None
@@ -191,8 +232,9 @@ def test_history_reads_upgraded_figures(upgraded):
     from datetime import date
 
     _, store = upgraded
-    figures = store.history.grouped(HistoryFilter(date(2025, 12, 1), date(2026, 1, 31)),
-                                    key_station)
+    figures = store.history.grouped(
+        HistoryFilter(date(2025, 12, 1), date(2026, 1, 31)), key_station
+    )
     saw = figures[("Saw 01",)]
     assert (saw.watched_s, saw.compliant_s, saw.violating_s) == (3600, 1200, 600)
     assert (saw.frames, saw.compliant_n, saw.violating_n) == (41, 31, 12)  # roll-up + raw

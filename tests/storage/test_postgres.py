@@ -39,8 +39,9 @@ END = date(2025, 3, 16)  # the synthetic data ends on a fixed day: same figures 
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def backend_store(request: pytest.FixtureRequest, gw_home: Path,
-                  monkeypatch: pytest.MonkeyPatch) -> Store:
+def backend_store(
+    request: pytest.FixtureRequest, gw_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> Store:
     """The configured store of this test's data folder: the SQLite file, or (second run) a new
     PostgreSQL database selected by ``GLOVEWATCH_DB_URL``."""
     if request.param == "postgres":
@@ -57,8 +58,9 @@ def both(gw_home: Path, pg_url: str) -> tuple[Store, Store]:
 
 
 def _session(st: Store, station: str = "Saw 01", kind: str = "live") -> int:
-    return st.sessions.start(SessionInfo(kind, "camera 1", station, "weights/m.pt", "ab" * 32,
-                                         0.25, 0.7, 640))
+    return st.sessions.start(
+        SessionInfo(kind, "camera 1", station, "weights/m.pt", "ab" * 32, 0.25, 0.7, 640)
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -76,19 +78,29 @@ def _plain(value: Any) -> Any:
 
 def _figures(st: Store, f: HistoryFilter) -> dict[str, Any]:
     """Everything the History page and reports read for filter ``f``."""
-    return _plain({
-        "kpis": H.kpis(st, f), "trend_day": H.trend(st, f, "day"),
-        "trend_week": H.trend(st, f, "week"),
-        "trend_hour": H.trend(st, HistoryFilter(f.end, f.end), "hour"),
-        "station_shift": H.station_shift(st, f), "hour_profile": H.hour_profile(st, f),
-        "per_station": H.per_station(st, f), "top": H.top_stations(st, f),
-        "coverage": H.coverage(st, f), "provenance": H.provenance(st, f),
-        "count": H.count_episodes(st, f), "classes": H.classes(st),
-        "stations": H.stations(st), "span": H.data_span(st),
-        "episodes": [(e.station, e.started_at, e.duration_s, e.severity, e.review)
-                     for order in ("newest", "longest", "critical first")
-                     for e in H.episodes(st, f, limit=50, order=order)],
-    })
+    return _plain(
+        {
+            "kpis": H.kpis(st, f),
+            "trend_day": H.trend(st, f, "day"),
+            "trend_week": H.trend(st, f, "week"),
+            "trend_hour": H.trend(st, HistoryFilter(f.end, f.end), "hour"),
+            "station_shift": H.station_shift(st, f),
+            "hour_profile": H.hour_profile(st, f),
+            "per_station": H.per_station(st, f),
+            "top": H.top_stations(st, f),
+            "coverage": H.coverage(st, f),
+            "provenance": H.provenance(st, f),
+            "count": H.count_episodes(st, f),
+            "classes": H.classes(st),
+            "stations": H.stations(st),
+            "span": H.data_span(st),
+            "episodes": [
+                (e.station, e.started_at, e.duration_s, e.severity, e.review)
+                for order in ("newest", "longest", "critical first")
+                for e in H.episodes(st, f, limit=50, order=order)
+            ],
+        }
+    )
 
 
 def _days_back_to(cutoff: date) -> int:
@@ -115,12 +127,14 @@ def test_postgresql_urls_use_psycopg() -> None:
     assert normalize_url("sqlite:///x.sqlite") == "sqlite:///x.sqlite"
 
 
-def test_plain_postgresql_url_opens_the_same_store(pg_url: str, gw_home: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plain_postgresql_url_opens_the_same_store(
+    pg_url: str, gw_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """GLOVEWATCH_DB_URL=postgresql://... selects PostgreSQL: the store the app opens is the
     one at that URL, whichever spelling is used."""
-    monkeypatch.setenv("GLOVEWATCH_DB_URL", pg_url.replace("postgresql+psycopg://",
-                                                           "postgresql://"))
+    monkeypatch.setenv(
+        "GLOVEWATCH_DB_URL", pg_url.replace("postgresql+psycopg://", "postgresql://")
+    )
     st = open_store()
     assert st.db.dialect == "postgresql" and st is open_store(pg_url)
     sid = _session(st)
@@ -152,8 +166,11 @@ def test_schema_matches_the_metadata_on_both(both: tuple[Store, Store]) -> None:
             indexes = {i["name"] for i in insp.get_indexes(table.name)}
             assert {i.name for i in table.indexes} <= indexes, (st.db.dialect, table.name)
             if st.db.dialect == "postgresql":  # text compares byte by byte there too
-                assert all(getattr(c["type"], "collation", None) == "C" for c in cols.values()
-                           if isinstance(c["type"], Text)), table.name
+                assert all(
+                    getattr(c["type"], "collation", None) == "C"
+                    for c in cols.values()
+                    if isinstance(c["type"], Text)
+                ), table.name
 
 
 def test_text_sorts_by_bytes_on_both(both: tuple[Store, Store]) -> None:
@@ -173,18 +190,39 @@ def test_sessions_results_and_day_summary(backend_store: Store) -> None:
     frames, judged hands and episodes of the day."""
     st = backend_store
     sid = _session(st, kind="batch")
-    rid = st.sessions.add_result(sid, ResultRow(
-        "a.jpg", verdict="violation", violation=1, violating=1, ts="2025-03-01 10:00:00",
-        detections=[DetectionRow(1, "hand", "violation", 0.9, (1.0, 2.0, 30.0, 40.0),
-                                 status="violating")]))
-    st.sessions.add_result(sid, ResultRow("b.jpg", verdict="compliant", protected=2,
-                                          compliant=2, ts="2025-03-01 10:00:01"))
-    st.sessions.add_result(sid, ResultRow("c.jpg", error="unreadable",
-                                          ts="2025-03-01 10:00:02"))
+    rid = st.sessions.add_result(
+        sid,
+        ResultRow(
+            "a.jpg",
+            verdict="violation",
+            violation=1,
+            violating=1,
+            ts="2025-03-01 10:00:00",
+            detections=[
+                DetectionRow(
+                    1, "hand", "violation", 0.9, (1.0, 2.0, 30.0, 40.0), status="violating"
+                )
+            ],
+        ),
+    )
+    st.sessions.add_result(
+        sid,
+        ResultRow("b.jpg", verdict="compliant", protected=2, compliant=2, ts="2025-03-01 10:00:01"),
+    )
+    st.sessions.add_result(sid, ResultRow("c.jpg", error="unreadable", ts="2025-03-01 10:00:02"))
     st.sessions.set_annotated(rid, "batch/a.jpg")
     assert [s.id for s in st.sessions.running()] == [sid]
-    st.events.insert(EventRow("Saw 01", "2025-03-01 10:00:00", "2025-03-01 10:00:00",
-                              session_id=sid, source="a.jpg", frame=0, severity="critical"))
+    st.events.insert(
+        EventRow(
+            "Saw 01",
+            "2025-03-01 10:00:00",
+            "2025-03-01 10:00:00",
+            session_id=sid,
+            source="a.jpg",
+            frame=0,
+            severity="critical",
+        )
+    )
     st.sessions.end(sid)
     rec = st.sessions.get(sid)
     assert rec is not None and rec.status == "finished" and rec.ended_at
@@ -193,32 +231,50 @@ def test_sessions_results_and_day_summary(backend_store: Store) -> None:
     assert (day.images, day.compliant, day.violating, day.events, day.critical) == (2, 2, 1, 1, 1)
     ep = st.events.matching(HistoryFilter(date(2025, 3, 1), date(2025, 3, 1)))[0]
     dets = st.events.frame_detections(ep)
-    assert [(d.role, d.status, d.box) for d in dets] == [("violation", "violating",
-                                                          (1.0, 2.0, 30.0, 40.0))]
+    assert [(d.role, d.status, d.box) for d in dets] == [
+        ("violation", "violating", (1.0, 2.0, 30.0, 40.0))
+    ]
 
 
 def test_episode_lifecycle_review_and_orders(backend_store: Store) -> None:
     """Open, refresh, close, review (with its trail), and the three list orders."""
     st = backend_store
     sid = _session(st)
-    eid = st.events.insert(EventRow("Saw 01", "2025-03-01 08:00:00", state="open",
-                                    session_id=sid, class_name="hand"))
-    st.events.refresh_open([OpenRefresh(eid, "2025-03-01 08:00:05", 5.0, 0.8, "warning",
-                                        None)])
-    st.events.close(eid, EventRow("Saw 01", "2025-03-01 08:00:00", "2025-03-01 08:00:09",
-                                  9.0, class_name="hand", peak_conf=0.9, severity="critical",
-                                  zone="blade"))
-    long_id = st.events.insert(EventRow("Saw 01", "2025-03-01 07:00:00", "2025-03-01 07:01:00",
-                                        60.0, class_name="bare"))
-    new_id = st.events.insert(EventRow("Saw 01", "2025-03-01 09:00:00", "2025-03-01 09:00:02",
-                                       2.0, class_name="hand"))
+    eid = st.events.insert(
+        EventRow("Saw 01", "2025-03-01 08:00:00", state="open", session_id=sid, class_name="hand")
+    )
+    st.events.refresh_open([OpenRefresh(eid, "2025-03-01 08:00:05", 5.0, 0.8, "warning", None)])
+    st.events.close(
+        eid,
+        EventRow(
+            "Saw 01",
+            "2025-03-01 08:00:00",
+            "2025-03-01 08:00:09",
+            9.0,
+            class_name="hand",
+            peak_conf=0.9,
+            severity="critical",
+            zone="blade",
+        ),
+    )
+    long_id = st.events.insert(
+        EventRow("Saw 01", "2025-03-01 07:00:00", "2025-03-01 07:01:00", 60.0, class_name="bare")
+    )
+    new_id = st.events.insert(
+        EventRow("Saw 01", "2025-03-01 09:00:00", "2025-03-01 09:00:02", 2.0, class_name="hand")
+    )
     ep = st.events.get(eid)
     assert ep is not None and (ep.state, ep.duration_s, ep.zone) == ("closed", 9.0, "blade")
     f = HistoryFilter(date(2025, 3, 1), date(2025, 3, 1))
-    order = {o: [e.id for e in st.events.matching(f, order=o)]
-             for o in ("newest", "longest", "critical first")}
-    assert order == {"newest": [new_id, eid, long_id], "longest": [long_id, eid, new_id],
-                     "critical first": [eid, long_id, new_id]}
+    order = {
+        o: [e.id for e in st.events.matching(f, order=o)]
+        for o in ("newest", "longest", "critical first")
+    }
+    assert order == {
+        "newest": [new_id, eid, long_id],
+        "longest": [long_id, eid, new_id],
+        "critical first": [eid, long_id, new_id],
+    }
     assert st.events.classes() == ["bare", "hand"]
     assert st.events.set_review(eid, "dismissed", "glove", "lead") is not None
     assert st.events.set_review(eid, "confirmed", None, "lead") is not None
@@ -234,17 +290,23 @@ def test_close_orphans_closes_at_last_sighting(backend_store: Store) -> None:
     st = backend_store
     alive, dead, ended = _session(st), _session(st), _session(st)
     st.sessions.end(ended)
-    ids = {name: st.events.insert(EventRow("Saw 01", "2025-03-01 08:00:00",
-                                           "2025-03-01 08:00:07", state="open",
-                                           session_id=sid))
-           for name, sid in (("alive", alive), ("dead", dead), ("ended", ended))}
+    ids = {
+        name: st.events.insert(
+            EventRow(
+                "Saw 01", "2025-03-01 08:00:00", "2025-03-01 08:00:07", state="open", session_id=sid
+            )
+        )
+        for name, sid in (("alive", alive), ("dead", dead), ("ended", ended))
+    }
     ids["none"] = st.events.insert(EventRow("Saw 01", "2025-03-01 09:00:00", state="open"))
     assert st.events.close_orphans([dead]) == 3
     got = {name: st.events.get(i) for name, i in ids.items()}
     assert got["alive"] and got["alive"].state == "open"
     assert got["dead"] and (got["dead"].state, got["dead"].duration_s) == ("closed", 7.0)
     assert got["none"] and (got["none"].ended_at, got["none"].duration_s) == (
-        "2025-03-01 09:00:00", 0.0)
+        "2025-03-01 09:00:00",
+        0.0,
+    )
     assert st.events.close_orphans([]) == 0
 
 
@@ -252,8 +314,10 @@ def test_upsert_by_key_is_idempotent_across_writers(backend_store: Store) -> Non
     """The same episode key written by several writers at once is stored once; every writer
     gets the same id (20 keys, 6 writers each)."""
     st = backend_store
-    rows = [EventRow("Saw 01", "2025-03-01 08:00:00", event_key=f"worker-a/cam-1/{k}")
-            for k in range(20)]
+    rows = [
+        EventRow("Saw 01", "2025-03-01 08:00:00", event_key=f"worker-a/cam-1/{k}")
+        for k in range(20)
+    ]
     ids: dict[int, list[int]] = {k: [] for k in range(len(rows))}
     errors: list[BaseException] = []
     barrier = threading.Barrier(6)
@@ -287,13 +351,26 @@ def test_coverage_rolls_up_by_hour(backend_store: Store) -> None:
     rows += [CoverageRow("2025-03-01 11:00:00", 1.0, 1.0, 2, 1.0, 1.0)]
     st.coverage.write("Saw 01", None, rows)
     st.coverage.write("Saw 01", None, rows[:1])
-    assert st.coverage.insert_hours([HourRow("Saw 02", "2025-03-01 12:00:00", 10, 5, 4, 1),
-                                     HourRow("Saw 02", "2025-03-01 12:00:00", 10, 5, 3, 2)]) == 2
+    assert (
+        st.coverage.insert_hours(
+            [
+                HourRow("Saw 02", "2025-03-01 12:00:00", 10, 5, 4, 1),
+                HourRow("Saw 02", "2025-03-01 12:00:00", 10, 5, 3, 2),
+            ]
+        )
+        == 2
+    )
     f = HistoryFilter(date(2025, 3, 1), date(2025, 3, 1))
-    per_hour = {s.key: (s.watched_s, s.compliant_s, s.violating_s)
-                for s in H.trend(f=f, store=st, by="hour") if s.watched_s}
-    assert per_hour == {("2025-03-01 10",): (6.0, 6.0, 0.0), ("2025-03-01 11",): (1.0, 1.0, 1.0),
-                        ("2025-03-01 12",): (20.0, 7.0, 3.0)}
+    per_hour = {
+        s.key: (s.watched_s, s.compliant_s, s.violating_s)
+        for s in H.trend(f=f, store=st, by="hour")
+        if s.watched_s
+    }
+    assert per_hour == {
+        ("2025-03-01 10",): (6.0, 6.0, 0.0),
+        ("2025-03-01 11",): (1.0, 1.0, 1.0),
+        ("2025-03-01 12",): (20.0, 7.0, 3.0),
+    }
     assert st.history.table_counts(("coverage_seconds",)) == {"coverage_seconds": 7}
 
 
@@ -305,12 +382,12 @@ def test_daily_rollup_is_the_hourly_one_summed(backend_store: Store) -> None:
     generate(st, stations=2, days=3, seconds_rows=2_000, seed=9, end=date(2025, 3, 3))
     st.coverage.write("Saw 01", None, [CoverageRow("2025-03-02 10:00:01", 1.0, 1.0, 1, 1.0)])
     st.coverage.insert_hours([HourRow("Saw 09", "2025-03-01 23:00:00", 60, 30, 20, 10)])
-    st.coverage.insert_seconds([("Saw 08", CoverageRow(f"2025-03-02 05:00:0{i}", 1.0, 1.0, 1,
-                                                        0.0, 1.0)) for i in range(4)])
+    st.coverage.insert_seconds(
+        [("Saw 08", CoverageRow(f"2025-03-02 05:00:0{i}", 1.0, 1.0, 1, 0.0, 1.0)) for i in range(4)]
+    )
     run_retention(st, days=_days_back_to(date(2025, 3, 4)))  # rolls Saw 08's seconds up
     f = HistoryFilter(date(2025, 3, 1), date(2025, 3, 3))
-    by_day = {s.key[0]: (s.watched_s, s.compliant_s, s.violating_s)
-              for s in H.trend(st, f, "day")}
+    by_day = {s.key[0]: (s.watched_s, s.compliant_s, s.violating_s) for s in H.trend(st, f, "day")}
     by_hour: dict[str, tuple[float, float, float]] = {}
     for s in H.trend(st, f, "hour"):
         w, c, v = by_hour.get(s.key[0][:10], (0.0, 0.0, 0.0))
@@ -320,24 +397,43 @@ def test_daily_rollup_is_the_hourly_one_summed(backend_store: Store) -> None:
     assert (stations["Saw 08"], stations["Saw 09"]) == (4.0, 60.0)
 
 
-@pytest.mark.parametrize("shifts, expected", [
-    ("", {"Early": (2, 7200.0), "Late": (2, 0.0), "Night": (2, 0.0)}),
-    ("Early=06:30-14:30,Late=14:30-22:30,Night=22:30-06:30",
-     {"Early": (2, 3600.0), "Late": (1, 0.0), "Night": (3, 3600.0)}),
-])
-def test_shift_figures(backend_store: Store, monkeypatch: pytest.MonkeyPatch, shifts: str,
-                       expected: dict[str, tuple[int, float]]) -> None:
+@pytest.mark.parametrize(
+    "shifts, expected",
+    [
+        ("", {"Early": (2, 7200.0), "Late": (2, 0.0), "Night": (2, 0.0)}),
+        (
+            "Early=06:30-14:30,Late=14:30-22:30,Night=22:30-06:30",
+            {"Early": (2, 3600.0), "Late": (1, 0.0), "Night": (3, 3600.0)},
+        ),
+    ],
+)
+def test_shift_figures(
+    backend_store: Store,
+    monkeypatch: pytest.MonkeyPatch,
+    shifts: str,
+    expected: dict[str, tuple[int, float]],
+) -> None:
     """Episodes count in the shift of their start time (to the minute), hours of coverage in
     the shift of the hour's start, for shifts on the hour and off it, by shift and when
     filtering by shift."""
     if shifts:
         monkeypatch.setenv("GLOVEWATCH_SHIFTS", shifts)
     st = backend_store
-    for ts in ("2025-03-01 06:29:59", "2025-03-01 06:30:00", "2025-03-01 14:29:00",
-               "2025-03-01 14:30:00", "2025-03-01 22:45:00", "2025-03-01 03:00:00"):
+    for ts in (
+        "2025-03-01 06:29:59",
+        "2025-03-01 06:30:00",
+        "2025-03-01 14:29:00",
+        "2025-03-01 14:30:00",
+        "2025-03-01 22:45:00",
+        "2025-03-01 03:00:00",
+    ):
         st.events.insert(EventRow("Saw 01", ts, ts))
-    st.coverage.insert_hours([HourRow("Saw 01", "2025-03-01 06:00:00", 3600, 0, 0, 0),
-                              HourRow("Saw 01", "2025-03-01 07:00:00", 3600, 0, 0, 0)])
+    st.coverage.insert_hours(
+        [
+            HourRow("Saw 01", "2025-03-01 06:00:00", 3600, 0, 0, 0),
+            HourRow("Saw 01", "2025-03-01 07:00:00", 3600, 0, 0, 0),
+        ]
+    )
     f = HistoryFilter(date(2025, 3, 1), date(2025, 3, 1))
     got = {s.key[1]: (s.episodes, s.watched_s) for s in H.station_shift(st, f)}
     assert got == expected
@@ -348,8 +444,9 @@ def test_shift_figures(backend_store: Store, monkeypatch: pytest.MonkeyPatch, sh
 def test_station_rule_versions(backend_store: Store) -> None:
     """Each saved rule is the next version; a hidden station comes back with a new rule."""
     st = backend_store
-    assert [st.stations.save_rule("Saw 01", json.dumps({"v": v}), "eng").version
-            for v in range(3)] == [1, 2, 3]
+    assert [
+        st.stations.save_rule("Saw 01", json.dumps({"v": v}), "eng").version for v in range(3)
+    ] == [1, 2, 3]
     latest = st.stations.latest("Saw 01")
     assert latest and latest.version == 3 and json.loads(latest.rule_json) == {"v": 2}
     assert [r.version for r in st.stations.history("Saw 01")] == [3, 2, 1]
@@ -385,16 +482,27 @@ def test_concurrent_rule_saves_get_distinct_versions(backend_store: Store) -> No
 
 
 def _queue(st: Store, name: str, device: str = "cpu") -> int:
-    return st.runs.create(name, "gloves", "yolo11n.pt", device, None,
-                          folder_for=lambda i: f"runs/{i}", args_for=lambda d: {"project": d})
+    return st.runs.create(
+        name,
+        "gloves",
+        "yolo11n.pt",
+        device,
+        None,
+        folder_for=lambda i: f"runs/{i}",
+        args_for=lambda d: {"project": d},
+    )
 
 
 def test_start_queued_starts_the_oldest_run_per_device(backend_store: Store) -> None:
     """One run per device: the oldest queued; a failing spawn fails that run only; a name
     already queued is refused."""
     st = backend_store
-    first, second, gpu, bad = (_queue(st, "a"), _queue(st, "b"), _queue(st, "c", "0"),
-                               _queue(st, "d", "1"))
+    first, second, gpu, bad = (
+        _queue(st, "a"),
+        _queue(st, "b"),
+        _queue(st, "c", "0"),
+        _queue(st, "d", "1"),
+    )
     with pytest.raises(TrainingError, match="already queued"):
         _queue(st, "a")
 
@@ -437,15 +545,19 @@ def test_two_processes_never_start_the_same_run(backend_store: Store) -> None:
         th.join()
     assert spawned == [ids[0]]
     assert [r.status for r in sorted(st.runs.all(), key=lambda r: r.id)] == [
-        "running", "queued", "queued"]
+        "running",
+        "queued",
+        "queued",
+    ]
 
 
 def test_registry_scopes(backend_store: Store) -> None:
     """One active entry plant-wide and one per station; activate(None) falls back."""
     st = backend_store
     run = _queue(st, "a")
-    plant1 = st.registry.promote("m1.pt", "11" * 32, run, "gloves", {"gloved": "protected"},
-                                 {"map50": 0.8}, "eng")
+    plant1 = st.registry.promote(
+        "m1.pt", "11" * 32, run, "gloves", {"gloved": "protected"}, {"map50": 0.8}, "eng"
+    )
     plant2 = st.registry.promote("m2.pt", "22" * 32, None, None, {}, {}, "eng")
     saw = st.registry.promote("saw.pt", "33" * 32, None, None, {}, {}, "eng", station="Saw 01")
     active = st.registry.active()
@@ -479,12 +591,28 @@ def test_users_and_audit(backend_store: Store) -> None:
 def test_site_frames_and_datasets(backend_store: Store) -> None:
     """Collected frames, their label history and counts; data sets by id and name."""
     st = backend_store
-    a = st.site.add("Saw 01", "site/a.jpg", "live", "2025-03-01 08:00:00", "ff" * 8, 0.4, 3,
-                    "train")
-    st.site.add("Saw 01", "site/b.jpg", "live", "2025-03-01 08:00:01", "0f" * 8, 0.1, 3,
-                "holdout", boxes=[], status="done")
-    st.site.set_labels(a, [{"class_id": 1, "x1": 0.1, "y1": 0.1, "x2": 0.2, "y2": 0.2}], "ann",
-                       "edit", status="done")
+    a = st.site.add(
+        "Saw 01", "site/a.jpg", "live", "2025-03-01 08:00:00", "ff" * 8, 0.4, 3, "train"
+    )
+    st.site.add(
+        "Saw 01",
+        "site/b.jpg",
+        "live",
+        "2025-03-01 08:00:01",
+        "0f" * 8,
+        0.1,
+        3,
+        "holdout",
+        boxes=[],
+        status="done",
+    )
+    st.site.set_labels(
+        a,
+        [{"class_id": 1, "x1": 0.1, "y1": 0.1, "x2": 0.2, "y2": 0.2}],
+        "ann",
+        "edit",
+        status="done",
+    )
     assert [c.action for c in st.site.history(a)] == ["edit"]
     counts = st.site.counts()[0]
     assert (counts.total, counts.done, counts.holdout, counts.holdout_done) == (2, 2, 1, 1)
@@ -499,13 +627,19 @@ def test_fleet_status_and_messages_applied_once(backend_store: Store) -> None:
     from core.storage.fleet import CameraRow, WorkerRow
 
     st = backend_store
-    st.fleet.report(WorkerRow("w1", "online", "host-a"),
-                    [CameraRow("cam-2", "Saw 02", "live"), CameraRow("cam-1", "Saw 01", "live")])
-    st.fleet.report(WorkerRow("w1", "online", "host-a"),
-                    [CameraRow("cam-1", "Saw 01", "stalled", fps=2.5, analysed=10)])
+    st.fleet.report(
+        WorkerRow("w1", "online", "host-a"),
+        [CameraRow("cam-2", "Saw 02", "live"), CameraRow("cam-1", "Saw 01", "live")],
+    )
+    st.fleet.report(
+        WorkerRow("w1", "online", "host-a"),
+        [CameraRow("cam-1", "Saw 01", "stalled", fps=2.5, analysed=10)],
+    )
     assert [(w.name, w.status) for w in st.fleet.workers()] == [("w1", "online")]
     assert [(c.name, c.status, c.analysed) for c in st.fleet.cameras()] == [
-        ("cam-1", "stalled", 10), ("cam-2", "live", 0)]
+        ("cam-1", "stalled", 10),
+        ("cam-2", "live", 0),
+    ]
     rows = [CoverageRow(f"2025-03-01 10:00:0{i}", 1.0, 1.0, 1, 1.0, 0.0) for i in range(3)]
     assert st.fleet.coverage_once("w1/cam-1/1", "Saw 01", None, rows)
     assert not st.fleet.coverage_once("w1/cam-1/1", "Saw 01", None, rows)
@@ -524,14 +658,47 @@ def test_fleet_status_and_messages_applied_once(backend_store: Store) -> None:
 def test_bulk_load_moves_id_sequences(backend_store: Store) -> None:
     """Rows loaded with explicit ids do not collide with rows added afterwards."""
     st = backend_store
-    st.bulk.load([
-        ("sessions", ("id", "kind", "source", "station", "model_path", "model_hash", "conf",
-                      "iou", "imgsz", "started_at", "status"),
-         ((i, "live", "cam", "Saw 01", "m.pt", "ab", 0.25, 0.7, 640, "2025-03-01 00:00:00",
-           "finished") for i in (5, 9, 40))),
-        ("events", ("id", "session_id", "station", "started_at"),
-         [(7, 9, "Saw 01", "2025-03-01 08:00:00")]),
-    ])
+    st.bulk.load(
+        [
+            (
+                "sessions",
+                (
+                    "id",
+                    "kind",
+                    "source",
+                    "station",
+                    "model_path",
+                    "model_hash",
+                    "conf",
+                    "iou",
+                    "imgsz",
+                    "started_at",
+                    "status",
+                ),
+                (
+                    (
+                        i,
+                        "live",
+                        "cam",
+                        "Saw 01",
+                        "m.pt",
+                        "ab",
+                        0.25,
+                        0.7,
+                        640,
+                        "2025-03-01 00:00:00",
+                        "finished",
+                    )
+                    for i in (5, 9, 40)
+                ),
+            ),
+            (
+                "events",
+                ("id", "session_id", "station", "started_at"),
+                [(7, 9, "Saw 01", "2025-03-01 08:00:00")],
+            ),
+        ]
+    )
     assert st.bulk.max_id("sessions") == 40
     assert _session(st) == 41
     assert st.events.insert(EventRow("Saw 01", "2025-03-01 09:00:00")) == 8
@@ -542,10 +709,21 @@ def test_retention_keeps_the_figures(backend_store: Store) -> None:
     st = backend_store
     generate(st, stations=3, days=20, seconds_rows=20_000, seed=4, end=END)
     sid = _session(st, kind="batch")
-    st.sessions.add_result(sid, ResultRow("old.jpg", violating=1, compliant=2,
-                                          ts="2025-03-01 10:00:00", annotated_path="x.jpg"))
-    st.events.insert(EventRow("Saw 01", "2025-03-01 10:00:00", evidence_path="ev.jpg",
-                              session_id=sid, source="old.jpg"))
+    st.sessions.add_result(
+        sid,
+        ResultRow(
+            "old.jpg", violating=1, compliant=2, ts="2025-03-01 10:00:00", annotated_path="x.jpg"
+        ),
+    )
+    st.events.insert(
+        EventRow(
+            "Saw 01",
+            "2025-03-01 10:00:00",
+            evidence_path="ev.jpg",
+            session_id=sid,
+            source="old.jpg",
+        )
+    )
     f = HistoryFilter(date(2025, 2, 20), END)
     before = _figures(st, f)
     rep = run_retention(st, days=_days_back_to(date(2025, 3, 17)))
@@ -587,8 +765,7 @@ def test_new_postgres_store_records_its_version(pg_empty_url: str) -> None:
     assert (st.db.migrated_from, st.db.schema_version()) == (0, SCHEMA_VERSION)
     close_store(st)
     again = open_store(pg_empty_url)
-    assert (again.db.migrated_from, again.db.schema_version()) == (SCHEMA_VERSION,
-                                                                  SCHEMA_VERSION)
+    assert (again.db.migrated_from, again.db.schema_version()) == (SCHEMA_VERSION, SCHEMA_VERSION)
     with again.db.read() as c:
         assert [r.version for r in c.execute(select(schema_version))] == [SCHEMA_VERSION]
 
@@ -598,8 +775,9 @@ def test_postgres_store_of_version_9_gets_the_daily_rollup(pg_fresh_url: str) ->
     script as SQLite: the roll-up is filled from the hourly rows, with byte-order text, and
     History's daily figures match the hourly ones."""
     st = open_store(pg_fresh_url)
-    st.coverage.insert_hours([HourRow("Saw 01", f"2025-03-01 {h:02d}:00:00", 3600, 100, 60, 40)
-                              for h in range(6, 14)])
+    st.coverage.insert_hours(
+        [HourRow("Saw 01", f"2025-03-01 {h:02d}:00:00", 3600, 100, 60, 40) for h in range(6, 14)]
+    )
     with st.db.write() as c:  # back to version 9, rows kept
         c.exec_driver_sql("DROP TABLE coverage_daily")
         c.execute(schema_version.update().values(version=9))
@@ -613,7 +791,10 @@ def test_postgres_store_of_version_9_gets_the_daily_rollup(pg_fresh_url: str) ->
     assert (day.watched_s, day.compliant_s, day.violating_s) == (8 * 3600, 480.0, 320.0)
     early = H.kpis(st, HistoryFilter(f.start, f.end, shifts=("Early",))).total  # hourly
     assert (early.watched_s, early.compliant_s, early.violating_s) == (
-        day.watched_s, day.compliant_s, day.violating_s)
+        day.watched_s,
+        day.compliant_s,
+        day.violating_s,
+    )
 
 
 def _future_step(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -629,8 +810,9 @@ def _future_step(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(migrations, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
 
 
-def test_a_future_migration_runs_on_both(gw_home: Path, pg_fresh_url: str,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_future_migration_runs_on_both(
+    gw_home: Path, pg_fresh_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A store of today's version (with rows) is upgraded in place by the next version's
     script, on SQLite and on PostgreSQL alike, and records the new version."""
     stores = [open_store(), open_store(pg_fresh_url)]
@@ -640,15 +822,18 @@ def test_a_future_migration_runs_on_both(gw_home: Path, pg_fresh_url: str,
     _future_step(monkeypatch)
     for url in (str(settings().db_path), pg_fresh_url):
         st = open_store(url)
-        assert (st.db.migrated_from, st.db.schema_version()) == (SCHEMA_VERSION,
-                                                                SCHEMA_VERSION + 1), url
+        assert (st.db.migrated_from, st.db.schema_version()) == (
+            SCHEMA_VERSION,
+            SCHEMA_VERSION + 1,
+        ), url
         with st.db.read() as c:
             assert c.exec_driver_sql("SELECT future_note FROM events").scalar_one() == "migrated"
         close_store(st)
 
 
-def test_a_newer_store_is_refused(gw_home: Path, pg_fresh_url: str,
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_newer_store_is_refused(
+    gw_home: Path, pg_fresh_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A store written by a newer GloveWatch is refused on both backends, unchanged."""
     from core.storage import migrations
 
@@ -679,8 +864,9 @@ def _cli(capfd: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:
     return code, json.loads(out) if "--json" in argv and out.strip() else out
 
 
-def test_db_migrate_and_info_on_both(backend_store: Store,
-                                     capfd: pytest.CaptureFixture[str]) -> None:
+def test_db_migrate_and_info_on_both(
+    backend_store: Store, capfd: pytest.CaptureFixture[str]
+) -> None:
     """``db migrate`` says the configured store's version; ``db info`` its backend, version
     and row counts."""
     _session(backend_store)
@@ -693,9 +879,12 @@ def test_db_migrate_and_info_on_both(backend_store: Store,
     assert code == 0 and info["rows"]["sessions"] == 1 and info["version"] == SCHEMA_VERSION
 
 
-def test_db_migrate_creates_a_new_postgres_store(gw_home: Path, pg_empty_url: str,
-                                                 capfd: pytest.CaptureFixture[str],
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_db_migrate_creates_a_new_postgres_store(
+    gw_home: Path,
+    pg_empty_url: str,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """``db migrate`` on an empty PostgreSQL database creates the schema and says so."""
     monkeypatch.setenv("GLOVEWATCH_DB_URL", pg_empty_url)
     code, text = _cli(capfd, "db", "migrate")
@@ -707,8 +896,9 @@ def test_db_migrate_creates_a_new_postgres_store(gw_home: Path, pg_empty_url: st
 
 
 @pytest.mark.slow
-def test_db_copy_moves_a_real_store_to_postgres(history_home: Path, pg_url: str,
-                                                capfd: pytest.CaptureFixture[str]) -> None:
+def test_db_copy_moves_a_real_store_to_postgres(
+    history_home: Path, pg_url: str, capfd: pytest.CaptureFixture[str]
+) -> None:
     """``db copy --to postgresql://...`` of a store with synthetic history and a real batch
     session: every table has the same rows, History shows the same figures, and new rows get
     new ids."""
@@ -729,14 +919,18 @@ def test_db_copy_moves_a_real_store_to_postgres(history_home: Path, pg_url: str,
     batch = lite.sessions.get(lite.bulk.max_id("sessions"))  # the real batch, made last
     assert batch and batch.kind == "batch"
     ep = pg.events.for_session(batch.id)[0]
-    assert pg.events.frame_detections(ep) == lite.events.frame_detections(
-        lite.events.for_session(batch.id)[0]) != []
+    assert (
+        pg.events.frame_detections(ep)
+        == lite.events.frame_detections(lite.events.for_session(batch.id)[0])
+        != []
+    )
     assert _session(pg) == lite.bulk.max_id("sessions") + 1
     assert pg.events.set_review(ep.id, "confirmed", None, "lead") is not None
 
 
-def test_db_copy_refuses_a_target_with_rows(both: tuple[Store, Store], pg_url: str,
-                                            capfd: pytest.CaptureFixture[str]) -> None:
+def test_db_copy_refuses_a_target_with_rows(
+    both: tuple[Store, Store], pg_url: str, capfd: pytest.CaptureFixture[str]
+) -> None:
     """A target that holds rows is refused (exit 1, unchanged); --force replaces them."""
     lite, pg = both
     generate(lite, stations=2, days=5, seconds_rows=2_000, seed=3, end=END)

@@ -4,7 +4,7 @@ and many threads writing through one Store without losing a row."""
 from __future__ import annotations
 
 import os
-import sqlite3  # noqa: TID251 (the test reads the file as SQLite sees it)
+import sqlite3
 import stat
 import threading
 from pathlib import Path
@@ -18,8 +18,9 @@ from core.storage.sessions import ResultRow, SessionInfo
 
 
 def _session(store, station: str = "saw-1") -> int:
-    return store.sessions.start(SessionInfo("batch", "a.jpg", station, "w.pt", "abc", 0.25,
-                                            0.7, 640))
+    return store.sessions.start(
+        SessionInfo("batch", "a.jpg", station, "w.pt", "abc", 0.25, 0.7, 640)
+    )
 
 
 def _one_sentence(err: BaseException) -> str:
@@ -72,10 +73,13 @@ def test_unwritable_home_gives_clear_error(tmp_path, monkeypatch):
     assert isinstance(err.value, PermissionError)
 
 
-@pytest.mark.parametrize("content", [
-    b"this is a text file, not a database " * 10,
-    bytes(range(256)) * 8,
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"this is a text file, not a database " * 10,
+        bytes(range(256)) * 8,
+    ],
+)
 def test_a_file_that_is_not_sqlite_is_refused_untouched(tmp_path, content):
     path = tmp_path / "glovewatch.sqlite"
     path.write_bytes(content)

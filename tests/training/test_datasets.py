@@ -116,8 +116,7 @@ def test_zero_filled_giant_is_refused(store, gw_home, tmp_path, monkeypatch):
     assert "huge.jpg" in str(err)
 
 
-def test_zip_whose_header_understates_a_size_is_refused(store, gw_home, tmp_path,
-                                                        monkeypatch):
+def test_zip_whose_header_understates_a_size_is_refused(store, gw_home, tmp_path, monkeypatch):
     """The sizes a zip declares can lie: unpacking is what counts."""
     monkeypatch.setenv("GLOVEWATCH_DATASET_MAX_FILE_MB", "1")
     z = zero_bomb_zip(tmp_path / "liar.zip", mb=5)
@@ -127,12 +126,16 @@ def test_zip_whose_header_understates_a_size_is_refused(store, gw_home, tmp_path
     _refused(store, gw_home, z, "damaged|GLOVEWATCH_DATASET_MAX_FILE_MB")
 
 
-@pytest.mark.parametrize("data_yaml", [
-    "train: /etc\nval: images/val\nnames: [glove, hand]\n",
-    "path: ../../etc\ntrain: images/train\nval: images/val\nnames: [glove, hand]\n",
-    "train: ../../../../etc\nval: images/val\nnames: [glove, hand]\n",
-    "train: [images/train, /usr/share]\nval: images/val\nnames: [glove, hand]\n",
-], ids=["absolute-train", "path-up", "train-up", "list-entry"])
+@pytest.mark.parametrize(
+    "data_yaml",
+    [
+        "train: /etc\nval: images/val\nnames: [glove, hand]\n",
+        "path: ../../etc\ntrain: images/train\nval: images/val\nnames: [glove, hand]\n",
+        "train: ../../../../etc\nval: images/val\nnames: [glove, hand]\n",
+        "train: [images/train, /usr/share]\nval: images/val\nnames: [glove, hand]\n",
+    ],
+    ids=["absolute-train", "path-up", "train-up", "list-entry"],
+)
 def test_yaml_pointing_outside_the_data_set_is_refused(store, gw_home, tmp_path, data_yaml):
     z = small_zip(tmp_path / "escape.zip", data_yaml)
     _refused(store, gw_home, z, "points outside the data set folder")
@@ -145,8 +148,10 @@ def test_folder_whose_yaml_points_elsewhere_is_refused(store, gw_home, tmp_path)
     _refused(store, gw_home, root, "points outside")
 
 
-@pytest.mark.parametrize("member", ["../../escaped.txt", "/abs/escaped.txt",
-                                    "images/../../escaped.txt", "C:/escaped.txt"])
+@pytest.mark.parametrize(
+    "member",
+    ["../../escaped.txt", "/abs/escaped.txt", "images/../../escaped.txt", "C:/escaped.txt"],
+)
 def test_zip_path_escapes_are_refused(store, gw_home, tmp_path, member):
     z = small_zip(tmp_path / "evil.zip", GOOD_YAML, {member: b"gotcha"})
     _refused(store, gw_home, z, "unsafe path")
@@ -161,9 +166,14 @@ def test_zip_symlinks_are_refused(store, gw_home, tmp_path):
 
 def test_non_finite_label_values_are_errors_and_refused(store, gw_home, tmp_path):
     img = sorted((MINI / "images" / "train").glob("*.jpg"))[0]
-    z = small_zip(tmp_path / "nan.zip", GOOD_YAML, {
-        f"images/train/x-{img.name}": img.read_bytes(),
-        f"labels/train/x-{img.stem}.txt": b"0 inf 0.5 0.2 0.2\n1 0.5 nan 0.1 0.1\n"})
+    z = small_zip(
+        tmp_path / "nan.zip",
+        GOOD_YAML,
+        {
+            f"images/train/x-{img.name}": img.read_bytes(),
+            f"labels/train/x-{img.stem}.txt": b"0 inf 0.5 0.2 0.2\n1 0.5 nan 0.1 0.1\n",
+        },
+    )
     err = _refused(store, gw_home, z, "not finite numbers")
     assert f"x-{img.name}" in str(err)
 
@@ -204,8 +214,11 @@ def test_validation_finds_problems(tmp_path):
     for split in ("train", "val"):
         (root / "images" / split).mkdir(parents=True)
         (root / "labels" / split).mkdir(parents=True)
-    (root / "data.yaml").write_text(yaml.safe_dump(
-        {"path": ".", "train": "images/train", "val": "images/val", "names": ["glove", "hand"]}))
+    (root / "data.yaml").write_text(
+        yaml.safe_dump(
+            {"path": ".", "train": "images/train", "val": "images/val", "names": ["glove", "hand"]}
+        )
+    )
     plan = {  # image -> (split, label text or None for a missing label file)
         0: ("train", "0 0.5 0.5 0.2 0.2\n1 0.3 0.3 0.1 0.1\n"),
         1: ("train", None),
@@ -239,13 +252,11 @@ def test_data_set_without_labels_is_refused(store, gw_home, tmp_path):
     for split in ("train", "val"):
         (root / "images" / split).mkdir(parents=True)
         shutil.copy(img, root / "images" / split / img.name)
-    (root / "data.yaml").write_text("names: [glove, hand]\ntrain: images/train\n"
-                                    "val: images/val\n")
+    (root / "data.yaml").write_text("names: [glove, hand]\ntrain: images/train\nval: images/val\n")
     _refused(store, gw_home, root, "no labels")
 
 
-def test_missing_yaml_or_names_are_refused_unnamed_splits_are_found(store, gw_home,
-                                                                    tmp_path):
+def test_missing_yaml_or_names_are_refused_unnamed_splits_are_found(store, gw_home, tmp_path):
     (tmp_path / "empty").mkdir()
     _refused(store, gw_home, tmp_path / "empty", "No data.yaml")
     (tmp_path / "noname").mkdir()

@@ -40,8 +40,10 @@ def _run(net) -> tuple[torch.Tensor, list[int]]:
     """One forward pass on a 160 px input: the prediction and the output width of every
     layer before the head."""
     outs: list[int] = []
-    hooks = [m.register_forward_hook(lambda mod, inp, out: outs.append(out.shape[1]))
-             for m in net.model[:-1]]
+    hooks = [
+        m.register_forward_hook(lambda mod, inp, out: outs.append(out.shape[1]))
+        for m in net.model[:-1]
+    ]
     with torch.inference_mode():
         out = net(torch.rand(1, 3, 160, 160))
     for h in hooks:
@@ -83,14 +85,16 @@ def four_images(tmp_path) -> Path:
     root = tmp_path / "tiny"
     for sub in ("images/train", "labels/train"):
         (root / sub).mkdir(parents=True)
-    labelled = [p for p in sorted((MINI / "labels" / "train").glob("*.txt"))
-                if p.read_text().strip()][:4]
+    labelled = [
+        p for p in sorted((MINI / "labels" / "train").glob("*.txt")) if p.read_text().strip()
+    ][:4]
     for lab in labelled:
         shutil.copy(MINI / "images" / "train" / f"{lab.stem}.jpg", root / "images" / "train")
         shutil.copy(lab, root / "labels" / "train" / lab.name)
     data = root / "data.yaml"
-    data.write_text(f"path: {root}\ntrain: images/train\nval: images/train\n"
-                    "names:\n  0: glove\n  1: hand\n")
+    data.write_text(
+        f"path: {root}\ntrain: images/train\nval: images/train\nnames:\n  0: glove\n  1: hand\n"
+    )
     return data
 
 
@@ -103,9 +107,19 @@ def test_variant_trains_one_epoch_and_reloads(yaml_path, four_images, tmp_path, 
     from core.vision.weights import check_weights
 
     model = YOLO(str(yaml_path))
-    model.train(data=str(four_images), epochs=1, imgsz=64, batch=2, workers=0, device="cpu",
-                project=str(tmp_path / "runs"), name="t", plots=False, amp=False,
-                verbose=False)
+    model.train(
+        data=str(four_images),
+        epochs=1,
+        imgsz=64,
+        batch=2,
+        workers=0,
+        device="cpu",
+        project=str(tmp_path / "runs"),
+        name="t",
+        plots=False,
+        amp=False,
+        verbose=False,
+    )
     last = tmp_path / "runs" / "t" / "weights" / "last.pt"
     assert last.is_file()
     check_weights(last)  # the checkpoint holds only allow-listed classes

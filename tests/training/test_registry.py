@@ -24,17 +24,37 @@ from tests.conftest import MINI, ROOT
 OLDER = ROOT / "weights" / "gloves-yolo11n.pt"  # weaker than the default on this val split
 
 
-def finished_run(store, weights: Path, name: str, data: Path = MINI / "data.yaml",
-                 imgsz: int = 320, status: str = "finished"):
+def finished_run(
+    store,
+    weights: Path,
+    name: str,
+    data: Path = MINI / "data.yaml",
+    imgsz: int = 320,
+    status: str = "finished",
+):
     """A run in the store, as the worker leaves it, with ``weights`` as its best.pt."""
     run_id = store.runs.create(
-        name, "gloves-mini", "yolo11n.yaml", "cpu", None,
+        name,
+        "gloves-mini",
+        "yolo11n.yaml",
+        "cpu",
+        None,
         lambda i: str(settings().runs_dir / f"{i:04d}-{name}"),
-        lambda folder: {"data": str(data), "imgsz": imgsz, "epochs": 3,
-                        "project": folder, "name": "train"})
-    store.runs.set(run_id, status=status, started_at="2026-01-05 08:00:00",
-                   ended_at="2026-01-05 08:10:00",
-                   best={"epoch": 3.0, "metrics/mAP50(B)": 0.8, "metrics/mAP50-95(B)": 0.5})
+        lambda folder: {
+            "data": str(data),
+            "imgsz": imgsz,
+            "epochs": 3,
+            "project": folder,
+            "name": "train",
+        },
+    )
+    store.runs.set(
+        run_id,
+        status=status,
+        started_at="2026-01-05 08:00:00",
+        ended_at="2026-01-05 08:10:00",
+        best={"epoch": 3.0, "metrics/mAP50(B)": 0.8, "metrics/mAP50-95(B)": 0.5},
+    )
     run = get_run(store, run_id)
     run.best_pt.parent.mkdir(parents=True)
     shutil.copy(weights, run.best_pt)
@@ -48,8 +68,9 @@ def test_splits_of_lists_only_existing_splits(store, tmp_path):
     for split in ("train", "val"):
         shutil.copytree(MINI / "images" / split, root / "images" / split)
         shutil.copytree(MINI / "labels" / split, root / "labels" / split)
-    (root / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/val\n"
-                                    "test: images/test\nnames: [glove, hand]\n")
+    (root / "data.yaml").write_text(
+        "path: .\ntrain: images/train\nval: images/val\ntest: images/test\nnames: [glove, hand]\n"
+    )
     two = finished_run(store, OLDER, "two", data=root / "data.yaml")
     assert registry.splits_of(store, two.id) == ["val", "train"]  # 'test' is named, absent
 
@@ -95,8 +116,9 @@ def test_promote_records_provenance_and_rollback_restores(store, gw_home, defaul
 
 
 def test_promoted_weights_load_through_the_safe_loader(store, default_weights):
-    entry = registry.promote(store, finished_run(store, default_weights, "safe").id,
-                             promoted_by="tess")
+    entry = registry.promote(
+        store, finished_run(store, default_weights, "safe").id, promoted_by="tess"
+    )
     check_weights(entry.path)  # only allow-listed classes in the pickle
     det = Detector(entry.path, imgsz=320)
     assert det.info.names == {0: "glove", 1: "hand"}
@@ -123,8 +145,7 @@ def test_promotion_refusals(store, default_weights):
 
 
 @pytest.mark.slow
-def test_compare_scores_both_on_the_same_split_and_guards_a_worse_candidate(store,
-                                                                            default_weights):
+def test_compare_scores_both_on_the_same_split_and_guards_a_worse_candidate(store, default_weights):
     worse = finished_run(store, OLDER, "older")
     assert registry.active_weights(store) == default_weights
     cmp = registry.compare(store, worse.id, split="val", imgsz=320)
@@ -139,8 +160,7 @@ def test_compare_scores_both_on_the_same_split_and_guards_a_worse_candidate(stor
     with pytest.raises(RegistryError, match="scores lower than the active model on val"):
         registry.promote(store, worse.id, comparison=cmp)
     assert registry.history(store) == []  # nothing was promoted
-    entry = registry.promote(store, worse.id, comparison=cmp, accept_lower=True,
-                             promoted_by="tess")
+    entry = registry.promote(store, worse.id, comparison=cmp, accept_lower=True, promoted_by="tess")
     assert entry.active and registry.active_weights(store) == entry.path
     assert entry.scores["split"] == "val" and entry.scores["images"] == 6
     assert entry.scores["imgsz"] == 320 and entry.scores["dataset"] == "gloves-mini"

@@ -25,8 +25,15 @@ TINY = dict(imgsz=160, batch=8, extra={"plots": False, "workers": 0, "val": True
 
 
 def _spec(ds: datasets.Dataset, **kw) -> runs.TrainSpec:
-    args = {**TINY, "data": str(ds.yaml_path), "model": "yolo11n.yaml", "epochs": 1,
-            "device": "cpu", "dataset": ds.name, **kw}
+    args = {
+        **TINY,
+        "data": str(ds.yaml_path),
+        "model": "yolo11n.yaml",
+        "epochs": 1,
+        "device": "cpu",
+        "dataset": ds.name,
+        **kw,
+    }
     return runs.TrainSpec(**args)
 
 
@@ -56,12 +63,20 @@ def no_leftover_workers(store):
 # ---------------------------------------------------------------------------- options
 
 
-@pytest.mark.parametrize("text,option", [
-    ("{cfg: x}", "cfg"), ("{project: /tmp}", "project"), ("{data: /etc/data.yaml}", "data"),
-    ("{pretrained: some.pt}", "pretrained"), ("{save_dir: /tmp/x}", "save_dir"),
-    ("lr0: 0.01\nwarp_speed: 9", "warp_speed"), ("{name: ../../x}", "name"),
-    ("{model: evil.pt}", "model"), ("{tracker: botsort.yaml}", "tracker"),
-])
+@pytest.mark.parametrize(
+    "text,option",
+    [
+        ("{cfg: x}", "cfg"),
+        ("{project: /tmp}", "project"),
+        ("{data: /etc/data.yaml}", "data"),
+        ("{pretrained: some.pt}", "pretrained"),
+        ("{save_dir: /tmp/x}", "save_dir"),
+        ("lr0: 0.01\nwarp_speed: 9", "warp_speed"),
+        ("{name: ../../x}", "name"),
+        ("{model: evil.pt}", "model"),
+        ("{tracker: botsort.yaml}", "tracker"),
+    ],
+)
 def test_extra_options_that_name_files_or_are_unknown_are_refused(text, option):
     with pytest.raises(TrainingError, match=f"not allowed here: {option}") as caught:
         runs.parse_extra(text)
@@ -70,16 +85,26 @@ def test_extra_options_that_name_files_or_are_unknown_are_refused(text, option):
 
 def test_allowed_extra_options_pass():
     text = "{lr0: 0.005, mosaic: 0.5, cos_lr: true, freeze: [0, 1], optimizer: AdamW}"
-    assert runs.parse_extra(text) == {"lr0": 0.005, "mosaic": 0.5, "cos_lr": True,
-                                      "freeze": [0, 1], "optimizer": "AdamW"}
+    assert runs.parse_extra(text) == {
+        "lr0": 0.005,
+        "mosaic": 0.5,
+        "cos_lr": True,
+        "freeze": [0, 1],
+        "optimizer": "AdamW",
+    }
     assert runs.parse_extra("") == {} and runs.parse_extra("  \n") == {}
     assert set(runs.parse_extra("plots: false\nworkers: 0")) <= runs.ALLOWED_EXTRA
 
 
-@pytest.mark.parametrize("text,match", [
-    ("{lr0: [unclosed", "not valid YAML"), ("- lr0\n- mosaic", "key: value"),
-    ("{optimizer: {nested: 1}}", "plain number"), (f"{{optimizer: {'x' * 80}}}", "plain"),
-])
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("{lr0: [unclosed", "not valid YAML"),
+        ("- lr0\n- mosaic", "key: value"),
+        ("{optimizer: {nested: 1}}", "plain number"),
+        (f"{{optimizer: {'x' * 80}}}", "plain"),
+    ],
+)
 def test_malformed_extra_options_are_refused(text, match):
     with pytest.raises(TrainingError, match=match):
         runs.parse_extra(text)
@@ -91,8 +116,9 @@ def test_user_options_never_move_the_run_folder(tmp_path):
     assert args["project"] == str(tmp_path / "run") and args["name"] == "train"
     assert args["lr0"] == 0.002 and args["data"] == "/d/data.yaml"
     with pytest.raises(TrainingError, match="project"):
-        runs.train_args(runs.TrainSpec(data="d", model="m", extra={"project": "/tmp"}),
-                        tmp_path, "cpu")
+        runs.train_args(
+            runs.TrainSpec(data="d", model="m", extra={"project": "/tmp"}), tmp_path, "cpu"
+        )
 
 
 def test_refusals_are_clear_and_queue_nothing(store, tiny_dataset, monkeypatch):
@@ -118,15 +144,23 @@ def test_refusals_are_clear_and_queue_nothing(store, tiny_dataset, monkeypatch):
 def test_progress_is_wall_clock_from_start_to_end(store, tiny_dataset, tmp_path):
     """Elapsed time is the run's own start to end (what a user waited), not the 'time'
     column of results.csv (training seconds only)."""
-    run_id = store.runs.create("timed", "tiny", "yolo11n.yaml", "cpu", None,
-                               lambda i: str(tmp_path / f"run{i}"),
-                               lambda folder: {"epochs": 4, "data": str(tiny_dataset.yaml_path)})
-    store.runs.set(run_id, status="finished", started_at="2026-01-05 08:00:00",
-                   ended_at="2026-01-05 08:03:20")
+    run_id = store.runs.create(
+        "timed",
+        "tiny",
+        "yolo11n.yaml",
+        "cpu",
+        None,
+        lambda i: str(tmp_path / f"run{i}"),
+        lambda folder: {"epochs": 4, "data": str(tiny_dataset.yaml_path)},
+    )
+    store.runs.set(
+        run_id, status="finished", started_at="2026-01-05 08:00:00", ended_at="2026-01-05 08:03:20"
+    )
     run = runs.get_run(store, run_id)
     run.results_csv.parent.mkdir(parents=True)
-    run.results_csv.write_text("epoch,time,metrics/mAP50(B),metrics/mAP50-95(B)\n"
-                               "1,20.5,0.1,0.05\n2,41.0,0.2,0.1\n")
+    run.results_csv.write_text(
+        "epoch,time,metrics/mAP50(B),metrics/mAP50-95(B)\n1,20.5,0.1,0.05\n2,41.0,0.2,0.1\n"
+    )
     prog = runs.progress(run)
     assert prog.elapsed_s == 200.0 and prog.epochs_done == 2 and prog.epochs == 4
     assert prog.remaining_s == 0.0  # it has ended
@@ -137,8 +171,9 @@ def test_progress_is_wall_clock_from_start_to_end(store, tiny_dataset, tmp_path)
 
 
 @pytest.mark.slow
-def test_tiny_run_reaches_the_store_with_wall_clock_progress(store, tiny_dataset,
-                                                             no_leftover_workers):
+def test_tiny_run_reaches_the_store_with_wall_clock_progress(
+    store, tiny_dataset, no_leftover_workers
+):
     started = time.monotonic()
     run = runs.submit(store, _spec(tiny_dataset, name="tiny-1"))
     assert run.status == "running" and run.pid and runs.process_alive(run.pid, run.id)
@@ -157,12 +192,15 @@ def test_tiny_run_reaches_the_store_with_wall_clock_progress(store, tiny_dataset
     assert prog.elapsed_s > metrics.series("time")[-1]  # not the training-only seconds
 
     # the run's state reads the same whichever way it is read
-    assert {runs.get_run(store, run.id).status, runs.list_runs(store)[0].status,
-            store.runs.get(run.id).status, runs.get_run(store, "tiny-1").status} == {"finished"}
+    assert {
+        runs.get_run(store, run.id).status,
+        runs.list_runs(store)[0].status,
+        store.runs.get(run.id).status,
+        runs.get_run(store, "tiny-1").status,
+    } == {"finished"}
 
     entry = registry.promote(store, run.id, promoted_by="tester")
-    assert entry.run_id == run.id and entry.roles == {"glove": "protected",
-                                                      "hand": "violation"}
+    assert entry.run_id == run.id and entry.roles == {"glove": "protected", "hand": "violation"}
     assert entry.scores["images"] == 6 and entry.scores["imgsz"] == 160
     assert read_card(entry.path).data == "tiny"
     det = Detector(entry.path, imgsz=160)  # through the safe loader
@@ -170,8 +208,9 @@ def test_tiny_run_reaches_the_store_with_wall_clock_progress(store, tiny_dataset
 
 
 @pytest.mark.slow
-def test_sigkill_marks_failed_queue_moves_on_resume_and_stop(store, tiny_dataset,
-                                                             no_leftover_workers):
+def test_sigkill_marks_failed_queue_moves_on_resume_and_stop(
+    store, tiny_dataset, no_leftover_workers
+):
     first = runs.submit(store, _spec(tiny_dataset, name="long", epochs=300))
     with pytest.raises(TrainingError, match="already running"):
         runs.submit(store, _spec(tiny_dataset, name="long", epochs=300))
@@ -200,8 +239,14 @@ def test_sigkill_marks_failed_queue_moves_on_resume_and_stop(store, tiny_dataset
     assert runs.list_runs(store)[0].status == "stopped"  # reconcile does not revive it
     resumed = runs.resume(store, first.id)
     assert resumed.status == "running" and resumed.pid != first.pid
-    _until(lambda: len(runs.read_metrics(resumed).rows) > epochs_before
-           or runs.get_run(store, first.id).status not in runs.ACTIVE, 600, "a resumed epoch")
+    _until(
+        lambda: (
+            len(runs.read_metrics(resumed).rows) > epochs_before
+            or runs.get_run(store, first.id).status not in runs.ACTIVE
+        ),
+        600,
+        "a resumed epoch",
+    )
     resumed = runs.get_run(store, first.id)
     assert resumed.status == "running", (resumed.message, runs.log_tail(resumed))
     assert "Resuming training" in resumed.log_path.read_text(errors="replace")
@@ -211,8 +256,9 @@ def test_sigkill_marks_failed_queue_moves_on_resume_and_stop(store, tiny_dataset
 
 
 @pytest.mark.slow
-def test_segmentation_zip_trains_with_mask_metrics(store, tmp_path, default_weights,
-                                                   no_leftover_workers):
+def test_segmentation_zip_trains_with_mask_metrics(
+    store, tmp_path, default_weights, no_leftover_workers
+):
     ds = datasets.import_dataset(store, segmentation_zip(tmp_path / "bandsaw.zip"))
     run = runs.submit(store, _spec(ds, model="yolo11n-seg.yaml"))
     run = runs.wait(store, run.id, timeout=600, poll=0.5)
@@ -243,10 +289,12 @@ def test_project_variant_trains_through_the_worker(store, tiny_dataset, no_lefto
 
 
 @pytest.mark.slow
-def test_wide_recipe_prepares_training_data_and_user_choices_win(store, tiny_dataset,
-                                                                 no_leftover_workers):
-    spec = _spec(tiny_dataset, name="wide", recipe="wide",
-                 extra={**TINY["extra"], "translate": 0.05})
+def test_wide_recipe_prepares_training_data_and_user_choices_win(
+    store, tiny_dataset, no_leftover_workers
+):
+    spec = _spec(
+        tiny_dataset, name="wide", recipe="wide", extra={**TINY["extra"], "translate": 0.05}
+    )
     run = runs.wait(store, runs.submit(store, spec).id, timeout=600, poll=0.5)
     assert run.status == "finished", (run.message, runs.log_tail(run))
     prepared = run.run_dir / "recipe" / "data.yaml"
@@ -265,10 +313,34 @@ def test_cli_train_detached_runs_promote_rollback(gw_home, tiny_gloves, capfd):
 
     assert main(["import-dataset", str(tiny_gloves), "--name", "tiny"]) == 0
     started = subprocess.run(
-        [sys.executable, "-m", "core", "train", "--data", "tiny", "--model", "yolo11n.yaml",
-         "--epochs", "1", "--imgsz", "160", "--batch", "8", "--device", "cpu", "--name",
-         "cli-run", "--extra", "{plots: false, workers: 0}", "--json"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "core",
+            "train",
+            "--data",
+            "tiny",
+            "--model",
+            "yolo11n.yaml",
+            "--epochs",
+            "1",
+            "--imgsz",
+            "160",
+            "--batch",
+            "8",
+            "--device",
+            "cpu",
+            "--name",
+            "cli-run",
+            "--extra",
+            "{plots: false, workers: 0}",
+            "--json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert started.returncode == 0, started.stderr
     info = json.loads(started.stdout.strip().splitlines()[-1])
     store = open_store()
@@ -291,7 +363,9 @@ def test_cli_train_detached_runs_promote_rollback(gw_home, tiny_gloves, capfd):
     assert main(["stop", "cli-run"]) == 2  # a finished run cannot be stopped: clear refusal
     assert "finished" in capfd.readouterr().err
     assert main(["train", "--data", "nope", "--model", "yolo11n.yaml"]) == 2
-    assert main(["train", "--data", "tiny", "--model", "yolo11n.yaml",
-                 "--extra", "{project: /tmp}"]) == 2
+    assert (
+        main(["train", "--data", "tiny", "--model", "yolo11n.yaml", "--extra", "{project: /tmp}"])
+        == 2
+    )
     assert "project" in capfd.readouterr().err
     assert Path(run.best_pt).is_file()

@@ -22,28 +22,36 @@ ROLES = {0: Role.PROTECTED, 1: Role.VIOLATION}
 
 def _dets(conf: list[float], cls: list[int], tracks: list[int] | None = None) -> Detections:
     boxes = [[10 + 40 * i, 10, 40 + 40 * i, 50] for i in range(len(conf))]
-    return Detections.from_arrays(np.array(boxes, np.float32).reshape(-1, 4),
-                                  np.array(conf, np.float32), np.array(cls), NAMES, ROLES,
-                                  tracker_id=None if tracks is None else np.array(tracks))
+    return Detections.from_arrays(
+        np.array(boxes, np.float32).reshape(-1, 4),
+        np.array(conf, np.float32),
+        np.array(cls),
+        NAMES,
+        ROLES,
+        tracker_id=None if tracks is None else np.array(tracks),
+    )
 
 
 def test_dhash_finds_near_copies_and_tells_apart_other_pictures(gloved_images, bare_images):
     a = read_image(gloved_images[0])
     brighter = np.clip(a.astype(np.int16) + 6, 0, 255).astype(np.uint8)
     assert site.hamming(site.dhash(a), site.dhash(brighter)) < site.MIN_HAMMING
-    assert site.hamming(site.dhash(a), site.dhash(read_image(bare_images[0]))) \
-        >= site.MIN_HAMMING
+    assert site.hamming(site.dhash(a), site.dhash(read_image(bare_images[0]))) >= site.MIN_HAMMING
 
 
-def test_time_blocks_hold_out_every_fifth_block_never_at_random(store, gloved_images,
-                                                                bare_images):
+def test_time_blocks_hold_out_every_fifth_block_never_at_random(store, gloved_images, bare_images):
     # neighbouring frames (same 30-minute block) always share a side
     assert site.block_of("2026-11-01 10:00:01") == site.block_of("2026-11-01 10:29:59")
     assert site.block_of("2026-11-01 10:29:59") != site.block_of("2026-11-01 10:30:00")
     pictures = [*gloved_images, *bare_images][:10]
     for i, p in enumerate(pictures):  # two pictures in each of five half-hours
-        site.collect(store, "Timed", read_image(p), "live",
-                     f"2026-11-01 {10 + i // 4}:{(i // 2) % 2 * 30 + i % 2:02d}:00")
+        site.collect(
+            store,
+            "Timed",
+            read_image(p),
+            "live",
+            f"2026-11-01 {10 + i // 4}:{(i // 2) % 2 * 30 + i % 2:02d}:00",
+        )
     sides = {f.record.block: f.record.split for f in site.frames(store, "Timed")}
     assert list(sides.values()) == ["train"] * 4 + ["holdout"]  # the 5th block, in order
     for f in site.frames(store, "Timed"):
@@ -58,8 +66,16 @@ def test_uncertainty_is_high_near_the_threshold():
 
 def test_collect_skips_near_copies_and_records_prelabels(store, gloved_images):
     image = read_image(gloved_images[0])
-    first = site.collect(store, "Saw 2", image, "batch", "2026-11-01 10:00:00",
-                         dets=_dets([0.6], [0]), model="m.pt", by="ana")
+    first = site.collect(
+        store,
+        "Saw 2",
+        image,
+        "batch",
+        "2026-11-01 10:00:00",
+        dets=_dets([0.6], [0]),
+        model="m.pt",
+        by="ana",
+    )
     assert first is not None
     assert site.collect(store, "Saw 2", image.copy(), "batch", "2026-11-01 10:05:00") is None
     fr = site.frames(store, "Saw 2")[0]
@@ -69,8 +85,7 @@ def test_collect_skips_near_copies_and_records_prelabels(store, gloved_images):
     assert [(h.by, h.action) for h in hist] == [("ana", "prelabel")]
 
 
-def test_photos_without_a_time_split_by_look_alike_clusters(store, gloved_images,
-                                                            bare_images):
+def test_photos_without_a_time_split_by_look_alike_clusters(store, gloved_images, bare_images):
     for p in [*gloved_images, *bare_images]:
         site.collect(store, "Bench", read_image(p), "batch")
     frames = site.frames(store, "Bench")
@@ -81,8 +96,9 @@ def test_photos_without_a_time_split_by_look_alike_clusters(store, gloved_images
     assert all(len(sides) == 1 for sides in by_block.values())  # a cluster never straddles
 
 
-def test_live_collector_keeps_the_most_uncertain_frame_of_each_window(store, gloved_images,
-                                                                      bare_images):
+def test_live_collector_keeps_the_most_uncertain_frame_of_each_window(
+    store, gloved_images, bare_images
+):
     c = site.LiveCollector(store, "Saw 3", every_s=2.0, conf=0.25, model="m.pt")
     sure, unsure = read_image(gloved_images[1]), read_image(bare_images[1])
     c.offer(0.0, sure, FrameDetections(_dets([0.95], [0]), sure.shape[:2]))
@@ -106,23 +122,34 @@ def test_a_track_that_flips_class_is_collected(store, gloved_images):
 def test_save_labels_validates_clips_and_keeps_history(store, gloved_images):
     fid = site.collect(store, "Saw 5", read_image(gloved_images[3]), "batch")
     assert fid is not None
-    boxes = site.save_labels(store, fid, [{"class_id": 1, "x1": 0.5, "y1": 0.6, "x2": 0.2,
-                                           "y2": 1.4}], by="ben", done=True)
+    boxes = site.save_labels(
+        store,
+        fid,
+        [{"class_id": 1, "x1": 0.5, "y1": 0.6, "x2": 0.2, "y2": 1.4}],
+        by="ben",
+        done=True,
+    )
     assert boxes == [{"class_id": 1, "x1": 0.2, "y1": 0.6, "x2": 0.5, "y2": 1.0}]
     rec = store.site.get(fid)
     assert rec is not None and rec.status == "done" and rec.updated_by == "ben"
     assert [h.action for h in store.site.history(fid)] == ["done"]
     with pytest.raises(DatasetError):
-        site.save_labels(store, fid, [{"class_id": 5, "x1": 0, "y1": 0, "x2": 1, "y2": 1}],
-                         by="ben", done=False)
+        site.save_labels(
+            store, fid, [{"class_id": 5, "x1": 0, "y1": 0, "x2": 1, "y2": 1}], by="ben", done=False
+        )
 
 
 def test_export_and_import_yolo_round_trip_by_content(store, gloved_images, tmp_path):
     for i, p in enumerate(gloved_images[:4]):
         fid = site.collect(store, "Saw 6", read_image(p), "batch", f"2026-11-0{i + 1} 10:00:00")
         assert fid is not None
-        site.save_labels(store, fid, [{"class_id": 0, "x1": 0.1, "y1": 0.1, "x2": 0.4,
-                                       "y2": 0.5}], by="ana", done=True)
+        site.save_labels(
+            store,
+            fid,
+            [{"class_id": 0, "x1": 0.1, "y1": 0.1, "x2": 0.4, "y2": 0.5}],
+            by="ana",
+            done=True,
+        )
     data = site.export_yolo(store, "Saw 6", tmp_path / "out")
     doc = yaml.safe_load(data.read_text())
     exported = sorted((tmp_path / "out" / "images").rglob("*.jpg"))
@@ -144,14 +171,21 @@ def test_finetune_data_never_holds_held_out_frames(store, gloved_images, mini, m
     monkeypatch.setattr(site, "_names", lambda store, station: ("glove", "hand"))
     held = train = 0
     for i, p in enumerate(gloved_images[:8]):
-        fid = site.collect(store, "Saw 7", read_image(p), "batch",
-                           split="holdout" if i % 4 == 0 else "train")
+        fid = site.collect(
+            store, "Saw 7", read_image(p), "batch", split="holdout" if i % 4 == 0 else "train"
+        )
         assert fid is not None
-        site.save_labels(store, fid, [{"class_id": 0, "x1": 0.1, "y1": 0.1, "x2": 0.5,
-                                       "y2": 0.5}], by="ana", done=True)
+        site.save_labels(
+            store,
+            fid,
+            [{"class_id": 0, "x1": 0.1, "y1": 0.1, "x2": 0.5, "y2": 0.5}],
+            by="ana",
+            done=True,
+        )
         held, train = held + (i % 4 == 0), train + (i % 4 != 0)
-    plan = site.plan_finetune(store, "Saw 7", mini, epochs=2, imgsz=160, base_ratio=1.0,
-                              device="cpu")
+    plan = site.plan_finetune(
+        store, "Saw 7", mini, epochs=2, imgsz=160, base_ratio=1.0, device="cpu"
+    )
     assert plan.site_images == train and plan.base_images == train
     assert plan.estimate_s > 0 and "about" in plan.describe()
     data = site.build_finetune_data(store, plan)
@@ -162,8 +196,10 @@ def test_finetune_data_never_holds_held_out_frames(store, gloved_images, mini, m
     for line in listed:  # every site image has its label file where Ultralytics looks
         assert label_path(Path(line)).is_file()
     hold = site.holdout_data(store, "Saw 7")
-    assert hold is not None and len(Path(yaml.safe_load(hold.read_text())["test"])
-                                    .read_text().split()) == held
+    assert (
+        hold is not None
+        and len(Path(yaml.safe_load(hold.read_text())["test"]).read_text().split()) == held
+    )
 
 
 def test_plan_needs_labelled_train_frames(store, mini):
@@ -176,8 +212,12 @@ def test_promote_station_refuses_a_large_base_drop_without_confirmation():
         def __init__(self, m: float):
             self.map50 = m
 
-    cmp = site.StationComparison("Saw 8", None, (Score(0.80), Score(0.85)),  # type: ignore[arg-type]
-                                 Path("x.pt"))
+    cmp = site.StationComparison(
+        "Saw 8",
+        None,
+        (Score(0.80), Score(0.85)),  # type: ignore[arg-type]
+        Path("x.pt"),
+    )
     assert cmp.base_drop == pytest.approx(0.05) and cmp.needs_confirmation
     with pytest.raises(RegistryError, match="confirm"):
         site.promote_station(None, "Saw 8", 1, cmp, by="ana")  # type: ignore[arg-type]
@@ -185,7 +225,8 @@ def test_promote_station_refuses_a_large_base_drop_without_confirmation():
 
 @pytest.mark.slow
 def test_complete_missing_adds_the_unlabelled_class_only_where_nothing_is_labelled(
-        mini, tmp_path, default_weights):
+    mini, tmp_path, default_weights
+):
     # a copy of the mini set whose hand labels are gone, as in a glove-only data set
     src = tmp_path / "gloves-only"
     shutil.copytree(mini, src)
@@ -195,11 +236,15 @@ def test_complete_missing_adds_the_unlabelled_class_only_where_nothing_is_labell
         keep = [line for line in lines if not line.startswith("1 ")]
         removed += len(lines) - len(keep)
         lab.write_text("".join(f"{line}\n" for line in keep))
-    rep = site.complete_missing(src / "data.yaml", "hand", tmp_path / "done", default_weights,
-                                conf=0.5)
+    rep = site.complete_missing(
+        src / "data.yaml", "hand", tmp_path / "done", default_weights, conf=0.5
+    )
     assert rep.images == 40 and rep.added > removed // 2
     for lab in (tmp_path / "done" / "labels").rglob("*.txt"):
         shapes = read_labels(lab)
         glove = [s for s in shapes if s.class_id == 0]
-        assert len(glove) == sum(1 for line in (src / "labels" / lab.parent.name / lab.name)
-                                 .read_text().splitlines() if line.startswith("0 "))
+        assert len(glove) == sum(
+            1
+            for line in (src / "labels" / lab.parent.name / lab.name).read_text().splitlines()
+            if line.startswith("0 ")
+        )

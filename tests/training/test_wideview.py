@@ -20,8 +20,11 @@ from tests.conftest import MINI, ROOT
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.name != "data.yaml"}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != "data.yaml"
+    }
 
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path):
@@ -57,16 +60,32 @@ def test_uses_the_test_split_only(tmp_path):
     assert len(test_images) == 22
     assert set(wv.composites.sources) == test_images  # default n: every test image, no other
     assert wv.composites.images == math.ceil(22 / CompositeSpec().per_canvas)
-    train_and_val = {p.name for split in ("train", "val")
-                     for p in (MINI / "images" / split).glob("*.jpg")}
+    train_and_val = {
+        p.name for split in ("train", "val") for p in (MINI / "images" / split).glob("*.jpg")
+    }
     assert not {p.name for p in wv.composites.sources} & train_and_val
 
 
 def test_cli_wideview_json(gw_home, tmp_path, capfd):
     from core.cli import main
 
-    assert main(["wideview", "--out", str(tmp_path / "wv"), "--n", "1", "--seed", "3",
-                 "--dataset", str(MINI), "--json"]) == 0
+    assert (
+        main(
+            [
+                "wideview",
+                "--out",
+                str(tmp_path / "wv"),
+                "--n",
+                "1",
+                "--seed",
+                "3",
+                "--dataset",
+                str(MINI),
+                "--json",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capfd.readouterr().out.strip().splitlines()[-1])
     assert out["images"] == 1 and Path(out["data"]).is_file() and out["boxes"] > 0
 
@@ -74,8 +93,9 @@ def test_cli_wideview_json(gw_home, tmp_path, capfd):
 def test_cli_wideview_bad_dataset_is_a_clear_error(gw_home, tmp_path, capfd):
     from core.cli import main
 
-    assert main(["wideview", "--out", str(tmp_path / "wv"), "--dataset",
-                 str(tmp_path / "nope")]) == 2
+    assert (
+        main(["wideview", "--out", str(tmp_path / "wv"), "--dataset", str(tmp_path / "nope")]) == 2
+    )
     err = capfd.readouterr().err
     assert "not found" in err and "Traceback" not in err
 
@@ -98,8 +118,9 @@ def _six_train_images(root: Path) -> Path:
             shutil.copy(img, root / "images" / split / img.name)
             shutil.copy(MINI / "labels" / split / f"{img.stem}.txt", root / "labels" / split)
     data = root / "data.yaml"
-    data.write_text("path: .\ntrain: images/train\nval: images/val\n"
-                    "names:\n  0: glove\n  1: hand\n")
+    data.write_text(
+        "path: .\ntrain: images/train\nval: images/val\nnames:\n  0: glove\n  1: hand\n"
+    )
     return data
 
 

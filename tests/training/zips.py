@@ -19,8 +19,10 @@ ROBOFLOW_SPLITS = {"train": "train", "valid": "val", "test": "test"}
 
 def mini_pairs(split: str) -> list[tuple[Path, Path]]:
     """(image, label file) pairs of a split of the fixture set."""
-    return [(img, MINI / "labels" / split / f"{img.stem}.txt")
-            for img in sorted((MINI / "images" / split).glob("*.jpg"))]
+    return [
+        (img, MINI / "labels" / split / f"{img.stem}.txt")
+        for img in sorted((MINI / "images" / split).glob("*.jpg"))
+    ]
 
 
 def mini_instances(split: str) -> dict[str, int]:
@@ -43,10 +45,19 @@ def roboflow_zip(target: Path, folder: str = "") -> Path:
             for img, lab in mini_pairs(split):
                 zf.write(img, f"{folder}{rf_split}/images/{img.name}")
                 zf.write(lab, f"{folder}{rf_split}/labels/{lab.name}")
-        zf.writestr(f"{folder}data.yaml", yaml.safe_dump({
-            "train": "../train/images", "val": "../valid/images", "test": "../test/images",
-            "nc": 2, "names": ["glove", "hand"],
-            "roboflow": {"workspace": "w", "project": "gloves", "version": 3}}))
+        zf.writestr(
+            f"{folder}data.yaml",
+            yaml.safe_dump(
+                {
+                    "train": "../train/images",
+                    "val": "../valid/images",
+                    "test": "../test/images",
+                    "nc": 2,
+                    "names": ["glove", "hand"],
+                    "roboflow": {"workspace": "w", "project": "gloves", "version": 3},
+                }
+            ),
+        )
         zf.writestr(f"{folder}README.roboflow.txt", "exported from roboflow\n")
         zf.writestr("__MACOSX/._data.yaml", "junk")
     return target
@@ -59,8 +70,14 @@ def _polygon_lines(label: Path, shift: int) -> list[str]:
         if not line.strip():
             continue
         _, x, y, w, h = (float(v) for v in line.split())
-        pts = [(x, y - h / 2), (x + w / 2, y - h / 4), (x + w / 2, y + h / 4), (x, y + h / 2),
-               (x - w / 2, y + h / 4), (x - w / 2, y - h / 4)]
+        pts = [
+            (x, y - h / 2),
+            (x + w / 2, y - h / 4),
+            (x + w / 2, y + h / 4),
+            (x, y + h / 2),
+            (x - w / 2, y + h / 4),
+            (x - w / 2, y - h / 4),
+        ]
         out.append(f"{(n + shift) % 6} " + " ".join(f"{v:.5f}" for p in pts for v in p))
     return out
 
@@ -74,17 +91,28 @@ def segmentation_zip(target: Path, per_split: int = 3) -> Path:
             for _ in range(per_split):
                 img, lab = pairs[i]
                 zf.write(img, f"bandsaw/{split}/images/{img.name}")
-                zf.writestr(f"bandsaw/{split}/labels/{lab.name}",
-                            "\n".join(_polygon_lines(lab, i)) + "\n")
+                zf.writestr(
+                    f"bandsaw/{split}/labels/{lab.name}", "\n".join(_polygon_lines(lab, i)) + "\n"
+                )
                 i += 1
-        zf.writestr("bandsaw/data.yaml", yaml.safe_dump({
-            "train": "../train/images", "val": "../valid/images", "test": "../test/images",
-            "nc": 6, "names": SIX}))
+        zf.writestr(
+            "bandsaw/data.yaml",
+            yaml.safe_dump(
+                {
+                    "train": "../train/images",
+                    "val": "../valid/images",
+                    "test": "../test/images",
+                    "nc": 6,
+                    "names": SIX,
+                }
+            ),
+        )
     return target
 
 
-def small_zip(target: Path, data_yaml: str, extra: dict[str, bytes] | None = None,
-              n: int = 2) -> Path:
+def small_zip(
+    target: Path, data_yaml: str, extra: dict[str, bytes] | None = None, n: int = 2
+) -> Path:
     """A tiny detection zip (``n`` train and val images) with the given data.yaml text."""
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
         for split in ("train", "val"):
@@ -141,7 +169,7 @@ def lie_about_size(zip_path: Path, member: str, declared: int) -> None:
     pos = data.find(b"PK\x01\x02")
     while pos >= 0:  # central directory entries
         name_len = struct.unpack_from("<H", data, pos + 28)[0]
-        if data[pos + 46:pos + 46 + name_len].decode() == member:
+        if data[pos + 46 : pos + 46 + name_len].decode() == member:
             struct.pack_into("<I", data, pos + 24, declared)
         pos = data.find(b"PK\x01\x02", pos + 46)
     zip_path.write_bytes(bytes(data))

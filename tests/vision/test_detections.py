@@ -13,10 +13,15 @@ ROLES = {0: Role.PROTECTED, 1: Role.VIOLATION, 2: Role.CONTEXT}
 
 
 def _dets(boxes, conf, cls, tracker_id=None, polygons=None) -> Detections:
-    return Detections.from_arrays(np.array(boxes, np.float32).reshape(-1, 4),
-                                  np.array(conf, np.float32), np.array(cls), NAMES, ROLES,
-                                  tracker_id=None if tracker_id is None else np.array(tracker_id),
-                                  polygons=polygons)
+    return Detections.from_arrays(
+        np.array(boxes, np.float32).reshape(-1, 4),
+        np.array(conf, np.float32),
+        np.array(cls),
+        NAMES,
+        ROLES,
+        tracker_id=None if tracker_id is None else np.array(tracker_id),
+        polygons=polygons,
+    )
 
 
 def test_from_arrays_names_and_roles_each_box():
@@ -33,22 +38,30 @@ def test_from_arrays_names_and_roles_each_box():
 
 
 def test_unknown_class_id_gets_its_number_and_context_role():
-    d = Detections.from_arrays(np.array([[0, 0, 1, 1]]), np.array([0.5]), np.array([7]),
-                               NAMES, ROLES)
+    d = Detections.from_arrays(
+        np.array([[0, 0, 1, 1]]), np.array([0.5]), np.array([7]), NAMES, ROLES
+    )
     assert d.class_name[0] == "7" and d.role[0] == "context"
 
 
-@pytest.mark.parametrize("field, bad", [
-    ("confidence", np.zeros(3, np.float32)),
-    ("class_id", np.zeros(1, np.int64)),
-    ("class_name", np.array([["a", "b"]], object)),
-    ("role", np.array(["protected"] * 3)),
-    ("tracker_id", np.zeros(5, np.int64)),
-])
+@pytest.mark.parametrize(
+    "field, bad",
+    [
+        ("confidence", np.zeros(3, np.float32)),
+        ("class_id", np.zeros(1, np.int64)),
+        ("class_name", np.array([["a", "b"]], object)),
+        ("role", np.array(["protected"] * 3)),
+        ("tracker_id", np.zeros(5, np.int64)),
+    ],
+)
 def test_columns_must_have_one_value_per_box(field, bad):
-    cols = dict(xyxy=np.zeros((2, 4), np.float32), confidence=np.zeros(2, np.float32),
-                class_id=np.zeros(2, np.int64), class_name=np.array(["a", "b"], object),
-                role=np.array(["context", "context"]))
+    cols = dict(
+        xyxy=np.zeros((2, 4), np.float32),
+        confidence=np.zeros(2, np.float32),
+        class_id=np.zeros(2, np.int64),
+        class_name=np.array(["a", "b"], object),
+        role=np.array(["context", "context"]),
+    )
     cols[field] = bad
     with pytest.raises(ValueError, match=f"Detections.{field}"):
         Detections(**cols)
@@ -67,8 +80,13 @@ def test_inverted_boxes_are_refused(box):
 
 def test_xyxy_of_wrong_width_is_refused():
     with pytest.raises(ValueError):
-        Detections(np.zeros((2, 3)), np.zeros(2), np.zeros(2), np.array(["a", "b"], object),
-                   np.array(["context"] * 2))
+        Detections(
+            np.zeros((2, 3)),
+            np.zeros(2),
+            np.zeros(2),
+            np.array(["a", "b"], object),
+            np.array(["context"] * 2),
+        )
 
 
 def test_empty_has_every_column_and_can_be_tracked():
@@ -81,10 +99,18 @@ def test_empty_has_every_column_and_can_be_tracked():
 
 
 def test_mask_index_and_slice_select_every_column():
-    polys = [np.array([[0, 0], [1, 0], [1, 1]], np.float32), None,
-             np.array([[5, 5], [6, 5], [6, 6]], np.float32)]
-    d = _dets([[0, 0, 1, 1], [2, 2, 3, 3], [5, 5, 6, 6]], [0.9, 0.2, 0.6], [0, 1, 0],
-              tracker_id=[4, 5, 6], polygons=polys)
+    polys = [
+        np.array([[0, 0], [1, 0], [1, 1]], np.float32),
+        None,
+        np.array([[5, 5], [6, 5], [6, 6]], np.float32),
+    ]
+    d = _dets(
+        [[0, 0, 1, 1], [2, 2, 3, 3], [5, 5, 6, 6]],
+        [0.9, 0.2, 0.6],
+        [0, 1, 0],
+        tracker_id=[4, 5, 6],
+        polygons=polys,
+    )
     strong = d[d.confidence > 0.5]
     assert len(strong) == 2 and list(strong.tracker_id) == [4, 6]
     assert list(strong.class_name) == ["glove", "glove"]
@@ -96,8 +122,12 @@ def test_mask_index_and_slice_select_every_column():
 
 
 def test_by_confidence_orders_most_confident_first_and_is_stable():
-    d = _dets([[0, 0, 1, 1], [0, 0, 2, 2], [0, 0, 3, 3], [0, 0, 4, 4]],
-              [0.5, 0.9, 0.5, 0.7], [0, 1, 1, 0], tracker_id=[1, 2, 3, 4])
+    d = _dets(
+        [[0, 0, 1, 1], [0, 0, 2, 2], [0, 0, 3, 3], [0, 0, 4, 4]],
+        [0.5, 0.9, 0.5, 0.7],
+        [0, 1, 1, 0],
+        tracker_id=[1, 2, 3, 4],
+    )
     ordered = d.by_confidence()
     np.testing.assert_allclose(ordered.confidence, [0.9, 0.7, 0.5, 0.5])
     assert list(ordered.tracker_id) == [2, 4, 1, 3]  # ties keep their order

@@ -39,10 +39,12 @@ def test_shipped_model_tells_gloved_from_bare(default_weights, gloved_images, ba
     assert sum(f.detections.count(Role.VIOLATION) > 0 for f in bare) >= 3
     assert sum(f.detections.count(Role.PROTECTED) > 0 for f in gloved) >= 3
     # a bare-hand close-up is not mostly called gloved, and vice versa
-    assert sum(f.detections.count(Role.PROTECTED) for f in bare) \
-        < sum(f.detections.count(Role.VIOLATION) for f in bare)
-    assert sum(f.detections.count(Role.VIOLATION) for f in gloved) \
-        < sum(f.detections.count(Role.PROTECTED) for f in gloved)
+    assert sum(f.detections.count(Role.PROTECTED) for f in bare) < sum(
+        f.detections.count(Role.VIOLATION) for f in bare
+    )
+    assert sum(f.detections.count(Role.VIOLATION) for f in gloved) < sum(
+        f.detections.count(Role.PROTECTED) for f in gloved
+    )
     fd = bare[0]
     h, w = fd.shape
     assert (h, w) == read_image(bare_images[0]).shape[:2] and fd.inference_ms > 0
@@ -105,8 +107,13 @@ def _truncated_tail_pt(tmp_path: Path, real: Path) -> Path:
 
 def _image_as_pt(tmp_path: Path, real: Path) -> Path:
     p = tmp_path / "photo.pt"
-    p.write_bytes(next((Path(__file__).parents[1] / "fixtures" / "gloves-mini" / "images"
-                        / "test").glob("*.jpg")).read_bytes())
+    p.write_bytes(
+        next(
+            (Path(__file__).parents[1] / "fixtures" / "gloves-mini" / "images" / "test").glob(
+                "*.jpg"
+            )
+        ).read_bytes()
+    )
     return p
 
 

@@ -58,8 +58,9 @@ def test_full_frame_evaluation_on_the_fixture_set(default_weights, mini_copy):
 
 @pytest.mark.slow
 def test_tiled_evaluation_on_the_fixture_set(default_weights, mini):
-    res = evaluate(default_weights, mini / "data.yaml", split="test",
-                   tiles=TileSpec(size=640, overlap=0.25))
+    res = evaluate(
+        default_weights, mini / "data.yaml", split="test", tiles=TileSpec(size=640, overlap=0.25)
+    )
     _check_plausible(res, mini, "test", 22)
     assert res.tiles == "640:0.25:nms:full"
     assert "tiles 640:0.25:nms:full" in res.describe()
@@ -70,8 +71,9 @@ def test_missing_split_names_the_splits_that_exist(default_weights, tmp_path, mi
     for split in ("train", "val"):
         shutil.copytree(mini / "images" / split, data / "images" / split)
         shutil.copytree(mini / "labels" / split, data / "labels" / split)
-    (data / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/val\n"
-                                    "names: [glove, hand]\n")
+    (data / "data.yaml").write_text(
+        "path: .\ntrain: images/train\nval: images/val\nnames: [glove, hand]\n"
+    )
     with pytest.raises(DatasetError, match=r"no 'test' split \(it has: train, val\)"):
         evaluate(default_weights, data, split="test")
 
@@ -125,6 +127,8 @@ def test_confusion_counts_class_mixups_misses_and_false_alarms():
     preds = np.array([[0, 0, 10, 10], [50, 50, 60, 60], [200, 200, 210, 210]], float)
     pred_cls = np.array([1, 1, 0])  # glove called hand, hand right, a false glove
     confusion_update(m, preds, pred_cls, truth, true_cls)
-    assert m.tolist() == [[0, 0, 1],   # predicted glove: one on background
-                          [1, 1, 0],   # predicted hand: the glove and the hand
-                          [0, 1, 0]]   # missed: the third hand
+    assert m.tolist() == [
+        [0, 0, 1],  # predicted glove: one on background
+        [1, 1, 0],  # predicted hand: the glove and the hand
+        [0, 1, 0],
+    ]  # missed: the third hand

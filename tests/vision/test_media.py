@@ -25,12 +25,19 @@ from core.media import (
 
 def _png(width: int, height: int, idat: bytes) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
-    return (b"\x89PNG\r\n\x1a\n"
-            + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", idat)
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +77,13 @@ def test_read_real_image(gloved_images):
     np.testing.assert_array_equal(img, cv2.imread(str(gloved_images[0])))
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"", "empty"),
-    (b"this is text, not a picture", "not an image"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "empty"),
+        (b"this is text, not a picture", "not an image"),
+    ],
+)
 def test_bad_images(data, message):
     with pytest.raises(MediaError, match=message) as err:
         read_image(data, "x.jpg")

@@ -24,9 +24,13 @@ SMALL_HAND = "glove-q7czq__11c8b9a2cca5.jpg"
 
 def _dets(rows) -> Detections:
     """Detections from (class id, confidence, box) rows."""
-    return Detections.from_arrays(np.array([r[2] for r in rows], np.float32).reshape(-1, 4),
-                                  np.array([r[1] for r in rows], np.float32),
-                                  np.array([r[0] for r in rows]), NAMES, ROLES)
+    return Detections.from_arrays(
+        np.array([r[2] for r in rows], np.float32).reshape(-1, 4),
+        np.array([r[1] for r in rows], np.float32),
+        np.array([r[0] for r in rows]),
+        NAMES,
+        ROLES,
+    )
 
 
 def test_windows_cover_the_frame_with_overlap():
@@ -53,17 +57,23 @@ def test_small_frames_get_one_window():
 
 def test_zero_overlap_tiles_do_not_overlap():
     wins = tile_windows(1280, 1280, TileSpec(size=640, overlap=0))
-    assert sorted(wins) == [(0, 0, 640, 640), (0, 640, 640, 1280), (640, 0, 1280, 640),
-                            (640, 640, 1280, 1280)]
+    assert sorted(wins) == [
+        (0, 0, 640, 640),
+        (0, 640, 640, 1280),
+        (640, 0, 1280, 640),
+        (640, 640, 1280, 1280),
+    ]
 
 
 def test_merge_dedups_same_class_overlaps_only():
-    dets = _dets([
-        (1, 0.6, (102, 101, 142, 141)),  # the same hand seen by a second tile
-        (1, 0.9, (100, 100, 140, 140)),
-        (0, 0.5, (101, 100, 141, 140)),  # another class at the same place: kept
-        (1, 0.7, (500, 500, 540, 540)),
-    ])
+    dets = _dets(
+        [
+            (1, 0.6, (102, 101, 142, 141)),  # the same hand seen by a second tile
+            (1, 0.9, (100, 100, 140, 140)),
+            (0, 0.5, (101, 100, 141, 140)),  # another class at the same place: kept
+            (1, 0.7, (500, 500, 540, 540)),
+        ]
+    )
     merged = merge_detections(dets, iou=0.5, method="nms")
     np.testing.assert_allclose(merged.confidence, [0.9, 0.7, 0.5])
     np.testing.assert_allclose(merged.xyxy[0], [100, 100, 140, 140])  # nms keeps the best box
@@ -86,8 +96,7 @@ def test_merge_keeps_boxes_below_the_iou():
 
 def test_merge_takes_whole_clusters():
     """A chain a-b-c where only neighbours overlap: a's cluster takes b, c stays."""
-    dets = _dets([(1, 0.9, (0, 0, 10, 10)), (1, 0.8, (2, 0, 12, 10)),
-                  (1, 0.7, (6, 0, 16, 10))])
+    dets = _dets([(1, 0.9, (0, 0, 10, 10)), (1, 0.8, (2, 0, 12, 10)), (1, 0.7, (6, 0, 16, 10))])
     merged = merge_detections(dets, iou=0.5)
     np.testing.assert_allclose(merged.confidence, [0.9, 0.7])
 
@@ -129,11 +138,19 @@ def wide_canvas(mini):
 
     item = next(it for it in read_split(mini, "test") if it.image.name == SMALL_HAND)
     background = np.full((1080, 1920, 3), 110, np.uint8)
-    canvas, boxes = compose(background, [(cv2.imread(str(item.image)), item.boxes)],
-                            random.Random(1), CompositeSpec(min_scale=0.15, max_scale=0.15))
+    canvas, boxes = compose(
+        background,
+        [(cv2.imread(str(item.image)), item.boxes)],
+        random.Random(1),
+        CompositeSpec(min_scale=0.15, max_scale=0.15),
+    )
     (b,) = boxes
-    truth = ((b.cx - b.w / 2) * 1920, (b.cy - b.h / 2) * 1080, (b.cx + b.w / 2) * 1920,
-             (b.cy + b.h / 2) * 1080)
+    truth = (
+        (b.cx - b.w / 2) * 1920,
+        (b.cy - b.h / 2) * 1080,
+        (b.cx + b.w / 2) * 1920,
+        (b.cy + b.h / 2) * 1080,
+    )
     return canvas, b.class_id, truth
 
 

@@ -84,8 +84,9 @@ def test_payloads_are_live(payload):
     assert marker.exists()
 
 
-@pytest.mark.parametrize("entry", [check_weights, load_yolo, inspect_model],
-                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "entry", [check_weights, load_yolo, inspect_model], ids=lambda f: f.__name__
+)
 def test_malicious_weights_are_refused_and_never_run(payload, entry):
     path, marker = payload
     with pytest.raises(ModelError) as err:
@@ -180,8 +181,16 @@ def _polygon_copy(src: Path, dst: Path) -> Path:
                 continue
             c, x, y, w, h = line.split()
             x, y, w, h = (float(v) for v in (x, y, w, h))
-            pts = [x - w / 2, y - h / 2, x + w / 2, y - h / 2, x + w / 2, y + h / 2,
-                   x - w / 2, y + h / 2]
+            pts = [
+                x - w / 2,
+                y - h / 2,
+                x + w / 2,
+                y - h / 2,
+                x + w / 2,
+                y + h / 2,
+                x - w / 2,
+                y + h / 2,
+            ]
             lines.append(" ".join([c, *(f"{p:.6f}" for p in pts)]))
         label.write_text("\n".join(lines) + "\n")
     return dst
@@ -215,9 +224,15 @@ class Trainer:
             mp.delenv("GLOVEWATCH_DB_URL", raising=False)
             st = open_store()
             try:
-                spec = runs.TrainSpec(data=str(data_yaml), model=model, epochs=1,
-                                      imgsz=64, batch=4, device="cpu",
-                                      extra={"workers": 0, "plots": False})
+                spec = runs.TrainSpec(
+                    data=str(data_yaml),
+                    model=model,
+                    epochs=1,
+                    imgsz=64,
+                    batch=4,
+                    device="cpu",
+                    extra={"workers": 0, "plots": False},
+                )
                 run = runs.wait(st, runs.submit(st, spec).id, timeout=900)
             finally:
                 close_store(st)

@@ -60,8 +60,11 @@ def test_mini_layout_and_split(mini):
 
 
 def test_missing_split_names_the_splits_that_exist(tmp_path):
-    data = _dataset(tmp_path / "ds", "path: .\ntrain: images/train\nval: images/val\n"
-                                     "names: [glove, hand]\n", splits=("train", "val"))
+    data = _dataset(
+        tmp_path / "ds",
+        "path: .\ntrain: images/train\nval: images/val\nnames: [glove, hand]\n",
+        splits=("train", "val"),
+    )
     layout = read_layout(data)
     with pytest.raises(DatasetError, match=r"no 'test' split \(it has: train, val\)"):
         layout.folders("test")
@@ -71,8 +74,9 @@ def test_roboflow_layout_is_found_from_folders(tmp_path):
     root = tmp_path / "export"
     for split in ("train", "valid", "test"):
         (root / split / "images").mkdir(parents=True)
-    (root / "data.yaml").write_text("train: ../train/images\nval: ../valid/images\n"
-                                    "nc: 2\nnames: ['Glove', 'no_glove']\n")
+    (root / "data.yaml").write_text(
+        "train: ../train/images\nval: ../valid/images\nnc: 2\nnames: ['Glove', 'no_glove']\n"
+    )
     layout = read_layout(root)
     assert layout.names == ("Glove", "no_glove")
     assert layout.splits["val"] == [(root / "valid" / "images").resolve()]
@@ -123,15 +127,18 @@ def test_oversized_yaml_is_refused_before_parsing(tmp_path):
         load_yaml(path)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("names: [glove, hand\n", "not valid YAML"),
-    ("- just\n- a list\n", "not a YOLO data set description"),
-    ("train: images/train\n", "no class 'names'"),
-    ("names: []\n", "empty 'names'"),
-    ("names: {0: glove, 2: hand}\n", "class ids 0..n-1"),
-    ("names: [glove, {nested: x}]\n", "plain text"),
-    (f"names: [{'x' * 101}]\n", "1-100 characters"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("names: [glove, hand\n", "not valid YAML"),
+        ("- just\n- a list\n", "not a YOLO data set description"),
+        ("train: images/train\n", "no class 'names'"),
+        ("names: []\n", "empty 'names'"),
+        ("names: {0: glove, 2: hand}\n", "class ids 0..n-1"),
+        ("names: [glove, {nested: x}]\n", "plain text"),
+        (f"names: [{'x' * 101}]\n", "1-100 characters"),
+    ],
+)
 def test_bad_data_yaml_is_one_clear_error(tmp_path, text, message):
     data = _dataset(tmp_path / "ds", text)
     with pytest.raises(DatasetError, match=message) as err:
@@ -156,8 +163,9 @@ def test_within_refuses_an_absolute_split_outside(tmp_path):
 
 
 def test_within_refuses_a_path_climbing_out(tmp_path):
-    data = _dataset(tmp_path / "a" / "b" / "ds", "path: ../../etc\ntrain: images/train\n"
-                                                 "names: [glove]\n")
+    data = _dataset(
+        tmp_path / "a" / "b" / "ds", "path: ../../etc\ntrain: images/train\nnames: [glove]\n"
+    )
     with pytest.raises(DatasetError, match="'path' points outside"):
         read_layout(data, within=tmp_path / "a" / "b" / "ds")
 
@@ -175,22 +183,31 @@ def test_within_accepts_paths_inside(tmp_path):
     assert layout.splits["train"] == [(tmp_path / "ds" / "images" / "train").resolve()]
 
 
-@pytest.mark.parametrize("line", [
-    "0 inf 0.5 0.1 0.1", "0 0.5 nan 0.1 0.1", "nan 0.5 0.5 0.1 0.1", "0 0.5 0.5 -inf 0.1",
-    "0 0.5 0.5 0.1 Infinity",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "0 inf 0.5 0.1 0.1",
+        "0 0.5 nan 0.1 0.1",
+        "nan 0.5 0.5 0.1 0.1",
+        "0 0.5 0.5 -inf 0.1",
+        "0 0.5 0.5 0.1 Infinity",
+    ],
+)
 def test_inf_and_nan_label_values_are_errors(line):
     with pytest.raises(LabelLineError, match="inf or nan"):
         parse_label_line(line)
 
 
-@pytest.mark.parametrize("line, message", [
-    ("0 0.5 0.5 0.1", "fewer than 5"),
-    ("a 0.5 0.5 0.1 0.1", "not numbers"),
-    ("1.5 0.5 0.5 0.1 0.1", "whole number"),
-    ("-1 0.5 0.5 0.1 0.1", "whole number"),
-    ("0 0.1 0.1 0.2 0.2 0.3", "neither 4 box values"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("0 0.5 0.5 0.1", "fewer than 5"),
+        ("a 0.5 0.5 0.1 0.1", "not numbers"),
+        ("1.5 0.5 0.5 0.1 0.1", "whole number"),
+        ("-1 0.5 0.5 0.1 0.1", "whole number"),
+        ("0 0.1 0.1 0.2 0.2 0.3", "neither 4 box values"),
+    ],
+)
 def test_malformed_label_lines(line, message):
     with pytest.raises(LabelLineError, match=message):
         parse_label_line(line)
@@ -211,8 +228,14 @@ def test_a_bad_label_line_names_file_and_line(tmp_path):
     root = tmp_path / "ds"
     (root / "images" / "train").mkdir(parents=True)
     (root / "labels" / "train").mkdir(parents=True)
-    shutil.copy(next((Path(__file__).parents[1] / "fixtures" / "gloves-mini" / "images"
-                      / "train").glob("*.jpg")), root / "images" / "train" / "a.jpg")
+    shutil.copy(
+        next(
+            (Path(__file__).parents[1] / "fixtures" / "gloves-mini" / "images" / "train").glob(
+                "*.jpg"
+            )
+        ),
+        root / "images" / "train" / "a.jpg",
+    )
     (root / "labels" / "train" / "a.txt").write_text("0 0.5 0.5 0.1 0.1\n\n1 nan 0.5 0.1 0.1\n")
     with pytest.raises(DatasetError, match=r"a.txt:3: not a YOLO label line \(inf or nan"):
         read_images_dir(root / "images" / "train")
