@@ -30,7 +30,7 @@ class CameraSpec:
     lowres: float = 0.35  # down to 1/4-1/2 and back up
     light: float = 0.6  # gamma, contrast, colour cast
     noise: float = 0.25
-    rotate: float = 0.5  # any angle; boxes become the rotated corners' extent
+    rotate: float = 0.5  # any angle; boxes follow the hand (see _rotate)
 
 
 def _rotate(
@@ -42,15 +42,22 @@ def _rotate(
     nw, nh = int(h * sin + w * cos), int(h * cos + w * sin)
     m[0, 2] += nw / 2 - w / 2
     m[1, 2] += nh / 2 - h / 2
-    out = cv2.warpAffine(image, m, (nw, nh), borderMode=cv2.BORDER_REFLECT_101)
+    # Plain grey corners (Ultralytics' padding): a reflected border would mirror hands into
+    # the corners without labels, teaching the model that hands are background.
+    out = cv2.warpAffine(
+        image, m, (nw, nh), borderMode=cv2.BORDER_CONSTANT, borderValue=(114, 114, 114)
+    )
+    # A hand fills its box roughly as an ellipse does, so the new box is the extent of that
+    # ellipse turned by the angle (exact at right angles; the turned corners' extent would
+    # make boxes ever larger than the hand at other angles).
+    cos_a, sin_a = abs(np.cos(np.radians(angle))), abs(np.sin(np.radians(angle)))
     moved = []
     for b in boxes:
         x1, y1, x2, y2 = b.xyxy(w, h)
-        corners = np.array([[x1, y1, 1], [x2, y1, 1], [x2, y2, 1], [x1, y2, 1]]) @ m.T
-        # a rotated box's extent is larger than the hand: shrink towards the centre a little
-        cx, cy = corners.mean(0)
-        half_w = (corners[:, 0].max() - corners[:, 0].min()) / 2 * 0.85
-        half_h = (corners[:, 1].max() - corners[:, 1].min()) / 2 * 0.85
+        cx, cy = m @ np.array([(x1 + x2) / 2, (y1 + y2) / 2, 1.0])
+        a, c = (x2 - x1) / 2, (y2 - y1) / 2
+        half_w = float(np.hypot(a * cos_a, c * sin_a))
+        half_h = float(np.hypot(a * sin_a, c * cos_a))
         nx1, nx2 = max(0.0, cx - half_w), min(nw, cx + half_w)
         ny1, ny2 = max(0.0, cy - half_h), min(nh, cy + half_h)
         if nx2 - nx1 > 2 and ny2 - ny1 > 2:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import core  # noqa: F401  (offline environment and safe loading before ultralytics)
-from core.config import MODELS_DIR
+from core.config import MODELS_DIR, settings
 from core.storage import Store, now, open_store
 from core.training import runs
 from core.training.recipes import RECIPES
@@ -95,6 +95,7 @@ def train(run_id: int) -> int:
             args = _apply_recipe(args, run)
             model = YOLO(model_src)
         model.add_callback("on_fit_epoch_end", _epoch_callback(store, run_id))
+        model.add_callback("on_pretrain_routine_start", _use_all_cores)
         if resume:
             model.train(resume=True, device=args["device"])
         else:
@@ -123,6 +124,15 @@ def train(run_id: int) -> int:
         code = 1
     runs.start_next(store)
     return code
+
+
+def _use_all_cores(_trainer: Any) -> None:
+    """Train on every core. Ultralytics' device set-up leaves PyTorch at cpu_count - 1
+    threads (one on a 2-core machine: half its speed); ``GLOVEWATCH_TORCH_THREADS`` still
+    decides where it is set."""
+    import torch
+
+    torch.set_num_threads(settings().torch_threads or os.cpu_count() or 1)
 
 
 if __name__ == "__main__":
