@@ -3,7 +3,7 @@
 # "New camera": ../shared/datasets/extra/ppe-gloves-osamah (industrial PPE photos the default
 # model never saw; only gloves are labelled there, bare hands are visible but unlabelled).
 #
-#   bash scripts/measure_site_loop.sh [N_IMAGES] [EPOCHS] [IMGSZ] [RATIO]
+#   bash scripts/measure_site_loop.sh [N_IMAGES] [EPOCHS] [IMGSZ] [RATIO] [FREEZE] [BATCH]
 #
 # 1. collect the first N (100) of its train images for station "PPE cam" (pre-labelled by
 #    the active model);
@@ -20,6 +20,8 @@ N=${1:-100}
 EPOCHS=${2:-10}
 IMGSZ=${3:-480}
 RATIO=${4:-2}
+FREEZE=${5:-10}
+BATCH=${6:-16}
 PY=.venv/bin/python
 PPE=$(realpath ../shared/datasets/extra/ppe-gloves-osamah)
 BASE=$(realpath ../shared/datasets/gloves)
@@ -53,10 +55,10 @@ $PY -m core complete-labels "$W/in/data.yaml" --missing hand --out "$W/corrected
 $PY -m core label import --station "PPE cam" --from "$W/corrected/data.yaml"
 echo "corrections imported: $((SECONDS - t0)) s"
 $PY -m core finetune --station "PPE cam" --base "$BASE" --epochs "$EPOCHS" --imgsz "$IMGSZ" \
-  --ratio "$RATIO" --device cpu --dry-run
+  --ratio "$RATIO" --freeze "$FREEZE" --batch "$BATCH" --device cpu --dry-run
 t0=$SECONDS
 $PY -m core finetune --station "PPE cam" --base "$BASE" --epochs "$EPOCHS" --imgsz "$IMGSZ" \
-  --ratio "$RATIO" --device cpu --wait
+  --ratio "$RATIO" --freeze "$FREEZE" --batch "$BATCH" --device cpu --wait
 echo "fine-tune wall time: $((SECONDS - t0)) s"
 RUN_PT=$(ls -d "$W"/home/runs/*/train/weights/best.pt | head -1)
 score "$($PY -c 'import core.config as c; print(c.settings().default_weights)')" before

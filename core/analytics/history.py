@@ -23,6 +23,7 @@ from core.storage import Store
 from core.storage.events import EPISODE_ORDERS, EpisodeRecord
 from core.storage.filters import OFF_SHIFT, REVIEW_STATES, SEVERITIES, HistoryFilter
 from core.storage.history import (
+    COUNT_FIELDS,
     FIELDS,
     DataSpan,
     Figures,
@@ -219,16 +220,9 @@ class CoverageGrid(Sequence[CoverageCell]):
         si, di = divmod(i, len(self.days))
         key = (self.stations[si], self.days[di])
         values = self._sums[si, di].tolist()
-        counts = {
-            "frames",
-            "compliant_n",
-            "violating_n",
-            "episodes",
-            "critical",
-            "dismissed",
-            "unreviewed",
-        }
-        stats = Stats(key=key, **{n: int(v) if n in counts else v for n, v in zip(FIELDS, values)})
+        stats = Stats(
+            key=key, **{n: int(v) if n in COUNT_FIELDS else v for n, v in zip(FIELDS, values)}
+        )
         return CoverageCell(key[0], key[1], stats)
 
     @overload

@@ -121,6 +121,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         args.imgsz,
         args.freeze,
         args.ratio,
+        batch=args.batch,
         device=args.device or "",
     )
     say(f"plan: {plan.describe()}")
@@ -209,6 +210,7 @@ def register(sub: Subparsers) -> None:
     ft.add_argument("--epochs", type=int, default=10)
     ft.add_argument("--imgsz", type=int, default=480)
     ft.add_argument("--freeze", type=int, default=10)
+    ft.add_argument("--batch", type=int, default=16)
     ft.add_argument(
         "--ratio", type=float, default=2.0, help="base images replayed per station image"
     )

@@ -127,6 +127,37 @@ def rebuild_daily(conn: Connection) -> None:
     )
 
 
+def write_seconds(
+    conn: Connection,
+    dialect: str,
+    station: str,
+    session_id: int | None,
+    rows: Sequence[CoverageRow],
+) -> None:
+    """Append per-second rows and add them into the hourly roll-up, inside ``conn``'s
+    transaction (the ingester commits them with the message id that makes them once-only)."""
+    hourly: dict[str, list[float]] = {}
+    for r in rows:
+        acc = hourly.setdefault(r.ts[:13] + ":00:00", [0.0, 0.0, 0.0, 0.0])
+        for i, v in enumerate((r.watched_s, r.hand_s, r.compliant_s, r.violating_s)):
+            acc[i] += v
+    conn.execute(
+        insert(t.coverage_seconds),
+        [
+            {
+                "station": station,
+                "session_id": session_id,
+                "ts": r.ts,
+                "hands": r.hands,
+                "compliant_s": r.compliant_s,
+                "violating_s": r.violating_s,
+            }
+            for r in rows
+        ],
+    )
+    upsert_hours(conn, dialect, [HourRow(station, hour, *v) for hour, v in hourly.items()])
+
+
 class CoverageRepo:
     """Writes coverage (the denominator of every compliance rate)."""
 
@@ -137,29 +168,8 @@ class CoverageRepo:
         """Append per-second rows and add them into the hourly roll-up, in one transaction."""
         if not rows:
             return
-        hourly: dict[str, list[float]] = {}
-        for r in rows:
-            acc = hourly.setdefault(r.ts[:13] + ":00:00", [0.0, 0.0, 0.0, 0.0])
-            for i, v in enumerate((r.watched_s, r.hand_s, r.compliant_s, r.violating_s)):
-                acc[i] += v
         with self.db.write() as c:
-            c.execute(
-                insert(t.coverage_seconds),
-                [
-                    {
-                        "station": station,
-                        "session_id": session_id,
-                        "ts": r.ts,
-                        "hands": r.hands,
-                        "compliant_s": r.compliant_s,
-                        "violating_s": r.violating_s,
-                    }
-                    for r in rows
-                ],
-            )
-            upsert_hours(
-                c, self.db.dialect, [HourRow(station, hour, *v) for hour, v in hourly.items()]
-            )
+            write_seconds(c, self.db.dialect, station, session_id, rows)
 
     def insert_seconds(self, station_rows: Sequence[tuple[str, CoverageRow]]) -> int:
         """Raw per-second rows without roll-up (demo data that writes its own hours)."""

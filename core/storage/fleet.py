@@ -18,7 +18,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.storage import schema as t
-from core.storage.coverage import CoverageRow, HourRow, upsert_hours
+from core.storage.coverage import CoverageRow, write_seconds
 from core.storage.database import Database, new_id, now
 from core.storage.sessions import SessionInfo
 
@@ -163,11 +163,6 @@ class FleetRepo:
     ) -> bool:
         """Write a coverage message unless its id was applied before; the id and the rows
         are committed together. Returns False for a message seen before (nothing written)."""
-        hourly: dict[str, list[float]] = {}
-        for r in rows:
-            acc = hourly.setdefault(r.ts[:13] + ":00:00", [0.0, 0.0, 0.0, 0.0])
-            for i, v in enumerate((r.watched_s, r.hand_s, r.compliant_s, r.violating_s)):
-                acc[i] += v
         with self.db.write() as c:
             fresh = c.execute(
                 _insert(self.db.dialect, t.ingested)
@@ -178,23 +173,7 @@ class FleetRepo:
             if fresh is None:
                 return False
             if rows:
-                c.execute(
-                    insert(t.coverage_seconds),
-                    [
-                        {
-                            "station": station,
-                            "session_id": session_id,
-                            "ts": r.ts,
-                            "hands": r.hands,
-                            "compliant_s": r.compliant_s,
-                            "violating_s": r.violating_s,
-                        }
-                        for r in rows
-                    ],
-                )
-                upsert_hours(
-                    c, self.db.dialect, [HourRow(station, hour, *v) for hour, v in hourly.items()]
-                )
+                write_seconds(c, self.db.dialect, station, session_id, rows)
         return True
 
     def applied(self, message_id: str) -> bool:

@@ -11,12 +11,12 @@ they run unchanged on every backend.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, case, func, literal_column, not_, select, union_all
+from sqlalchemy import ColumnElement, Table, case, func, literal_column, not_, select, union_all
 
 from core.storage import schema as t
 from core.storage.database import Database
@@ -80,6 +80,21 @@ _TWO_STEP: dict[KeyFn, tuple[KeyFn, Callable[[list[Any]], list[ColumnElement[Any
 DAY_KEYS: frozenset[KeyFn] = frozenset({key_none, key_day, key_station, key_station_day})
 
 
+def result_dismissed(r: Table, e: Table) -> ColumnElement[bool]:
+    """Whether a batch result row (``r``: results) belongs to a dismissed episode (``e``:
+    events): its hands are then left out of the figures and of their roll-up."""
+    return (
+        select(e.c.id)
+        .where(
+            e.c.session_id == r.c.session_id,
+            e.c.review == "dismissed",
+            e.c.source.is_not_distinct_from(r.c.source),
+            func.coalesce(e.c.frame, 0) == r.c.frame,
+        )
+        .exists()
+    )
+
+
 @dataclass(frozen=True)
 class Figures:
     """Raw sums of one group; :mod:`core.analytics.history` turns them into rates."""
@@ -133,6 +148,8 @@ FIELDS = (
     "unreviewed",
     "dismissed_s",
 )
+# The fields that count things (the others are seconds).
+COUNT_FIELDS = frozenset(f.name for f in fields(Figures) if f.type == "int")
 
 
 def _sum_if(cond: ColumnElement[bool], value: Any = 1) -> Any:
@@ -161,16 +178,7 @@ class HistoryRepo:
         daily = key in DAY_KEYS and not f.shifts
         c = t.coverage_daily if daily else t.coverage_hourly
         c_time = c.c.day if daily else c.c.hour
-        dismissed = (
-            select(e.c.id)
-            .where(
-                e.c.session_id == r.c.session_id,
-                e.c.review == "dismissed",
-                e.c.source.is_not_distinct_from(r.c.source),
-                func.coalesce(e.c.frame, 0) == r.c.frame,
-            )
-            .exists()
-        )
+        dismissed = result_dismissed(r, e)
         parts: list[tuple[Any, Any, dict[str, Any], Any, list[Any] | None]] = [
             (
                 c_time,

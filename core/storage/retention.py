@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from core.storage import schema as t
 from core.storage.coverage import rollup_missing
 from core.storage.database import Database, new_id, now
+from core.storage.history import result_dismissed
 
 
 @dataclass(frozen=True)
@@ -46,16 +47,7 @@ class RetentionRepo:
         r, s, e, d = t.results, t.sessions, t.events, t.detections
         rh = t.results_hourly
         hour = func.substr(r.c.ts, 1, 13).concat(":00:00")
-        dismissed = (
-            select(e.c.id)
-            .where(
-                e.c.session_id == r.c.session_id,
-                e.c.review == "dismissed",
-                e.c.source.is_not_distinct_from(r.c.source),
-                func.coalesce(e.c.frame, 0) == r.c.frame,
-            )
-            .exists()
-        )
+        dismissed = result_dismissed(r, e)
         rolled = (
             select(
                 s.c.station, hour, func.count(), func.sum(r.c.compliant), func.sum(r.c.violating)

@@ -696,7 +696,13 @@ def finetune(store: Store, plan: FinetunePlan, by: str = "-") -> runs.Run:
             device=plan.device if plan.device != "cpu" else "cpu",
             name=f"site-{slug(plan.station, 40)}-{datetime.now():%m%d-%H%M%S}",
             dataset=f"{plan.station} site frames + base replay",
-            extra={"freeze": plan.freeze, "plots": False, "workers": 0, "nbs": plan.batch, **FINETUNE_OPTIONS},
+            extra={
+                "freeze": plan.freeze,
+                "plots": False,
+                "workers": 0,
+                "nbs": plan.batch,
+                **FINETUNE_OPTIONS,
+            },
         ),
         by=by,
     )
