@@ -98,21 +98,27 @@ def shared_gloves() -> Path:
 def batch_home(
     store, bare_images: list[Path], gloved_images: list[Path], default_weights: Path
 ) -> Path:
-    """This test's data folder after one real batch session: the shipped model on 3
-    bare-hand and 2 gloved images at station 'Saw 01' (results, detections, episodes with
-    evidence)."""
+    """This test's data folder after one real batch session (:func:`saw01_batch`)."""
+    saw01_batch(store, bare_images, gloved_images, default_weights)
+    return Path(os.environ["GLOVEWATCH_HOME"])
+
+
+def saw01_batch(
+    store: Any, bare_images: list[Path], gloved_images: list[Path], weights: Path
+) -> None:
+    """One real batch session: the shipped model on 3 bare-hand and 2 gloved images at
+    station 'Saw 01' (results, detections, episodes with evidence)."""
     from core.pipeline.batch import BatchInput, run_batch
     from core.vision.detector import InferenceParams
 
     run_batch(
         [BatchInput.from_path(p) for p in [*bare_images[:3], *gloved_images[:2]]],
-        default_weights,
+        weights,
         InferenceParams(),
         station="Saw 01",
         backend="pytorch",
         store=store,
     )
-    return Path(os.environ["GLOVEWATCH_HOME"])
 
 
 @pytest.fixture
@@ -122,18 +128,9 @@ def history_home(
     """A data folder with 8 days of synthetic history (3 stations, ending yesterday) plus one
     real batch session at 'Saw 01' today."""
     from core.analytics.synth import generate
-    from core.pipeline.batch import BatchInput, run_batch
-    from core.vision.detector import InferenceParams
 
     generate(store, stations=3, days=8, seconds_rows=10_000, seed=1)
-    run_batch(
-        [BatchInput.from_path(p) for p in [*bare_images[:3], *gloved_images[:2]]],
-        default_weights,
-        InferenceParams(),
-        station="Saw 01",
-        backend="pytorch",
-        store=store,
-    )
+    saw01_batch(store, bare_images, gloved_images, default_weights)
     return Path(os.environ["GLOVEWATCH_HOME"])
 
 

@@ -21,6 +21,7 @@ from core.pipeline.batch import BatchInput, run_batch
 from core.storage import close_store, open_store
 from core.text import slug
 from core.vision.detector import InferenceParams
+from tests.conftest import saw01_batch
 from tests.helpers import open_page
 from tests.pages.support import episode_picker, metrics, texts, values
 from ui.text import md
@@ -38,14 +39,7 @@ def _built_history(tmp_path_factory, bare_images, gloved_images, default_weights
         mp.delenv("GLOVEWATCH_DB_URL", raising=False)
         store = open_store()
         generate(store, stations=3, days=8, seconds_rows=10_000, seed=1)
-        run_batch(
-            [BatchInput.from_path(p) for p in [*bare_images[:3], *gloved_images[:2]]],
-            default_weights,
-            InferenceParams(),
-            station="Saw 01",
-            backend="pytorch",
-            store=store,
-        )
+        saw01_batch(store, bare_images, gloved_images, default_weights)
     yield home
     close_store(store)
 
