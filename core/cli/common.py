@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from core.config import settings
 from core.errors import GloveWatchError, TilingError
 from core.storage import Store, open_store
 from core.storage.filters import REVIEW_STATES, SEVERITIES, HistoryFilter
@@ -64,6 +65,14 @@ def add_json(p: argparse.ArgumentParser) -> None:
 
 def add_weights(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="weights file (default: the active model)")
+
+
+def add_inference(p: argparse.ArgumentParser) -> None:
+    """The detection settings every detecting command shares (defaults from the settings)."""
+    s = settings()
+    p.add_argument("--conf", type=float, default=s.conf)
+    p.add_argument("--iou", type=float, default=s.iou)
+    p.add_argument("--imgsz", type=int, default=s.imgsz)
 
 
 def add_filter_args(p: argparse.ArgumentParser) -> None:

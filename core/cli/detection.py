@@ -6,7 +6,17 @@ import argparse
 import shutil
 from pathlib import Path
 
-from core.cli.common import Subparsers, add_json, add_weights, emit, say, store, tiles_arg, weights
+from core.cli.common import (
+    Subparsers,
+    add_inference,
+    add_json,
+    add_weights,
+    emit,
+    say,
+    store,
+    tiles_arg,
+    weights,
+)
 from core.config import DEFAULT_STATION, DEFAULTS, PROJECT_ROOT, settings
 from core.errors import EXIT_INPUT, EXIT_OK
 from core.vision.detector import BACKENDS
@@ -179,9 +189,7 @@ def register(sub: Subparsers) -> None:
     d = sub.add_parser("detect", help="detect gloved and bare hands in images, folders, videos")
     d.add_argument("sources", nargs="+", metavar="SOURCE")
     add_weights(d)
-    d.add_argument("--conf", type=float, default=s.conf)
-    d.add_argument("--iou", type=float, default=s.iou)
-    d.add_argument("--imgsz", type=int, default=s.imgsz)
+    add_inference(d)
     d.add_argument(
         "--backend",
         choices=BACKENDS,

@@ -6,7 +6,16 @@ import argparse
 import json
 import time
 
-from core.cli.common import Subparsers, add_json, add_weights, emit, say, store, weights
+from core.cli.common import (
+    Subparsers,
+    add_inference,
+    add_json,
+    add_weights,
+    emit,
+    say,
+    store,
+    weights,
+)
 from core.config import DEFAULT_STATION, DEFAULTS, settings
 from core.errors import EXIT_INPUT, EXIT_OK, EXIT_UNUSABLE
 from core.vision.detector import BACKENDS
@@ -142,7 +151,6 @@ def cmd_stations(args: argparse.Namespace) -> int:
 
 
 def register(sub: Subparsers) -> None:
-    s = settings()
     lv = sub.add_parser("live", help="watch a camera URL or replay a video file, log episodes")
     lv.add_argument(
         "source",
@@ -153,9 +161,7 @@ def register(sub: Subparsers) -> None:
     lv.add_argument("--station", default=DEFAULT_STATION)
     add_weights(lv)
     lv.add_argument("--backend", choices=BACKENDS, default=DEFAULTS.backend)
-    lv.add_argument("--conf", type=float, default=s.conf)
-    lv.add_argument("--iou", type=float, default=s.iou)
-    lv.add_argument("--imgsz", type=int, default=s.imgsz)
+    add_inference(lv)
     lv.add_argument(
         "--min-duration",
         type=float,
