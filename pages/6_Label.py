@@ -188,7 +188,7 @@ base = st.text_input(
 )
 c = st.columns(4)
 epochs = c[0].number_input("Epochs", 1, 200, 10, key="label-epochs")
-imgsz = c[1].select_slider("Image size", [320, 416, 480, 640], 480, key="label-imgsz")
+imgsz = c[1].select_slider("Image size", [320, 416, 480, 640], 640, key="label-imgsz")
 freeze = c[2].number_input(
     "Frozen first layers",
     0,

@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-100}
 EPOCHS=${2:-10}
-IMGSZ=${3:-480}
+IMGSZ=${3:-640}
 RATIO=${4:-2}
 FREEZE=${5:-10}
 BATCH=${6:-16}

@@ -208,7 +208,7 @@ def register(sub: Subparsers) -> None:
     ft.add_argument("--station", required=True)
     ft.add_argument("--base", help="the base data set (default GLOVEWATCH_BASE_DATA)")
     ft.add_argument("--epochs", type=int, default=10)
-    ft.add_argument("--imgsz", type=int, default=480)
+    ft.add_argument("--imgsz", type=int, default=640)
     ft.add_argument("--freeze", type=int, default=10)
     ft.add_argument("--batch", type=int, default=16)
     ft.add_argument(

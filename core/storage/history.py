@@ -16,7 +16,18 @@ from datetime import date
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, Table, case, func, literal_column, not_, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Table,
+    case,
+    cast,
+    func,
+    literal_column,
+    not_,
+    select,
+    union_all,
+)
 
 from core.storage import schema as t
 from core.storage.database import Database
@@ -253,7 +264,9 @@ class HistoryRepo:
         group: list[Any] = [both.c[f"k{i}"] for i in range(n_keys)]
         if then is not None:
             group = then(group)
-        q = select(*group, *(func.coalesce(func.sum(both.c[n]), 0) for n in FIELDS))
+        # As floats from the database: PostgreSQL sums integers as numeric, and turning tens of
+        # thousands of Decimals into an array costs more than the query.
+        q = select(*group, *(cast(func.coalesce(func.sum(both.c[n]), 0), Float) for n in FIELDS))
         if group:
             q = q.group_by(*group)
         with self.db.read() as conn:

@@ -67,7 +67,7 @@ def test_collect_uploads_then_plan_a_finetune(gw_home, store, bare_images, glove
     assert metrics(at)["Done"] == "2"
     at.text_input(key="label-base").set_value(str(MINI)).run()
     plan = " ".join(plain(s) for s in values(at.info))
-    assert "labelled station frames" in plan and "epochs at 480 px" in plan, plan
+    assert "labelled station frames" in plan and "epochs at 640 px" in plan, plan
     assert not store.runs.all()  # planning starts no run
 
 
