@@ -232,7 +232,11 @@ station_runs = [
 ]
 if not station_runs:
     st.caption("No finished fine-tune of this station yet.")
-elif base.strip():
+elif not base.strip():
+    st.caption(
+        "Give the base data set above to compare: its test split is the guard against forgetting."
+    )
+else:
     by_id = {r.id: r for r in station_runs}
     pick = st.selectbox(
         "Fine-tune",
@@ -258,14 +262,6 @@ elif base.strip():
             ("base test split", cmp.base),
         ):
             if pair is None:
-                rows.append(
-                    {
-                        "scored on": label,
-                        "fine-tune mAP50": None,
-                        "station model mAP50": None,
-                        "images": 0,
-                    }
-                )
                 continue
             rows.append(
                 {
@@ -276,6 +272,12 @@ elif base.strip():
                 }
             )
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        if cmp.holdout is None:
+            st.caption(
+                "No held-out frame of this station is labelled yet, so only the base test "
+                "split scores the fine-tune; label frames of the held-out blocks to score "
+                "it on this camera."
+            )
         accept = False
         if cmp.needs_confirmation:
             st.warning(

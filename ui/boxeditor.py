@@ -132,7 +132,8 @@ export default function(component) {
             Math.min(1, Math.max(0, (e.clientY - r.top) / r.height))];
   };
   svg.onmousedown = (e) => {
-    root.focus();
+    // Keys need the focus; focusing must not scroll the page under the pointer mid-drag.
+    root.focus({preventScroll: true});
     const idx = e.target.dataset ? e.target.dataset.index : undefined;
     if (idx !== undefined) {
       S.sel = Number(idx); S.cls = S.boxes[S.sel].class_id; drawBar(); drawBoxes(); return;

@@ -104,6 +104,11 @@ def test_collect_correct_finetune_compare_promote(
     # 4. compare and 5. promote for the station
     goto(page, app_server, "Label", "Label: the plant's own frames")
     choose(page, "Station", STATION)
+    page.get_by_text("Give the base data set above to compare").wait_for()  # a new session
+    base = page.locator("[data-testid='stTextInput']", has_text="Base data set").first
+    base.locator("input").fill(str(tiny_gloves / "data.yaml"))
+    base.locator("input").press("Enter")
+    settle(page)
     page.get_by_role("button", name="Compare with the station's model").click()
     page.get_by_text("base test split").first.wait_for(timeout=600_000)
     settle(page)

@@ -8,7 +8,7 @@ import pytest
 
 from core.events.rules import StationRule
 from core.events.stations import save_rule
-from tests.e2e.conftest import goto, nav, settle
+from tests.e2e.conftest import choose, goto, nav, settle
 from tests.pages.support import PASSWORD, finished_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -51,6 +51,7 @@ def test_every_page_opens_for_an_admin(full_home, app_server, browser_page, shot
     for name, heading in PAGES:
         nav(page, name, heading)
         if name == "Label":
+            choose(page, "Station", "Saw 01")
             page.locator(".gw-svg").first.wait_for(timeout=60_000)  # the box editor drew
         assert not page.locator("[data-testid='stException']").count(), name
         shots(page, name.lower())
