@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.storage import schema as t
 from core.storage.coverage import CoverageRow, write_seconds
 from core.storage.database import Database, new_id, now
-from core.storage.sessions import SessionInfo
+from core.storage.sessions import SessionInfo, insert_session
 
 
 @dataclass(frozen=True)
@@ -203,28 +203,7 @@ class FleetRepo:
             ).all():
                 if json.loads(row.params_json or "{}").get("run") == run:
                     return int(row.id)
-            stamp = now()
-            return new_id(
-                c.execute(
-                    insert(t.sessions).values(
-                        kind=info.kind,
-                        source=info.source,
-                        station=info.station,
-                        model_path=info.model_path,
-                        model_hash=info.model_hash,
-                        conf=info.conf,
-                        iou=info.iou,
-                        imgsz=info.imgsz,
-                        params_json=json.dumps({**info.params, "run": run}),
-                        started_at=stamp,
-                        status="running",
-                        pid=pid,
-                        host=host,
-                        heartbeat_at=stamp,
-                        started_by=info.started_by,
-                    )
-                )
-            )
+            return new_id(c.execute(insert_session(info, pid, host, {**info.params, "run": run})))
 
     def beat_sessions(self, host: str, pid: int) -> None:
         """A worker process is alive: refresh its running sessions' heartbeats."""

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import Insert, case, func, insert, select, update
 
 from core.storage import schema as t
 from core.storage.database import Database, new_id, now
@@ -29,6 +29,31 @@ class SessionInfo:
     imgsz: int
     params: dict[str, Any] = field(default_factory=dict)
     started_by: str | None = None
+
+
+def insert_session(
+    info: SessionInfo, pid: int, host: str, params: dict[str, Any] | None = None
+) -> Insert:
+    """The statement that records a running session of process ``pid`` on ``host``
+    (``params`` replaces ``info.params`` in the record)."""
+    stamp = now()
+    return insert(t.sessions).values(
+        kind=info.kind,
+        source=info.source,
+        station=info.station,
+        model_path=info.model_path,
+        model_hash=info.model_hash,
+        conf=info.conf,
+        iou=info.iou,
+        imgsz=info.imgsz,
+        params_json=json.dumps(info.params if params is None else params),
+        started_at=stamp,
+        status="running",
+        pid=pid,
+        host=host,
+        heartbeat_at=stamp,
+        started_by=info.started_by,
+    )
 
 
 @dataclass(frozen=True)
@@ -126,28 +151,8 @@ class SessionRepo:
 
     def start(self, info: SessionInfo) -> int:
         """Record the start of a session by this process; returns its id."""
-        stamp = now()
         with self.db.write() as c:
-            res = c.execute(
-                insert(t.sessions).values(
-                    kind=info.kind,
-                    source=info.source,
-                    station=info.station,
-                    model_path=info.model_path,
-                    model_hash=info.model_hash,
-                    conf=info.conf,
-                    iou=info.iou,
-                    imgsz=info.imgsz,
-                    params_json=json.dumps(info.params),
-                    started_at=stamp,
-                    status="running",
-                    pid=os.getpid(),
-                    host=socket.gethostname(),
-                    heartbeat_at=stamp,
-                    started_by=info.started_by,
-                )
-            )
-            return new_id(res)
+            return new_id(c.execute(insert_session(info, os.getpid(), socket.gethostname())))
 
     def end(self, session_id: int, status: str = "finished") -> None:
         with self.db.write() as c:
