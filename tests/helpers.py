@@ -37,3 +37,21 @@ def open_page(page: str | None = None, timeout: float = 120) -> Any:
         at.switch_page(page).run()
     assert not at.exception, at.exception
     return at
+
+
+def sheet_rows(ws: Any) -> list[tuple[Any, ...]]:
+    """The values of a worksheet, row by row."""
+    return list(ws.iter_rows(values_only=True))
+
+
+def sheet_table(
+    rows: list[tuple[Any, ...]], header_start: tuple[Any, ...]
+) -> list[tuple[Any, ...]]:
+    """Rows of the table whose header row starts with ``header_start``, up to a blank row."""
+    i = next(i for i, r in enumerate(rows) if r[: len(header_start)] == header_start)
+    out = []
+    for r in rows[i + 1 :]:
+        if all(v is None for v in r):
+            break
+        out.append(r)
+    return out

@@ -25,23 +25,9 @@ from core.pipeline.batch import (
 )
 from core.vision.detector import InferenceParams
 from tests.analytics.conftest import record_saw
+from tests.helpers import sheet_rows, sheet_table
 
 RANGE = h.HistoryFilter(date(2026, 1, 4), date(2026, 1, 7))  # Sunday to Wednesday
-
-
-def _rows(ws):
-    return list(ws.iter_rows(values_only=True))
-
-
-def _table(rows, header_start):
-    """Rows of the table whose header starts with ``header_start``, up to a blank row."""
-    i = next(i for i, r in enumerate(rows) if r[: len(header_start)] == header_start)
-    out = []
-    for r in rows[i + 1 :]:
-        if all(v is None for v in r):
-            break
-        out.append(r)
-    return out
 
 
 @pytest.fixture
@@ -56,37 +42,37 @@ def test_workbook_sheets_numbers_images_charts(two_stations, tmp_path):
     path = write_history_xlsx(tmp_path / "r.xlsx", store, f)
     wb = openpyxl.load_workbook(path)
     assert wb.sheetnames == ["Summary", "Trend", "Episodes", "Coverage"]
-    summary = _rows(wb["Summary"])
+    summary = sheet_rows(wb["Summary"])
     head = {r[0]: r[1] for r in summary[:8] if r[0]}
     assert head["Period"] == "2026-01-04 to 2026-01-07"
     assert "stations: all" in head["Filters"]
     assert head["Models"] == "gloves-yolo11n-wide.pt (abababababab)"
     assert head["Rule versions"] == "Saw 01: v1, Saw 02: v1"
     assert "hand-time" in head["Compliance basis"]
-    kv = {r[0]: r[1] for r in _table(summary, ("KPI", "Value"))}
+    kv = {r[0]: r[1] for r in sheet_table(summary, ("KPI", "Value"))}
     k = h.kpis(store, f)
     assert kv["Compliance"] == pytest.approx(k.compliance)
     assert kv["Episodes (dismissed left out)"] == k.total.episodes == 4
     assert kv["Critical episodes"] == k.total.critical == 2
     assert kv["Minutes monitored"] == pytest.approx(round(k.total.minutes, 1))
-    cells = {(r[0], r[1]): r for r in _table(summary, ("Station", "Shift"))}
+    cells = {(r[0], r[1]): r for r in sheet_table(summary, ("Station", "Shift"))}
     assert set(cells) == {("Saw 01", "Early"), ("Saw 02", "Night")}
     for s in h.station_shift(store, f):
         assert cells[s.key][2] == pytest.approx(s.compliance)
         assert cells[s.key][8] == s.episodes
     es = wb["Episodes"]
-    rows = _table(_rows(es), ("thumbnail", *EPISODE_HEADER[:3]))
+    rows = sheet_table(sheet_rows(es), ("thumbnail", *EPISODE_HEADER[:3]))
     assert len(rows) == h.count_episodes(store, f) == 4
     assert [r[8] for r in rows[:2]] == ["critical", "critical"]  # critical first
     assert len(es._images) == 4  # every episode's evidence embedded
-    cov = _table(_rows(wb["Coverage"]), ("Station", "Day"))
+    cov = sheet_table(sheet_rows(wb["Coverage"]), ("Station", "Day"))
     assert len(cov) == 2 * 4
     idle = [r for r in cov if r[2] == 0]
     assert len(idle) == 6 and all(r[3] == "no coverage" for r in idle)  # never 100 %
     monday = next(r for r in cov if r[:2] == ("Saw 01", "2026-01-05"))
     assert monday[3] == pytest.approx(12 / 16.4) and monday[5] == 2
     assert len(wb["Summary"]._charts) == 1 and len(wb["Trend"]._charts) == 2
-    trend = _table(_rows(wb["Trend"]), ("Day", "Compliance"))
+    trend = sheet_table(sheet_rows(wb["Trend"]), ("Day", "Compliance"))
     assert [r[0] for r in trend] == ["2026-01-04", "2026-01-05", "2026-01-06", "2026-01-07"]
     assert trend[0][1] is None and trend[1][1] == pytest.approx(12 / 16.4)
 
@@ -98,9 +84,9 @@ def test_episode_rows_and_thumbnails_are_capped(two_stations, tmp_path):
         )
     )
     es = wb["Episodes"]
-    head = {r[0]: r[1] for r in _rows(es)[:8] if r[0]}
+    head = {r[0]: r[1] for r in sheet_rows(es)[:8] if r[0]}
     assert head["Rows"].startswith("3 of 4 episodes")
-    assert len(_table(_rows(es), ("thumbnail", "id"))) == 3 and len(es._images) == 1
+    assert len(sheet_table(sheet_rows(es), ("thumbnail", "id"))) == 3 and len(es._images) == 1
 
 
 def test_dismissed_episodes_are_reported_as_such(saw, tmp_path):
@@ -108,10 +94,12 @@ def test_dismissed_episodes_are_reported_as_such(saw, tmp_path):
     eid = h.episodes(saw.store, f)[0].id
     review.set_review(saw.store, eid, "dismissed", "glove seen on zoom", "Ana")
     wb = openpyxl.load_workbook(write_history_xlsx(tmp_path / "r.xlsx", saw.store, f))
-    kv = {r[0]: r[1] for r in _table(_rows(wb["Summary"]), ("KPI", "Value"))}
+    kv = {r[0]: r[1] for r in sheet_table(sheet_rows(wb["Summary"]), ("KPI", "Value"))}
     assert kv["Episodes (dismissed left out)"] == 1 and kv["Dismissed as false alarm"] == 1
     assert kv["Compliance"] == pytest.approx(h.kpis(saw.store, f).compliance)
-    row = next(r for r in _table(_rows(wb["Episodes"]), ("thumbnail", "id")) if r[1] == eid)
+    row = next(
+        r for r in sheet_table(sheet_rows(wb["Episodes"]), ("thumbnail", "id")) if r[1] == eid
+    )
     assert row[10:13] == ("dismissed", "glove seen on zoom", "Ana")
 
 
@@ -171,7 +159,7 @@ def test_user_text_in_the_history_report_stays_text(store, bare_images, tmp_path
     for value in [*stations, "-1+2", INJECTIONS[5], "=evil reviewer", "@bob"]:
         assert cells.get(value) == "s", value  # stored as typed, as a string
     assert not [c for ws in wb for row in ws.iter_rows() for c in row if c.data_type == "f"]
-    per_station = [r[0] for r in _table(_rows(wb["Summary"]), ("Station", "Compliance"))]
+    per_station = [r[0] for r in sheet_table(sheet_rows(wb["Summary"]), ("Station", "Compliance"))]
     assert sorted(per_station) == sorted(stations)
     text = episodes_csv(store, f)
     rows = list(csv.DictReader(io.StringIO(text)))
@@ -207,7 +195,7 @@ def test_batch_results_workbook_and_csv_keep_file_names_as_text(tmp_path):
     for value in (name, "@station", "+plus.png", "+plus.png: unreadable"):
         assert cells.get(value) == "s", value
     assert not [c for ws in wb for r in ws.iter_rows() for c in r if c.data_type == "f"]
-    verdicts = _table(_rows(wb["Verdicts"]), ("file", "kind"))
+    verdicts = sheet_table(sheet_rows(wb["Verdicts"]), ("file", "kind"))
     assert [(r[0], r[2]) for r in verdicts] == [(name, "violation"), ("+plus.png", "error")]
     out = write_table_csv(tmp_path / "results.csv", report.rows)
     rows = list(csv.reader(out.open()))
@@ -262,25 +250,25 @@ def test_report_of_synthetic_history_and_real_batch(history_home, store, tmp_pat
     """The original report check on a week of synthetic history plus today's real batch."""
     f = h.HistoryFilter(date.today() - timedelta(days=8), date.today())
     wb = openpyxl.load_workbook(write_history_xlsx(tmp_path / "r.xlsx", store, f))
-    summary = _rows(wb["Summary"])
+    summary = sheet_rows(wb["Summary"])
     head = {r[0]: r[1] for r in summary[:8] if r[0]}
     assert "gloves-yolo11n-wide.pt" in head["Models"]
     assert "Saw 01: v" in head["Rule versions"]
-    kv = {r[0]: r[1] for r in _table(summary, ("KPI", "Value"))}
+    kv = {r[0]: r[1] for r in sheet_table(summary, ("KPI", "Value"))}
     k = h.kpis(store, f)
     assert kv["Compliance"] == pytest.approx(k.compliance)
     assert kv["Episodes (dismissed left out)"] == k.total.episodes
-    cells = {(r[0], r[1]): r for r in _table(summary, ("Station", "Shift"))}
+    cells = {(r[0], r[1]): r for r in sheet_table(summary, ("Station", "Shift"))}
     for s in h.station_shift(store, f):
         assert cells[s.key][8] == s.episodes
         if s.compliance is not None:
             assert cells[s.key][2] == pytest.approx(s.compliance)
     es = wb["Episodes"]
-    assert len(_table(_rows(es), ("thumbnail", "id"))) == h.count_episodes(store, f)
+    assert len(sheet_table(sheet_rows(es), ("thumbnail", "id"))) == h.count_episodes(store, f)
     today = h.HistoryFilter(date.today(), date.today(), stations=("Saw 01",))
     assert len(es._images) == h.count_episodes(store, today)  # the batch's evidence images
-    cov = _table(_rows(wb["Coverage"]), ("Station", "Day"))
+    cov = sheet_table(sheet_rows(wb["Coverage"]), ("Station", "Day"))
     idle = [r for r in cov if r[2] == 0 and not r[4]]
     assert idle and all(r[3] == "no coverage" for r in idle)
-    trend = _table(_rows(wb["Trend"]), ("Day", "Compliance"))
+    trend = sheet_table(sheet_rows(wb["Trend"]), ("Day", "Compliance"))
     assert len(trend) == 9

@@ -16,6 +16,7 @@ from core.media import read_image
 from core.vision.annotate import STATUS_COLOURS, BoxStatus, draw
 from core.vision.detections import FrameDetections
 from tests.events.scenes import dets, every, hand, record
+from tests.helpers import sheet_rows, sheet_table
 
 DAY = date(2026, 1, 5)
 STARTED = datetime(2026, 1, 5, 10, 0, 0)
@@ -31,21 +32,6 @@ CASES = {
     "bare hand at a no-gloves lathe": (LATHE, "hand", 0, 1.0),
     "steel glove at a steel-gloves-only saw": (SAW, "glove_steel", 0, 1.0),
 }
-
-
-def _rows(ws):
-    return list(ws.iter_rows(values_only=True))
-
-
-def _table(rows, header_start):
-    """Rows of the table whose header row starts with ``header_start``, up to a blank row."""
-    i = next(i for i, r in enumerate(rows) if r[: len(header_start)] == header_start)
-    out = []
-    for r in rows[i + 1 :]:
-        if all(v is None for v in r):
-            break
-        out.append(r)
-    return out
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -82,15 +68,15 @@ def test_rule_decides_episodes_coverage_kpis_and_report(case, store, tmp_path, g
     assert st.key == (rule.station,) and st.compliance == pytest.approx(compliance)
 
     wb = openpyxl.load_workbook(write_history_xlsx(tmp_path / "r.xlsx", store, f))
-    summary = _rows(wb["Summary"])
-    kv = {r[0]: r[1] for r in _table(summary, ("KPI", "Value"))}
+    summary = sheet_rows(wb["Summary"])
+    kv = {r[0]: r[1] for r in sheet_table(summary, ("KPI", "Value"))}
     assert kv["Compliance"] == pytest.approx(compliance)
     assert kv["Episodes (dismissed left out)"] == n_episodes
-    per_station = {r[0]: r for r in _table(summary, ("Station", "Compliance"))}
+    per_station = {r[0]: r for r in sheet_table(summary, ("Station", "Compliance"))}
     assert per_station[rule.station][1] == pytest.approx(compliance)
-    cov = {(r[0], r[1]): r for r in _table(_rows(wb["Coverage"]), ("Station", "Day"))}
+    cov = {(r[0], r[1]): r for r in sheet_table(sheet_rows(wb["Coverage"]), ("Station", "Day"))}
     assert cov[(rule.station, DAY.isoformat())][3] == pytest.approx(compliance)
-    episodes_sheet = _table(_rows(wb["Episodes"]), ("thumbnail", "id"))
+    episodes_sheet = sheet_table(sheet_rows(wb["Episodes"]), ("thumbnail", "id"))
     assert len(episodes_sheet) == n_episodes
     assert len(wb["Episodes"]._images) == n_episodes  # the evidence thumbnail
     if n_episodes:
