@@ -4,10 +4,11 @@
 #
 #   1. here (CPU machine, repo root):   bash scripts/gpu_ablation.sh prepare
 #      - Ultralytics wheels the GPU image lacks, into .gpu/whl;
-#      - a WebP (quality 45) copy of ../shared/datasets/gloves, and of the extra sets in
-#        ../shared/datasets/extra with the bare hands of ppe-gloves-osamah completed from the
-#        shipped model's pre-labels (`python -m core complete-labels`), into .gpu/data
-#        (the device call carries at most 64 MiB);
+#      - a WebP (quality 45) copy of the train and val splits of ../shared/datasets/gloves and
+#        of the extra sets in ../shared/datasets/extra, with the bare hands of
+#        ppe-gloves-osamah completed from the shipped model's pre-labels (`python -m core
+#        complete-labels`), into .gpu/data (the device call carries at most 64 MiB; the test
+#        splits stay here, where the candidates are scored);
 #   2. on the device:  run(command="bash scripts/gpu_ablation.sh run", carry=[".gpu"],
 #                          timeout_s=600)
 #      trains the candidates below AT THE SAME TIME on the one GPU, each with the same
@@ -52,7 +53,7 @@ sets = {"gloves": Path("../shared/datasets/gloves"),
         "gestures": Path("../shared/datasets/extra/hand-gestures-dwivedi"),
         "hina": Path("../shared/datasets/extra/glove-hand-hina")}
 for name, src in sets.items():
-    for split in ("train", "val", "test"):
+    for split in ("train", "val"):
         if not (src / "images" / split).is_dir():
             continue
         (out / name / "images" / split).mkdir(parents=True)
@@ -62,23 +63,20 @@ for name, src in sets.items():
             cv2.imwrite(str(out / name / "images" / split / f"{img.stem}.webp"), im,
                         [cv2.IMWRITE_WEBP_QUALITY, 45])
     (out / name / "data.yaml").write_text(
-        "path: .\ntrain: images/train\nval: images/val\n"
-        + ("test: images/test\n" if (src / "images" / "test").is_dir() else "")
-        + "names:\n  0: glove\n  1: hand\n")
+        "path: .\ntrain: images/train\nval: images/val\nnames:\n  0: glove\n  1: hand\n")
 PY
   local mb
-  mb=$(du -sm .gpu | cut -f1)
+  mb=$(du -s --apparent-size --block-size=1M .gpu | cut -f1)
   echo "prepared .gpu: ${mb} MiB (the repo travels with it; the limit is 64 MiB in all)"
   if [ "$mb" -gt 56 ]; then echo "too big for the device transfer" >&2; exit 1; fi
 }
 
-mixed_yaml() {  # gloves + the extra sets' train splits; val/test stay the gloves ones
-  local d=$ROOT/.gpu/data
+mixed_yaml() {  # gloves + the extra sets' train splits; val stays the gloves one
+  # Inside .gpu/data with relative entries: a data set may not point outside its folder.
   cat > "$1" <<YAML
-path: $d
-train: [$d/gloves/images/train, $d/ppe/images/train, $d/gestures/images/train, $d/hina/images/train]
-val: $d/gloves/images/val
-test: $d/gloves/images/test
+path: .
+train: [gloves/images/train, ppe/images/train, gestures/images/train, hina/images/train]
+val: gloves/images/val
 names: {0: glove, 1: hand}
 YAML
 }
@@ -93,7 +91,7 @@ run() {
     export PYTHONPATH=/tmp/site:$ROOT
   fi
   export PYTHONUNBUFFERED=1
-  local gloves=$ROOT/.gpu/data/gloves/data.yaml mixed=/tmp/gw-mixed.yaml
+  local gloves=$ROOT/.gpu/data/gloves/data.yaml mixed=$ROOT/.gpu/data/mixed.yaml
   mixed_yaml "$mixed"
   local pids=() t0=$SECONDS
   for c in $CANDIDATES; do
@@ -127,7 +125,7 @@ run() {
 }
 
 score() {
-  local dir=${1:?give the folder holding the candidates' .pt files}
+  local dir=${1:?give the folder that holds the .pt files of the candidates}
   local py=.venv/bin/python home=/tmp/gw-score
   export GLOVEWATCH_HOME=$home
   $py -m core wideview --out /tmp/gw-wideview --json > /dev/null
