@@ -291,10 +291,16 @@ else:
                 disabled=cmp.needs_confirmation and not accept,
                 key="label-promote",
             ):
-                entry = site.promote_station(
-                    store, station, pick, cmp, page.account.name, accept_drop=accept
-                )
-                st.session_state["label-flash"] = f"{entry.path.name} now judges {station}."
-                st.rerun()
+                try:
+                    entry = site.promote_station(
+                        store, station, pick, cmp, page.account.name, accept_drop=accept
+                    )
+                except GloveWatchError as exc:
+                    st.error(md(exc))
+                else:
+                    # The comparison was against the model it replaces: stale from now on.
+                    st.session_state.pop("label-cmp", None)
+                    st.session_state["label-flash"] = f"{entry.path.name} now judges {station}."
+                    st.rerun()
         else:
             st.caption("Promoting needs the admin role.")

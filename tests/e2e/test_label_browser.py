@@ -123,4 +123,7 @@ def test_collect_correct_finetune_compare_promote(
     entry = app_server.store().registry.active(STATION)
     assert entry is not None and entry.run_id == runs()[0].id
     assert app_server.store().registry.active() is None  # the plant-wide model is unchanged
+    # the comparison with the replaced model is gone with it
+    page.get_by_text("now judges Saw 9").wait_for()
+    assert not page.get_by_role("button", name=f"Promote for {STATION}").count()
     shots(page, "promoted")

@@ -11,6 +11,22 @@ PASSWORD = "correct-horse-7"
 USERS = {"vera": "viewer", "otto": "operator", "erin": "engineer", "ada": "admin"}
 
 # Elements whose text Streamlit renders as Markdown.
+# The input widgets AppTest can list by kind (buttons left out: each test says if they count).
+INPUT_WIDGETS = (
+    "text_input",
+    "text_area",
+    "number_input",
+    "selectbox",
+    "multiselect",
+    "radio",
+    "checkbox",
+    "toggle",
+    "slider",
+    "select_slider",
+    "date_input",
+    "file_uploader",
+)
+
 MARKDOWN_ELEMENTS = (
     "title",
     "header",

@@ -11,6 +11,7 @@ from streamlit import config as st_config
 
 from tests.helpers import open_page
 from tests.pages.support import (
+    INPUT_WIDGETS,
     PASSWORD,
     episode_picker,
     finished_run,
@@ -48,18 +49,7 @@ CONTENT = (
     "title",
     "subheader",
     "markdown",
-    "text_input",
-    "text_area",
-    "number_input",
-    "selectbox",
-    "multiselect",
-    "radio",
-    "checkbox",
-    "toggle",
-    "slider",
-    "select_slider",
-    "date_input",
-    "file_uploader",
+    *INPUT_WIDGETS,
     "download_button",
     "metric",
     "dataframe",

@@ -15,22 +15,9 @@ from core.analytics import history as h
 from core.media import read_image
 from core.storage.filters import HistoryFilter
 from tests.helpers import make_video, open_page
-from tests.pages.support import metrics, plain, values
+from tests.pages.support import INPUT_WIDGETS, metrics, plain, values
 
-WIDGETS = (
-    "text_input",
-    "text_area",
-    "number_input",
-    "selectbox",
-    "multiselect",
-    "radio",
-    "checkbox",
-    "toggle",
-    "slider",
-    "select_slider",
-    "file_uploader",
-    "button",
-)
+WIDGETS = (*INPUT_WIDGETS, "button")
 
 
 def _keys(block: Any) -> set[str]:
