@@ -40,7 +40,7 @@ except GloveWatchError as exc:
 if not workers and not cameras:
     st.info(
         "No camera worker has reported yet. Describe the cameras in a cameras.yaml and "
-        "start `python -m core worker --config cameras.yaml` (see the README); with a "
+        "start `python -m core worker --config cameras.yaml` (see docs/fleet.md); with a "
         "broker, also start `python -m core ingest`."
     )
     st.stop()

@@ -1,5 +1,5 @@
 """A private Mosquitto broker on a loopback port, for the fleet benchmark, the fault test and
-the tests (``--broker auto``). A plant runs its own broker (see the README)."""
+the tests (``--broker auto``). A plant runs its own broker (see docs/fleet.md)."""
 
 from __future__ import annotations
 
