@@ -2,7 +2,7 @@
 
 - the import graph between core's sub-packages has no cycles;
 - layers: a package imports only from itself or lower layers (foundations < vision < storage
-  < events < training < analytics < pipeline < accounts < cli), and storage imports nothing
+  < events < comms < training < analytics < pipeline < accounts < cli), and storage imports nothing
   but the foundations;
 - SQL is executed only inside ``core/storage``;
 - the app (``Home.py``, ``pages/``, ``ui/``) uses core's public API only: no private names,
@@ -33,6 +33,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("vision",),
     ("storage",),
     ("events",),
+    ("comms",),
     ("training",),
     ("analytics",),
     ("pipeline",),

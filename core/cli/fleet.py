@@ -29,7 +29,7 @@ def broker_url(args: argparse.Namespace) -> str:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from core.events.bus import MqttOutlet
+    from core.comms.bus import MqttOutlet
     from core.pipeline.cameras import load_config
     from core.pipeline.worker import DirectOutlet, Outlet, Worker
     from core.training.registry import active_weights
@@ -73,7 +73,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from core.events.ingest import Ingester
+    from core.comms.ingest import Ingester
 
     url = broker_url(args)
     if not url:
@@ -161,7 +161,7 @@ def cmd_fleet_faults(args: argparse.Namespace) -> int:
 
 def register(sub: Subparsers) -> None:
     wk = sub.add_parser("worker", help="watch several cameras in one process (cameras.yaml)")
-    wk.add_argument("--config", required=True, help="cameras.yaml (see the README)")
+    wk.add_argument("--config", required=True, help="cameras.yaml (see docs/fleet.md)")
     wk.add_argument(
         "--name",
         help="worker name (default: the config's, GLOVEWATCH_WORKER_NAME or the host name)",

@@ -33,10 +33,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from core.comms.messages import check_worker_name
 from core.config import DEFAULT_STATION, DEFAULTS, settings
 from core.errors import ConfigError, DatasetError
 from core.events.episodes import EpisodeConfig
-from core.events.messages import check_worker_name
 from core.pipeline.motion import MotionConfig
 from core.pipeline.sources import is_url
 from core.vision.detector import BACKENDS, InferenceParams

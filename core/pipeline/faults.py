@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from core.analytics.history import per_station
+from core.comms.outbox import read_journal
 from core.config import settings
 from core.errors import GloveWatchError
-from core.events.outbox import read_journal
 from core.pipeline.broker import Mosquitto
 from core.pipeline.fleetbench import (
     camera_yaml,

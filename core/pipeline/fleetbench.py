@@ -2,7 +2,7 @@
 
 The whole fleet path runs as it would in a plant, each part its own process: a camera worker
 (:mod:`core.pipeline.worker`) with N cameras replayed in real time from clips (looping), a
-Mosquitto broker, the ingester (:mod:`core.events.ingest`) and the store. Half the cameras
+Mosquitto broker, the ingester (:mod:`core.comms.ingest`) and the store. Half the cameras
 (``still_share``) watch still scenes (a picture held for 10 s, as a machine seen from a
 fixed camera mostly is) and the rest moving ones (the picture pans every frame), so motion
 gating matters as it would. Clips are made from the fixture images (bare and gloved hands,

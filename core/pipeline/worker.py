@@ -19,7 +19,7 @@ rate (5 fps by default) and:
    coverage).
 
 Episodes and coverage go to an *outlet*: the store directly (:class:`DirectOutlet`, no broker
-configured), or MQTT (:class:`~core.events.bus.MqttOutlet`) for an ingester to write. A
+configured), or MQTT (:class:`~core.comms.bus.MqttOutlet`) for an ingester to write. A
 heartbeat reports the worker and each camera (live, stalled, disconnected, stopped; fps,
 analysed and skipped frames) through the same outlet.
 """
@@ -44,9 +44,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from core.comms.messages import CameraRun
 from core.config import settings
 from core.events.evidence import EvidenceWriter
-from core.events.messages import CameraRun
 from core.events.recorder import EpisodeRecorder, RecordingContext
 from core.events.sinks import Sink, StoreSink
 from core.events.stations import current_rule

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from core.events import messages as m
-from core.events.bus import BrokerAddress, BusPublisher, MqttSink, make_client
-from core.events.ingest import Ingester
-from core.events.outbox import Outbox, read_journal
+from core.comms import messages as m
+from core.comms.bus import BrokerAddress, BusPublisher, MqttSink, make_client
+from core.comms.ingest import Ingester
+from core.comms.outbox import Outbox, read_journal
 from core.events.sinks import EpisodeEvent, StoreSink
 from core.pipeline.broker import Mosquitto, find_mosquitto, free_port
 from core.storage.coverage import CoverageRow
@@ -390,8 +390,8 @@ def test_messages_buffered_while_the_broker_is_down(store, broker, tmp_path):
 # then waits to be killed.
 _WORKER = """
 import sys, time
-from core.events import messages as m
-from core.events.bus import MqttOutlet
+from core.comms import messages as m
+from core.comms.bus import MqttOutlet
 from core.events.sinks import EpisodeEvent
 from core.storage.events import EventRow
 from core.storage.fleet import CameraRow, WorkerRow

@@ -27,8 +27,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from core.events import messages as m
-from core.events.bus import BrokerAddress, make_client
+from core.comms import messages as m
+from core.comms.bus import BrokerAddress, make_client
 from core.events.sinks import EpisodeEvent, StoreSink
 from core.storage import Store
 

@@ -1,7 +1,7 @@
 """The event bus of camera workers: MQTT (paho-mqtt 2, QoS 1) from workers to one ingester.
 
 A worker's :class:`BusPublisher` is its MQTT connection: episode and coverage messages go
-through its :class:`~core.events.outbox.Outbox` (journaled, resent until the ingester
+through its :class:`~core.comms.outbox.Outbox` (journaled, resent until the ingester
 acknowledges them, so neither a broker restart nor a worker restart loses one) and its
 heartbeat is a retained ``status`` message; the MQTT last will marks the worker ``offline``
 when its connection dies. :class:`MqttSink` is the :class:`~core.events.sinks.Sink` a camera's
@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from core.comms import messages as m
+from core.comms.outbox import Outbox, OutboxStats
 from core.errors import ConfigError
-from core.events import messages as m
-from core.events.outbox import Outbox, OutboxStats
 from core.events.sinks import EpisodeEvent, Sink
 from core.storage.coverage import CoverageRow
 from core.storage.fleet import CameraRow, WorkerRow
