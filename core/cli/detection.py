@@ -112,6 +112,7 @@ def _print_eval(res, label: str = "") -> None:  # type: ignore[no-untyped-def]
     )
     for name, ap in res.per_class_ap50.items():
         say(f"  AP50 {name}: {ap:.3f}")
+    say(f"  hands found (any class, conf 0.25): {res.hand_recall:.0%}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -124,6 +125,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         imgsz=args.imgsz,
         tiles=getattr(args, "tiles", None),
         backend=args.backend,
+        agnostic=args.agnostic,
     )
     if args.json:
         emit(res.as_dict())
@@ -218,6 +220,11 @@ def register(sub: Subparsers) -> None:
         add_weights(e)
         e.add_argument("--imgsz", type=int, help="default: the size the model was trained at")
         e.add_argument("--backend", choices=BACKENDS, default="pytorch")
+        e.add_argument(
+            "--agnostic",
+            action="store_true",
+            help="score one class, any hand (glove or bare): does the model find the hands",
+        )
         if tiled:
             e.add_argument(
                 "--tiles",

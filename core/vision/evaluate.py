@@ -14,6 +14,8 @@ compare and promote, the adaptation loop):
   0.25, IoU 0.45), not at the 0.001 used for mAP.
 
 Only classes the split labels are scored: a class a data set does not label is never counted.
+``agnostic=True`` scores one class, "any hand" (glove or bare): whether the model *finds* the
+hands at all, apart from telling a glove from skin.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from core.vision.yolo_data import Layout, read_images_dir, read_layout, write_da
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 CONFUSION_CONF = 0.25
 CONFUSION_IOU = 0.45
+AGNOSTIC_NAME = "any hand"
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,8 @@ class EvalResult:
     confusion: list[list[int]] = field(default_factory=list)  # rows predicted, cols true
     confusion_labels: list[str] = field(default_factory=list)  # classes + "background"
     operating_point: str = f"conf {CONFUSION_CONF}, IoU {CONFUSION_IOU}"
+    agnostic: bool = False  # True: one class, any hand
+    hand_recall: float = 0.0  # labelled hands found by a box of any class, at the operating point
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,6 +67,7 @@ class EvalResult:
     def describe(self) -> str:
         """Where the score comes from, for captions: data set, split, images, size."""
         mode = f", tiles {self.tiles}" if self.tiles else ""
+        mode += ", class-agnostic" if self.agnostic else ""
         return (
             f"{Path(self.data).parent.name or self.data} {self.split} split "
             f"({self.images} images, imgsz {self.imgsz}{mode})"
@@ -119,10 +125,24 @@ def confusion_update(
         matrix[bg, int(true_cls[miss])] += 1
 
 
+def hand_recall(matrix: np.ndarray) -> float:
+    """Share of labelled hands matched by a prediction of any class (rows predicted, columns
+    true, last = background), from a confusion matrix of :func:`confusion_update`."""
+    labelled = int(matrix[:, :-1].sum())
+    return float(matrix[:-1, :-1].sum()) / labelled if labelled else 0.0
+
+
 def _ultralytics_val(
-    weights: Path | str, layout: Layout, split: str, imgsz: int | None, conf: float, iou: float
+    weights: Path | str,
+    layout: Layout,
+    split: str,
+    imgsz: int | None,
+    conf: float,
+    iou: float,
+    agnostic: bool = False,
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Per-class AP50 and AP50-95 from Ultralytics' validator (offline, no plots)."""
+    """Per-class AP50 and AP50-95 from Ultralytics' validator (offline, no plots); one
+    class, "any hand", when ``agnostic`` (its ``single_cls`` mode)."""
     with tempfile.TemporaryDirectory(prefix="gw-eval-") as tmp, DETECTORS.acquire(weights) as det:
         data_yaml = write_data_yaml(layout, Path(tmp) / "data.yaml")
         size = imgsz or det.info.train_imgsz or 640
@@ -141,10 +161,11 @@ def _ultralytics_val(
                 name="val",
                 workers=0,
                 device="cpu",
+                single_cls=agnostic,
             )
         except (FileNotFoundError, RuntimeError) as exc:
             raise ModelError(f"Evaluation failed: {str(exc).splitlines()[0]}") from exc
-        names = det.info.names
+        names = {0: AGNOSTIC_NAME} if agnostic else det.info.names
         box = m.box
         per50 = {names[int(c)]: float(box.ap50[i]) for i, c in enumerate(box.ap_class_index)}
         per5095 = {names[int(c)]: float(box.ap[i]) for i, c in enumerate(box.ap_class_index)}
@@ -160,10 +181,12 @@ def evaluate(
     conf: float = 0.001,
     iou: float = 0.7,
     backend: str = "pytorch",
+    agnostic: bool = False,
 ) -> EvalResult:
     """Score ``weights`` on ``split`` of the data set ``data`` (folder or data.yaml).
 
-    ``imgsz`` defaults to the size the model was trained at. Raises
+    ``imgsz`` defaults to the size the model was trained at; ``agnostic`` scores one class,
+    any hand (the confusion matrix keeps the model's classes). Raises
     :class:`~core.errors.DatasetError` for a missing split or unreadable labels and
     :class:`~core.errors.ModelError` for unusable weights.
     """
@@ -181,11 +204,11 @@ def evaluate(
         )
     validated = None
     if tiles is None:
-        validated = _ultralytics_val(weights, layout, split, imgsz, conf, iou)
+        validated = _ultralytics_val(weights, layout, split, imgsz, conf, iou, agnostic)
     with DETECTORS.acquire(weights, backend=backend) as det:
         size = imgsz or det.info.train_imgsz or 640
         params = InferenceParams(conf=conf, iou=iou, imgsz=size)
-        names = dict(det.info.names)
+        names = class_names = dict(det.info.names)
         nc = len(names)
         if len(layout.names) != nc:
             raise DatasetError(
@@ -206,16 +229,18 @@ def evaluate(
             else:
                 frame = detect_tiled(det, image, params, tiles)
                 pred = frame.detections.by_confidence()
-                tps.append(match_predictions(pred.xyxy, pred.class_id, tb, tc))
+                pc, ttc = (pred.class_id * 0, tc * 0) if agnostic else (pred.class_id, tc)
+                tps.append(match_predictions(pred.xyxy, pc, tb, ttc))
                 confs.append(pred.confidence)
-                pred_classes.append(pred.class_id)
-                targets.append(tc)
+                pred_classes.append(pc)
+                targets.append(ttc)
             total_ms += frame.inference_ms
             strong = pred[pred.confidence >= CONFUSION_CONF]
             confusion_update(matrix, strong.xyxy, strong.class_id, tb, tc)
     if validated is not None:
         per50, per5095 = validated
     else:
+        names = {0: AGNOSTIC_NAME} if agnostic else names
         tp = np.concatenate(tps) if tps else np.zeros((0, 10), bool)
         target_cls = np.concatenate(targets) if targets else np.zeros(0, int)
         ap, classes = np.zeros((0, 10)), np.zeros(0, int)
@@ -244,5 +269,7 @@ def evaluate(
         per_class_ap50_95=per5095,
         ms_per_image=total_ms / max(len(items), 1),
         confusion=matrix.tolist(),
-        confusion_labels=[names[i] for i in sorted(names)] + ["background"],
+        confusion_labels=[class_names[i] for i in sorted(class_names)] + ["background"],
+        agnostic=agnostic,
+        hand_recall=hand_recall(matrix),
     )

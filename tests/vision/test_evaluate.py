@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from core.errors import DatasetError
-from core.vision.evaluate import confusion_update, evaluate, match_predictions
+from core.vision.evaluate import (
+    AGNOSTIC_NAME,
+    confusion_update,
+    evaluate,
+    hand_recall,
+    match_predictions,
+)
 from core.vision.tiling import TileSpec
 from core.vision.yolo_data import read_split
 
@@ -64,6 +70,31 @@ def test_tiled_evaluation_on_the_fixture_set(default_weights, mini):
     _check_plausible(res, mini, "test", 22)
     assert res.tiles == "640:0.25:nms:full"
     assert "tiles 640:0.25:nms:full" in res.describe()
+
+
+@pytest.mark.slow
+def test_agnostic_evaluation_scores_any_hand(default_weights, mini_copy):
+    two = evaluate(default_weights, mini_copy, split="test")
+    one = evaluate(default_weights, mini_copy, split="test", agnostic=True)
+    assert one.agnostic and set(one.per_class_ap50) == {AGNOSTIC_NAME}
+    assert "class-agnostic" in one.describe()
+    # A glove called a hand is right when any hand counts: finding is at least as good as
+    # finding and telling apart, up to the validator's NMS differences.
+    assert one.map50 >= two.map50 - 0.02
+    assert 0.5 < one.hand_recall <= 1 and one.hand_recall == two.hand_recall
+    tiled = evaluate(default_weights, mini_copy, split="test", tiles=TileSpec(), agnostic=True)
+    assert set(tiled.per_class_ap50) == {AGNOSTIC_NAME} and tiled.map50 > 0.5
+
+
+def test_hand_recall_counts_matches_of_any_class():
+    m = np.zeros((3, 3), dtype=np.int64)
+    true_glove, true_hand = np.array([[0, 0, 10, 10]]), np.array([[50, 50, 60, 60]])
+    truth = np.concatenate([true_glove, true_hand])
+    # one glove found as a hand, the bare hand missed, one false box
+    pred = np.array([[0, 0, 10, 10], [80, 80, 90, 90]])
+    confusion_update(m, pred, np.array([1, 0]), truth, np.array([0, 1]))
+    assert hand_recall(m) == 0.5
+    assert hand_recall(np.zeros((3, 3))) == 0.0
 
 
 def test_missing_split_names_the_splits_that_exist(default_weights, tmp_path, mini):
