@@ -195,9 +195,23 @@ def _now() -> datetime:
     return datetime.now()
 
 
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _lock(store: Store, name: str, at: datetime, until: str) -> None:
+    if store.users.lock(name, _stamp(at), until, MAX_FAILURES):  # once, however many raced
+        store.audit.add(name, "user.locked", name, {"failures": MAX_FAILURES})
+
+
 def sign_in(store: Store, name: str, password: str) -> Account:
     """Check a password; the account, or :class:`AccountError` with a reason that does not
-    tell a stranger whether the user exists."""
+    tell a stranger whether the user exists.
+
+    The attempt is counted in the store before the (slow) password check, so parallel guesses
+    each use up one of the :data:`MAX_FAILURES` tries; a locked account refuses the right
+    password too.
+    """
     refused = AccountError("Wrong user name or password.")
     rec = store.users.get(name.strip())
     if rec is None or rec.password_hash is None:
@@ -205,33 +219,30 @@ def sign_in(store: Store, name: str, password: str) -> Account:
         raise refused
     if rec.disabled:
         raise AccountError("This account is disabled; ask an admin.")
-    if rec.locked_until and rec.locked_until > _now().strftime("%Y-%m-%d %H:%M:%S"):
+    at = _now()
+    lock_until = _stamp(at + timedelta(minutes=LOCK_MINUTES))
+    claimed = store.users.claim_attempt(rec.name, _stamp(at))
+    if claimed is None or claimed.password_hash is None:  # disabled or changed meanwhile
+        raise refused
+    over = claimed.failed_logins > MAX_FAILURES  # the tries were used by attempts still running
+    if over:
+        _lock(store, rec.name, at, lock_until)
+    if over or (claimed.locked_until and claimed.locked_until > _stamp(at)):
+        until = (claimed.locked_until if not over else None) or lock_until
         raise AccountError(
-            f"Too many failed sign-ins: this account is locked until {rec.locked_until[11:16]}."
+            f"Too many failed sign-ins: this account is locked until {until[11:16]}."
         )
     try:
-        _hasher.verify(rec.password_hash, password)
+        _hasher.verify(claimed.password_hash, password)
     except (VerificationError, InvalidHashError):
-        failures = rec.failed_logins + 1
-        locked = (
-            (_now() + timedelta(minutes=LOCK_MINUTES)).strftime("%Y-%m-%d %H:%M:%S")
-            if failures >= MAX_FAILURES
-            else None
-        )
-        store.users.update(rec.name, failed_logins=0 if locked else failures, locked_until=locked)
-        if locked:
-            store.audit.add(rec.name, "user.locked", rec.name, {"failures": failures})
+        if claimed.failed_logins >= MAX_FAILURES:
+            _lock(store, rec.name, at, lock_until)
         raise refused from None
-    if _hasher.check_needs_rehash(rec.password_hash):
+    if _hasher.check_needs_rehash(claimed.password_hash):
         store.users.update(rec.name, password_hash=_hasher.hash(password))
-    store.users.update(
-        rec.name,
-        failed_logins=0,
-        locked_until=None,
-        last_login_at=_now().strftime("%Y-%m-%d %H:%M:%S"),
-    )
+    store.users.update(rec.name, failed_logins=0, locked_until=None, last_login_at=_stamp(_now()))
     store.audit.add(rec.name, "user.sign_in", rec.name)
-    return Account(rec.name, Role.parse(rec.role), "local")
+    return Account(rec.name, Role.parse(claimed.role), "local")
 
 
 @dataclass(frozen=True)

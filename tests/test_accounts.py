@@ -285,3 +285,44 @@ def test_role_names():
     assert Role.parse(" Engineer ") is Role.ENGINEER and Role.ADMIN.label == "admin"
     with pytest.raises(AccountError):
         Role.parse("root")
+
+
+def _guess_in_parallel(store, guesses: list[str]) -> list[str]:
+    """Sign in as ana with every guess at once (one thread each); the outcome of each."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    start = Barrier(len(guesses))
+
+    def attempt(password: str) -> str:
+        start.wait()
+        try:
+            return sign_in(store, "ana", password).name
+        except AccountError as exc:
+            return str(exc)
+
+    with ThreadPoolExecutor(len(guesses)) as pool:
+        return list(pool.map(attempt, guesses))
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_parallel_wrong_passwords_lock_after_five_with_real_argon2(backend, monkeypatch, request):
+    """20 wrong passwords at once (the production Argon2 parameters, so each check is slow and
+    the attempts overlap): only five are checked, the account locks, and the right password is
+    refused afterwards."""
+    from core.storage import open_store
+
+    monkeypatch.setattr(accounts, "_hasher", PRODUCTION_HASHER)
+    store = open_store(request.getfixturevalue("pg_url")) if backend == "postgresql" else None
+    store = store or request.getfixturevalue("store")
+    add_user(store, "ana", Role.ADMIN, PASSWORD, by="setup")
+    outcomes = _guess_in_parallel(store, [f"wrong guess {i:02d}" for i in range(20)])
+    wrong = [o for o in outcomes if o.startswith("Wrong")]
+    locked = [o for o in outcomes if "locked until" in o]
+    assert len(wrong) <= MAX_FAILURES and len(wrong) + len(locked) == 20
+    rec = store.users.get("ana")
+    assert rec.locked_until and rec.locked_until > datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+    with pytest.raises(AccountError, match="locked until"):
+        sign_in(store, "ana", PASSWORD)
+    assert len(store.audit.recent(action="user.locked")) == 1
+    assert store.audit.recent(action="user.sign_in") == []

@@ -1,13 +1,19 @@
-"""Writing workbooks safely: user text is always text, never a formula.
+"""Writing workbooks and CSV safely: user text is always text, never a formula.
 
 File names, station names, comments and reviewer names come from users; a cell starting with
-``=``, ``+``, ``-``, ``@`` (or a tab / carriage return) would be run as a formula when a
-manager opens the file. :func:`cell` stores such text as an explicit string, so Excel and
-LibreOffice show it as typed. Every sheet GloveWatch writes goes through :func:`append_row`.
+a formula character (OWASP's ``= + - @``, tab and carriage return, plus ``|`` and ``%`` for
+DDE, and the full-width ``＝ ＋ － ＠ ｜ ％`` that East Asian spreadsheets also accept) would be
+run as a formula when a manager opens the file, even after leading spaces or line breaks.
+Every sheet GloveWatch writes goes through :func:`append_row`, which stores such text as an
+explicit string, so Excel and LibreOffice show it as typed. In CSV
+(:func:`safe_text`) a quote goes before the formula character; and because a spreadsheet in
+a ``;`` locale splits a line at ``;`` (and some at ``|`` or tabs) where a ``,`` CSV keeps one
+value, every place where such a reader could start a new cell inside a value is made inert too.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,21 +24,36 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_STARTS = tuple("=+-@|%\t\r\n") + tuple("\uff1d\uff0b\uff0d\uff20\uff5c\uff05\u2212")
+# Blanks a spreadsheet skips before it decides whether a cell is a formula.
+_BLANKS = " \t\r\n\u00a0\u3000\ufeff"
+_FORMULA_CHARS = re.escape("".join(c for c in FORMULA_STARTS if c not in _BLANKS))
+# The start of a value, or of a cell a reader with another separator (, ; | tab) or a line
+# break would begin inside it, then blanks or quotes, then a formula character.
+_CELL_START = re.compile(rf"(^|[,;|\t\r\n])([{_BLANKS}\"']*)(?=[{_FORMULA_CHARS}])")
+
+
+def looks_like_formula(value: str) -> bool:
+    """Whether a spreadsheet could read ``value`` (after leading blanks) as a formula."""
+    return value.lstrip(_BLANKS).startswith(FORMULA_STARTS) or value.startswith(FORMULA_STARTS)
 
 
 def safe_text(value: str) -> str:
-    """``value`` made inert for CSV readers too: a leading quote before a formula start."""
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
+    """``value`` made inert for CSV readers of any separator: a quote before every formula
+    character that could start a cell (at the start, after blanks, or after ``, ; |``, a tab
+    or a line break inside the value)."""
+    out = _CELL_START.sub(lambda m: f"{m.group(1)}{m.group(2)}'", value)
+    return "'" + out if out.startswith(("\t", "\r")) else out  # OWASP: these lead off too
 
 
 def append_row(ws: Worksheet, values: Sequence[Any]) -> int:
     """Append ``values`` as a row; text that looks like a formula stays text. Returns the
     row number."""
-    ws.append([None if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v for v in values])
+    risky = [isinstance(v, str) and looks_like_formula(v) for v in values]
+    ws.append([None if r else v for v, r in zip(values, risky)])
     row = ws.max_row
-    for col, v in enumerate(values, start=1):
-        if isinstance(v, str) and v.startswith(FORMULA_STARTS):
+    for col, (v, r) in enumerate(zip(values, risky), start=1):
+        if r:
             c: Cell = ws.cell(row=row, column=col)
             c.value = v
             c.data_type = "s"  # a string cell, whatever it starts with

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import and_, case, func, insert, or_, select, update
 
 from core.storage import schema as t
 from core.storage.database import Database, now
@@ -78,6 +78,45 @@ class UserRepo:
             return bool(
                 c.execute(update(t.users).where(t.users.c.name == name).values(**values)).rowcount
             )
+
+    def claim_attempt(self, name: str, at: str) -> UserRecord | None:
+        """Count a sign-in attempt before its password is checked, in one statement, so that
+        parallel attempts each get their own number whatever their timing. A lock that has
+        passed by ``at`` starts the count again at 1; while a lock holds nothing changes.
+        Returns the row as it is after the update (None: no active account with a password of
+        that name)."""
+        u = t.users
+        locked = and_(u.c.locked_until.is_not(None), u.c.locked_until > at)
+        expired = and_(u.c.locked_until.is_not(None), u.c.locked_until <= at)
+        n = case((expired, 1), else_=u.c.failed_logins + 1)
+        q = (
+            update(u)
+            .where(u.c.name == name, u.c.disabled == 0, u.c.password_hash.is_not(None))
+            .values(
+                failed_logins=case((locked, u.c.failed_logins), else_=n),
+                locked_until=case((expired, None), else_=u.c.locked_until),
+            )
+            .returning(*u.c)
+        )
+        with self.db.write() as c:
+            row = c.execute(q).first()
+        return _user(row) if row else None
+
+    def lock(self, name: str, at: str, until: str, max_failures: int) -> bool:
+        """Lock the account until ``until`` if its count reached ``max_failures`` and no lock
+        holds at ``at``; whether this call locked it (one of many parallel callers does)."""
+        u = t.users
+        q = (
+            update(u)
+            .where(
+                u.c.name == name,
+                u.c.failed_logins >= max_failures,
+                or_(u.c.locked_until.is_(None), u.c.locked_until <= at),
+            )
+            .values(locked_until=until)
+        )
+        with self.db.write() as c:
+            return bool(c.execute(q).rowcount)
 
     def count_active(self, role: str | None = None) -> int:
         u = t.users
