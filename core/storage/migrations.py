@@ -354,6 +354,35 @@ MIGRATIONS: list[str] = [
                sum(compliant_s), sum(violating_s)
         FROM coverage_hourly GROUP BY station, substr(hour, 1, 10);
     """,
+    # 11: the fleet's trust boundary: each worker's signing key (only its generation and a
+    # fingerprint: the key is derived from the fleet secret, never stored), messages refused
+    # with their reason (bounded), and the coverage seconds each session was credited with,
+    # so a replay under a new message id counts once.
+    """
+    CREATE TABLE worker_keys (
+        name TEXT PRIMARY KEY,
+        generation INTEGER NOT NULL,
+        fingerprint TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    );
+    CREATE TABLE dead_letters (
+        id TEXT PRIMARY KEY,
+        at TEXT NOT NULL,
+        worker TEXT,
+        topic TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        message_id TEXT,
+        excerpt TEXT
+    );
+    CREATE INDEX dead_letters_at ON dead_letters(at);
+    CREATE TABLE ingested_seconds (
+        session_id INTEGER NOT NULL,
+        ts TEXT NOT NULL,
+        PRIMARY KEY (session_id, ts)
+    );
+    CREATE INDEX ingested_seconds_ts ON ingested_seconds(ts);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -350,6 +350,37 @@ cameras = Table(
     Column("message", Text),
 )
 
+worker_keys = Table(
+    "worker_keys",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("generation", Integer, nullable=False),  # bumped by each new key (rotation)
+    Column("fingerprint", Text, nullable=False),  # of the derived key, never the key
+    Column("created_at", Text, nullable=False),
+    Column("revoked_at", Text),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("at", Text, nullable=False),
+    Column("worker", Text),  # as the topic names it (unverified when the signature failed)
+    Column("topic", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("message_id", Text),
+    Column("excerpt", Text),  # the payload's start, for the operator
+    Index("dead_letters_at", "at"),
+)
+
+ingested_seconds = Table(
+    "ingested_seconds",
+    metadata,
+    Column("session_id", Integer, primary_key=True, autoincrement=False),
+    Column("ts", Text, primary_key=True),  # one coverage second credited to the session
+    Index("ingested_seconds_ts", "ts"),
+)
+
 
 @compiles(CreateColumn, "postgresql")
 def _bytewise_text(element: CreateColumn, compiler: Any, **kw: Any) -> str:
