@@ -26,6 +26,18 @@ class UserRecord:
 
 
 @dataclass(frozen=True)
+class WebSessionRecord:
+    """A browser sign-in: the hash of its token, whose it is, and its times."""
+
+    token_hash: str
+    user_name: str
+    role: str
+    created_at: str
+    last_seen_at: str
+    ended_at: str | None
+
+
+@dataclass(frozen=True)
 class AuditRecord:
     id: int
     at: str
@@ -117,6 +129,43 @@ class UserRepo:
         )
         with self.db.write() as c:
             return bool(c.execute(q).rowcount)
+
+    def add_web_session(self, token_hash: str, user_name: str, role: str, at: str) -> None:
+        with self.db.write() as c:
+            c.execute(
+                insert(t.web_sessions).values(
+                    token_hash=token_hash,
+                    user_name=user_name,
+                    role=role,
+                    created_at=at,
+                    last_seen_at=at,
+                )
+            )
+
+    def web_session(self, token_hash: str) -> WebSessionRecord | None:
+        w = t.web_sessions
+        with self.db.read() as c:
+            row = c.execute(select(w).where(w.c.token_hash == token_hash)).first()
+        if row is None:
+            return None
+        return WebSessionRecord(
+            row.token_hash, row.user_name, row.role, row.created_at, row.last_seen_at, row.ended_at
+        )
+
+    def touch_web_session(self, token_hash: str, at: str) -> None:
+        w = t.web_sessions
+        with self.db.write() as c:
+            c.execute(update(w).where(w.c.token_hash == token_hash).values(last_seen_at=at))
+
+    def end_web_sessions(
+        self, at: str, token_hash: str | None = None, user_name: str | None = None
+    ) -> int:
+        """End one sign-in (by token hash) or all of a user's; how many were still open."""
+        w = t.web_sessions
+        which = w.c.token_hash == token_hash if token_hash else w.c.user_name == user_name
+        with self.db.write() as c:
+            q = update(w).where(which, w.c.ended_at.is_(None)).values(ended_at=at)
+            return int(c.execute(q).rowcount)
 
     def count_active(self, role: str | None = None) -> int:
         u = t.users

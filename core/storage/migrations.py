@@ -383,6 +383,19 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX ingested_seconds_ts ON ingested_seconds(ts);
     """,
+    # 12: sign-ins that outlive a page reload: the hash of each browser's token, whose it is,
+    # and when it was issued, last seen and ended (the token itself is only in the cookie).
+    """
+    CREATE TABLE web_sessions (
+        token_hash TEXT PRIMARY KEY,
+        user_name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        last_seen_at TEXT NOT NULL,
+        ended_at TEXT
+    );
+    CREATE INDEX web_sessions_user ON web_sessions(user_name);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

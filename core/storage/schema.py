@@ -381,6 +381,18 @@ ingested_seconds = Table(
     Index("ingested_seconds_ts", "ts"),
 )
 
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("token_hash", Text, primary_key=True),  # SHA-256 of the browser's token
+    Column("user_name", Text, nullable=False),
+    Column("role", Text, nullable=False),  # at sign-in: another role since ends it
+    Column("created_at", Text, nullable=False),
+    Column("last_seen_at", Text, nullable=False),
+    Column("ended_at", Text),  # signed out, expired, or the account changed
+    Index("web_sessions_user", "user_name"),
+)
+
 
 @compiles(CreateColumn, "postgresql")
 def _bytewise_text(element: CreateColumn, compiler: Any, **kw: Any) -> str:
