@@ -16,6 +16,7 @@ from core.events.stations import current_rule, list_stations
 from core.media import VIDEO_SUFFIXES
 from core.pipeline.live import FrameProcessor, LiveConfig, SourceRunner, valid_camera_url
 from core.pipeline.sources import SourceStatus, shown_source
+from core.training.site import SiteTap
 from core.vision.detector import BACKENDS
 from ui.text import md
 from ui.widgets import model_picker, page_setup, threshold_controls
@@ -88,7 +89,11 @@ base = LiveConfig(
     webhook_url=s.webhook_url,
     webhook_secret=s.webhook_secret,
     user=page.account.name,
-    collect_every_s=float(collect_every),
+    tap=(
+        SiteTap(station, float(collect_every), params.conf, page.account.name or "live")
+        if collect_every > 0
+        else None
+    ),
 )
 
 

@@ -161,6 +161,26 @@ def test_packages_import_only_their_own_or_lower_layers():
     assert not wrong, "\n".join(wrong)
 
 
+# Pairs the layer order allows but the plan keeps apart, and why.
+KEPT_APART = {
+    ("pipeline", "training"): "pipeline reaches training only through core.vision.taps.FrameTap",
+}
+
+
+def _kept_apart_violations(edges: dict[str, dict[str, list[str]]]) -> list[str]:
+    return [
+        f"{src} imports {dst} at {', '.join(edges[src][dst][:3])}: {why}"
+        for (src, dst), why in KEPT_APART.items()
+        if edges.get(src, {}).get(dst)
+    ]
+
+
+def test_packages_kept_apart_do_not_import_each_other():
+    wrong = _kept_apart_violations(_package_edges())
+    assert not wrong, "\n".join(wrong)
+    assert _kept_apart_violations({"pipeline": {"training": ["core/pipeline/x.py:1"]}})
+
+
 def test_the_checks_catch_cycles_and_upward_imports():
     edges = {
         "vision": {"events": ["core/vision/x.py:1"]},

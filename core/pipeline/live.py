@@ -24,6 +24,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -57,9 +58,9 @@ from core.storage import Store, open_store
 from core.storage.events import EpisodeRecord
 from core.storage.sessions import SessionInfo
 from core.text import redact_text
-from core.training.site import LiveCollector
 from core.vision.annotate import draw
 from core.vision.detector import DETECTORS, Detector, InferenceParams
+from core.vision.taps import FrameTap
 from core.vision.tiling import TileSpec
 from core.vision.tracking import VideoDetector
 
@@ -86,7 +87,9 @@ class LiveConfig:
     tiles: TileSpec | None = None  # None: the station's setting
     user: str | None = None  # who started it
     store_url: str | None = None  # None: the configured store
-    collect_every_s: float = 0.0  # > 0: sample frames for the station's site data set
+    # opens a tap on the judged frames from (the session's store, the model's name), e.g.
+    # core.training.site.SiteTap, which samples frames for the station's site data set
+    tap: Callable[[Store, str], FrameTap] | None = None
 
 
 @dataclass(frozen=True)
@@ -274,18 +277,7 @@ class LiveSession:
             cfg.episodes,
             EvidenceWriter(settings().evidence_dir, blur=cfg.blur_evidence),
         )
-        self.collector = (
-            LiveCollector(
-                self.store,
-                cfg.station,
-                cfg.collect_every_s,
-                cfg.params.conf,
-                info.name,
-                cfg.user or "live",
-            )
-            if cfg.collect_every_s > 0
-            else None
-        )
+        self.tap = cfg.tap(self.store, info.name) if cfg.tap is not None else None
         self.t0 = time.monotonic()
         self.last_frame = self.t0
         self._last_beat = self.t0
@@ -298,8 +290,8 @@ class LiveSession:
         t = self.last_frame - self.t0 if t is None else t
         fd = self.video(image)
         outcome = self.recorder.process(t, fd, image, frame_index)
-        if self.collector is not None:
-            self.collector.offer(t, image, fd)
+        if self.tap is not None:
+            self.tap.offer(t, image, fd)
         out = draw(image, fd, outcome.judgement.status)
         if self.rule.zones:
             out = draw_zones(out, self.rule)

@@ -1,0 +1,102 @@
+"""Collecting a station's frames: near-copies, pre-labels, the live sampler."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.media import read_image
+from core.training import site
+from core.vision.detections import Detections, FrameDetections
+from core.vision.roles import Role
+
+NAMES = {0: "glove", 1: "hand"}
+ROLES = {0: Role.PROTECTED, 1: Role.VIOLATION}
+
+
+def _dets(conf: list[float], cls: list[int], tracks: list[int] | None = None) -> Detections:
+    boxes = [[10 + 40 * i, 10, 40 + 40 * i, 50] for i in range(len(conf))]
+    return Detections.from_arrays(
+        np.array(boxes, np.float32).reshape(-1, 4),
+        np.array(conf, np.float32),
+        np.array(cls),
+        NAMES,
+        ROLES,
+        tracker_id=None if tracks is None else np.array(tracks),
+    )
+
+
+def test_collect_skips_near_copies_and_records_prelabels(store, gloved_images):
+    image = read_image(gloved_images[0])
+    first = site.collect(
+        store,
+        "Saw 2",
+        image,
+        "batch",
+        "2026-11-01 10:00:00",
+        dets=_dets([0.6], [0]),
+        model="m.pt",
+        by="ana",
+    )
+    assert first is not None
+    assert site.collect(store, "Saw 2", image.copy(), "batch", "2026-11-01 10:05:00") is None
+    fr = site.frames(store, "Saw 2")[0]
+    assert fr.path.is_file() and fr.record.status == "prelabelled"
+    assert fr.record.boxes[0]["class_id"] == 0 and 0 < fr.record.boxes[0]["x2"] <= 1
+    hist = store.site.history(fr.id)
+    assert [(h.by, h.action) for h in hist] == [("ana", "prelabel")]
+
+
+def test_live_collector_keeps_the_most_uncertain_frame_of_each_window(
+    store, gloved_images, bare_images
+):
+    c = site.LiveCollector(store, "Saw 3", every_s=2.0, conf=0.25, model="m.pt")
+    sure, unsure = read_image(gloved_images[1]), read_image(bare_images[1])
+    c.offer(0.0, sure, FrameDetections(_dets([0.95], [0]), sure.shape[:2]))
+    c.offer(0.5, unsure, FrameDetections(_dets([0.3], [1]), unsure.shape[:2]))
+    c.offer(1.0, sure, FrameDetections(_dets([0.9], [0]), sure.shape[:2]))
+    c.offer(2.1, sure, FrameDetections(_dets([0.9], [0]), sure.shape[:2]))  # window ends
+    frames = site.frames(store, "Saw 3")
+    assert c.collected == 1 and len(frames) == 1
+    assert site.hamming(frames[0].record.phash, site.dhash(unsure)) < site.MIN_HAMMING
+
+
+def test_a_track_that_flips_class_is_collected(store, gloved_images):
+    c = site.LiveCollector(store, "Saw 4", every_s=1.0, conf=0.25, model="m.pt")
+    img = read_image(gloved_images[2])
+    c.offer(0.0, img, FrameDetections(_dets([0.95], [0], [7]), img.shape[:2]))
+    c.offer(0.5, img, FrameDetections(_dets([0.95], [1], [7]), img.shape[:2]))
+    c.offer(1.2, img, FrameDetections(_dets([0.95], [1], [7]), img.shape[:2]))
+    assert site.frames(store, "Saw 4")[0].record.uncertainty == 1.0
+
+
+def test_a_live_session_samples_the_station_through_its_frame_tap(
+    store, default_weights, bare_images
+):
+    """The Live page's choice: a SiteTap on a live session collects frames, pre-labelled by
+    the session's model, without the pipeline importing the training package."""
+    from core.pipeline.live import FrameProcessor, LiveConfig
+    from core.vision.detector import InferenceParams
+
+    tap = site.SiteTap("Saw 9", every_s=0.001, conf=0.25, by="ana")
+    assert tap == site.SiteTap("Saw 9", 0.001, 0.25, "ana")  # a page's unchanged choice
+    proc = FrameProcessor(
+        LiveConfig(
+            weights=default_weights,
+            backend="pytorch",
+            params=InferenceParams(imgsz=320),
+            station="Saw 9",
+            kind="file",
+            source="clip.mp4",
+            tap=tap,
+        )
+    )
+    assert proc.start()
+    try:
+        for i, p in enumerate(bare_images[:4]):
+            proc.process(read_image(p), t=float(i))
+    finally:
+        proc.finish()
+    frames = site.frames(store, "Saw 9")
+    assert frames and all(f.record.source == "live" for f in frames)
+    assert all(f.record.status == "prelabelled" and f.record.updated_by == "ana" for f in frames)
+    assert frames[0].record.prelabel_model == default_weights.name
