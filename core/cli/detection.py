@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 from core.cli.common import (
@@ -134,6 +135,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_scorecard(args: argparse.Namespace) -> int:
+    from core.vision.scorecard import find_data_sets, scorecard
+
+    roots = [Path(d) for d in args.data] or [PROJECT_ROOT.parent / "shared" / "datasets"]
+    sets = find_data_sets(roots)
+    rows = scorecard(weights(args), sets, imgsz=args.imgsz, progress=None if args.json else say)
+    if args.json:
+        emit([{**asdict(r), "note": r.note} for r in rows])
+        return EXIT_OK
+    say("data set | split | images | labels | mAP50 | AP50 per class | any-hand AP50 | found")
+    for r in rows:
+        per = ", ".join(f"{c} {ap:.3f}" for c, ap in r.per_class_ap50.items())
+        say(
+            f"{r.data_set} | {r.split} | {r.images} | {'+'.join(r.labelled)} | {r.map50:.3f} | "
+            f"{per} | {r.agnostic_ap50:.3f}{'*' if r.partial else ''} | {r.hand_recall:.0%}"
+        )
+    if any(r.partial for r in rows):
+        say("* lower bound: the set leaves a class unlabelled, whose hands count as false boxes")
+    return EXIT_OK
+
+
 def cmd_wideview(args: argparse.Namespace) -> int:
     from core.training.wideview import build_wideview
 
@@ -234,6 +256,21 @@ def register(sub: Subparsers) -> None:
             )
         add_json(e)
         e.set_defaults(func=cmd_evaluate)
+
+    sc = sub.add_parser(
+        "scorecard", help="score a model on every split of every data set, also class-agnostic"
+    )
+    sc.add_argument(
+        "--data",
+        nargs="*",
+        default=[],
+        metavar="DIR",
+        help="data sets or folders of data sets (default: ../shared/datasets and its sub-folders)",
+    )
+    add_weights(sc)
+    sc.add_argument("--imgsz", type=int, help="default: the size the model was trained at")
+    add_json(sc)
+    sc.set_defaults(func=cmd_scorecard)
 
     wv = sub.add_parser("wideview", help="generate the wide-view test set (test split only)")
     wv.add_argument("--out", required=True, metavar="DIR")

@@ -143,6 +143,10 @@ def _ultralytics_val(
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Per-class AP50 and AP50-95 from Ultralytics' validator (offline, no plots); one
     class, "any hand", when ``agnostic`` (its ``single_cls`` mode)."""
+    # Ultralytics requires train and val keys even to score another split: a set with only
+    # train and test (extra2's) names the scored split for the missing ones.
+    scored = layout.folders(split)
+    layout = replace(layout, splits={"train": scored, "val": scored, **layout.splits})
     with tempfile.TemporaryDirectory(prefix="gw-eval-") as tmp, DETECTORS.acquire(weights) as det:
         data_yaml = write_data_yaml(layout, Path(tmp) / "data.yaml")
         size = imgsz or det.info.train_imgsz or 640
