@@ -13,7 +13,7 @@ import streamlit as st
 
 from core.accounts import Permission
 from core.errors import GloveWatchError
-from core.training import registry, runs
+from core.training import options, registry, runs
 from core.training.datasets import (
     Dataset,
     class_count_rows,
@@ -146,7 +146,7 @@ with tab_new:
             c1, c2 = st.columns(2)
             size = c1.selectbox(
                 "Size",
-                runs.SIZES,
+                options.SIZES,
                 key="new-size",
                 format_func=lambda x: {
                     "n": "n (nano, fastest)",
@@ -165,16 +165,16 @@ with tab_new:
             model = f"yolo11{size}{'-seg' if task == 'segment' else ''}.yaml"
         elif source == "Fine-tune local weights":
             active = registry.active_model(store)
-            options = {
+            weight_choices = {
                 f"Active model ({active.path.name})": str(active.path),
                 f"Shipped default ({s.default_weights.name})": str(s.default_weights),
             }
             for r in ALL_RUNS:
                 if r.best_pt.is_file():
-                    options[f"Run {r.id} '{r.name}' best.pt"] = str(r.best_pt)
-            options["Upload a .pt file"] = ""
-            label = st.selectbox("Weights", list(options), key="new-weights")
-            model = options[label] or None
+                    weight_choices[f"Run {r.id} '{r.name}' best.pt"] = str(r.best_pt)
+            weight_choices["Upload a .pt file"] = ""
+            label = st.selectbox("Weights", list(weight_choices), key="new-weights")
+            model = weight_choices[label] or None
             if not model:
                 pt = st.file_uploader("Weights file", type=["pt"], key="new-pt")
                 if pt is not None:
@@ -183,12 +183,12 @@ with tab_new:
                     except GloveWatchError as exc:
                         st.error(f"This weights file cannot be used: {md(exc)}")
         else:
-            variants = runs.project_variants()
+            variants = options.project_variants()
             if not variants:
                 st.info("The project has no model variants in models/ yet.")
             else:
                 model = st.selectbox("Variant", [v.name for v in variants], key="new-variant")
-                st.caption(md(runs.describe_variant(runs.MODELS_DIR / model)))
+                st.caption(md(options.describe_variant(options.MODELS_DIR / model)))
 
         c1, c2, c3, c4 = st.columns(4)
         epochs = c1.number_input("Epochs", 1, 1000, 50, key="new-epochs")
@@ -208,7 +208,7 @@ with tab_new:
             help="0 = none, 1 = Ultralytics defaults, 2 = strong",
         )
         recipe = c2.selectbox(
-            "Recipe", runs.recipe_names(), key="new-recipe", help=runs.recipe_help()
+            "Recipe", options.recipe_names(), key="new-recipe", help=options.recipe_help()
         )
         device = c3.selectbox(
             "Device",
@@ -229,7 +229,7 @@ with tab_new:
             try:
                 run = runs.submit(
                     store,
-                    runs.TrainSpec(
+                    options.TrainSpec(
                         data=str(ds.yaml_path),
                         model=str(model),
                         epochs=int(epochs),
@@ -241,7 +241,7 @@ with tab_new:
                         name=name.strip(),
                         recipe=None if recipe == "default" else recipe,
                         dataset=ds.name,
-                        extra=runs.parse_extra(extra_text),
+                        extra=options.parse_extra(extra_text),
                     ),
                     by=page.account.name,
                 )

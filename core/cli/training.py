@@ -74,12 +74,12 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from core.training import runs
+    from core.training import options, runs
     from core.training.datasets import resolve_data
 
     st = store()
     ds = resolve_data(st, args.data)
-    spec = runs.TrainSpec(
+    spec = options.TrainSpec(
         data=str(ds.yaml_path),
         model=args.model,
         epochs=args.epochs,
@@ -90,7 +90,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         name=args.name or "",
         recipe=args.recipe,
         dataset=ds.name,
-        extra=runs.parse_extra(args.extra or ""),
+        extra=options.parse_extra(args.extra or ""),
     )
     run = runs.submit(st, spec, by=settings().user or None)
     say(f"run {run.id} '{run.name}' {run.status} on {run.device}")

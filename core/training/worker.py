@@ -19,7 +19,7 @@ from typing import Any
 import core  # noqa: F401  (offline environment and safe loading before ultralytics)
 from core.config import MODELS_DIR, settings
 from core.storage import Store, now, open_store
-from core.training import runs
+from core.training import options, runs
 from core.training.recipes import RECIPES
 
 
@@ -41,7 +41,7 @@ def register_project_modules() -> None:
 def _apply_recipe(args: dict[str, Any], run: runs.Run) -> dict[str, Any]:
     """Arguments with the recipe's data and overrides; what the user set explicitly wins."""
     name = args.pop("recipe", None)
-    explicit = args.pop("explicit", sorted(runs.EXPLICIT_ARGS))
+    explicit = args.pop("explicit", sorted(options.EXPLICIT_ARGS))
     if not name or name == "default":
         return args
     recipe = RECIPES[name]

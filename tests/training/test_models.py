@@ -11,7 +11,7 @@ import torch
 
 import core  # noqa: F401  (offline environment before ultralytics)
 import models
-from core.training.runs import describe_variant, project_variants
+from core.training.options import describe_variant, project_variants
 from core.training.worker import register_project_modules
 from models.modules import C3k2_SCConv, DyDetect, SCConv
 from tests.conftest import MINI

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from core.errors import TrainingError
-from core.training import datasets, registry, runs
+from core.training import datasets, options, registry, runs
 from core.vision.detector import Detector
 from core.vision.modelcard import read_card
 from tests.conftest import ROOT
@@ -24,7 +24,7 @@ from tests.training.zips import SIX, segmentation_zip
 TINY = dict(imgsz=160, batch=8, extra={"plots": False, "workers": 0, "val": True})
 
 
-def _spec(ds: datasets.Dataset, **kw) -> runs.TrainSpec:
+def _spec(ds: datasets.Dataset, **kw) -> options.TrainSpec:
     args = {
         **TINY,
         "data": str(ds.yaml_path),
@@ -34,7 +34,7 @@ def _spec(ds: datasets.Dataset, **kw) -> runs.TrainSpec:
         "dataset": ds.name,
         **kw,
     }
-    return runs.TrainSpec(**args)
+    return options.TrainSpec(**args)
 
 
 def _until(cond, timeout: float, what: str) -> None:
@@ -79,21 +79,21 @@ def no_leftover_workers(store):
 )
 def test_extra_options_that_name_files_or_are_unknown_are_refused(text, option):
     with pytest.raises(TrainingError, match=f"not allowed here: {option}") as caught:
-        runs.parse_extra(text)
+        options.parse_extra(text)
     assert "Allowed are" in str(caught.value)
 
 
 def test_allowed_extra_options_pass():
     text = "{lr0: 0.005, mosaic: 0.5, cos_lr: true, freeze: [0, 1], optimizer: AdamW}"
-    assert runs.parse_extra(text) == {
+    assert options.parse_extra(text) == {
         "lr0": 0.005,
         "mosaic": 0.5,
         "cos_lr": True,
         "freeze": [0, 1],
         "optimizer": "AdamW",
     }
-    assert runs.parse_extra("") == {} and runs.parse_extra("  \n") == {}
-    assert set(runs.parse_extra("plots: false\nworkers: 0")) <= runs.ALLOWED_EXTRA
+    assert options.parse_extra("") == {} and options.parse_extra("  \n") == {}
+    assert set(options.parse_extra("plots: false\nworkers: 0")) <= options.ALLOWED_EXTRA
 
 
 @pytest.mark.parametrize(
@@ -107,17 +107,17 @@ def test_allowed_extra_options_pass():
 )
 def test_malformed_extra_options_are_refused(text, match):
     with pytest.raises(TrainingError, match=match):
-        runs.parse_extra(text)
+        options.parse_extra(text)
 
 
 def test_user_options_never_move_the_run_folder(tmp_path):
-    spec = runs.TrainSpec(data="/d/data.yaml", model="yolo11n.yaml", extra={"lr0": 0.002})
-    args = runs.train_args(spec, tmp_path / "run", "cpu")
+    spec = options.TrainSpec(data="/d/data.yaml", model="yolo11n.yaml", extra={"lr0": 0.002})
+    args = options.train_args(spec, tmp_path / "run", "cpu")
     assert args["project"] == str(tmp_path / "run") and args["name"] == "train"
     assert args["lr0"] == 0.002 and args["data"] == "/d/data.yaml"
     with pytest.raises(TrainingError, match="project"):
-        runs.train_args(
-            runs.TrainSpec(data="d", model="m", extra={"project": "/tmp"}), tmp_path, "cpu"
+        options.train_args(
+            options.TrainSpec(data="d", model="m", extra={"project": "/tmp"}), tmp_path, "cpu"
         )
 
 
@@ -132,7 +132,7 @@ def test_refusals_are_clear_and_queue_nothing(store, tiny_dataset, monkeypatch):
         runs.submit(store, _spec(tiny_dataset, extra={"cfg": "/etc/x.yaml"}))
     with pytest.raises(TrainingError, match="not found"):
         runs.submit(store, _spec(tiny_dataset, data="/nowhere/data.yaml"))
-    if runs.default_device() == "cpu":
+    if options.default_device() == "cpu":
         with pytest.raises(TrainingError, match="no GPU"):
             runs.submit(store, _spec(tiny_dataset, device="0"))
     monkeypatch.setenv("GLOVEWATCH_TRAIN_MIN_FREE_MB", str(1 << 40))
@@ -279,7 +279,7 @@ def test_segmentation_zip_trains_with_mask_metrics(
 def test_project_variant_trains_through_the_worker(store, tiny_dataset, no_leftover_workers):
     """A models/ variant trains in a worker process (which registers the project's layers)
     and its best.pt loads through the safe loader."""
-    variant = runs.project_variants()[0]
+    variant = options.project_variants()[0]
     run = runs.submit(store, _spec(tiny_dataset, model=variant.name, name="variant"))
     assert run.args["model"] == str(variant.resolve())
     run = runs.wait(store, run.id, timeout=600, poll=0.5)

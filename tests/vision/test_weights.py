@@ -208,7 +208,7 @@ class Trainer:
         if model in self.runs:
             return self.runs[model]
         from core.storage import close_store, open_store
-        from core.training import runs
+        from core.training import options, runs
         from core.vision.yolo_data import read_layout, write_data_yaml
 
         data = self.base / ("seg-data" if segment else "det-data")
@@ -224,7 +224,7 @@ class Trainer:
             mp.delenv("GLOVEWATCH_DB_URL", raising=False)
             st = open_store()
             try:
-                spec = runs.TrainSpec(
+                spec = options.TrainSpec(
                     data=str(data_yaml),
                     model=model,
                     epochs=1,

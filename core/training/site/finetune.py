@@ -13,7 +13,7 @@ from typing import Any
 from core.errors import TrainingError
 from core.storage import Store
 from core.text import slug
-from core.training import registry, runs
+from core.training import options, registry, runs
 from core.training.site.frames import frames, list_file, site_dir, write_label
 from core.vision.yolo_data import read_layout
 
@@ -75,7 +75,7 @@ def plan_finetune(
     layout = read_layout(base_data)
     base = min(len(layout.images("train")), max_base, int(site * base_ratio))
     val = min(val_images, len(layout.images("val")) if "val" in layout.splits else 0)
-    device = device or runs.default_device()
+    device = device or options.default_device()
     per = CPU_S_PER_IMAGE_640 * (imgsz / 640) ** 2 * (FROZEN_FACTOR if freeze >= 10 else 1.0)
     if device != "cpu":
         per *= GPU_FACTOR
@@ -125,7 +125,7 @@ def finetune(store: Store, plan: FinetunePlan, by: str = "-") -> runs.Run:
     weights = registry.active_weights(store, plan.station)
     return runs.submit(
         store,
-        runs.TrainSpec(
+        options.TrainSpec(
             data=str(data),
             model=str(weights),
             epochs=plan.epochs,
