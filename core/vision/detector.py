@@ -4,27 +4,33 @@ A :class:`Detector` wraps one Ultralytics model instance. Ultralytics models are
 thread-safe, so each thread must use its own instance: :class:`DetectorPool` hands instances
 out for exclusive use and keeps them for reuse. Every ``.pt`` file is checked by
 :mod:`core.vision.weights` before Ultralytics unpickles it.
+
+On the OpenVINO backend the pool lends an
+:class:`~core.vision.openvino_detector.OpenVinoDetector` instead (the runtime itself, no
+torch); Ultralytics stays for training, export, validation and the PyTorch/ONNX backends.
+Every backend ends with :func:`resolve_hands`: one judgement per hand.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from core.config import settings
 from core.errors import ModelError
-from core.vision.detections import Detections, FrameDetections
+from core.vision.detections import Detections, FrameDetections, box_iou
 from core.vision.modelcard import read_card
 from core.vision.roles import ClassRoles, Role
 from core.vision.weights import check_weights
@@ -33,6 +39,31 @@ log = logging.getLogger(__name__)
 
 SUPPORTED_TASKS = ("detect", "segment")
 BACKENDS = ("pytorch", "onnx", "openvino")
+EXPORT_INFO = "glovewatch.json"  # beside an export: what the .pt said (train size)
+HAND_IOU = 0.5  # a gloved and a bare box overlapping this much are one hand
+T = TypeVar("T")
+
+
+def resolve_hands(dets: Detections, iou: float = HAND_IOU) -> Detections:
+    """One box per hand: where a gloved-hand box and a bare-hand box overlap by ``iou`` or
+    more, only the more confident survives (class-wise NMS keeps both, so one hand could be
+    judged compliant and violating at once). Context classes are left alone."""
+    hands = np.flatnonzero(dets.hands)
+    if len(hands) < 2:
+        return dets
+    order = hands[np.argsort(-dets.confidence[hands], kind="stable")]
+    overlap = box_iou(dets.xyxy[order], dets.xyxy[order]) >= iou
+    other_role = dets.role[order][:, None] != dets.role[order][None, :]
+    beaten = np.triu(overlap & other_role, 1)
+    drop = np.zeros(len(order), bool)
+    for i in range(len(order)):  # greedy: a dropped box does not suppress others
+        if not drop[i]:
+            drop |= beaten[i]
+    if not drop.any():
+        return dets
+    keep = np.ones(len(dets), bool)
+    keep[order[drop]] = False
+    return dets[keep]
 
 
 @dataclass(frozen=True)
@@ -161,7 +192,19 @@ def export_model(weights: Path | str, backend: str, imgsz: int = 640) -> Path:
         raise ModelError(
             f"Export of {weights.name} to {backend} failed; use the PyTorch backend for this model."
         ) from exc
+    if exported.is_dir():  # read by the OpenVINO runtime path, which never unpickles the .pt
+        info = {"train_imgsz": _train_imgsz(model), "source_sha256": file_sha256(weights)}
+        (exported / EXPORT_INFO).write_text(json.dumps(info))
     return exported
+
+
+def export_info(folder: Path) -> dict[str, Any]:
+    """What :func:`export_model` recorded beside an export (empty when nothing)."""
+    try:
+        data = json.loads((folder / EXPORT_INFO).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 class Detector:
@@ -249,6 +292,18 @@ class Detector:
         h, w = image.shape[:2]
         return FrameDetections(self._convert(res, tracked=track), (h, w), ms)
 
+    def stream(
+        self,
+        items: Iterable[tuple[T, np.ndarray]],
+        params: InferenceParams | None = None,
+        track: bool = False,
+        tracker: str = "bytetrack.yaml",
+    ) -> Iterator[tuple[T, np.ndarray, FrameDetections]]:
+        """Detect (and track) a sequence of ``(tag, frame)``, results in order. Here one at a
+        time; the OpenVINO runtime path keeps several frames in flight."""
+        for tag, image in items:
+            yield tag, image, self.detect(image, params, track=track, tracker=tracker)
+
     def detect_batch(
         self, images: Sequence[np.ndarray], params: InferenceParams | None = None
     ) -> list[FrameDetections]:
@@ -291,15 +346,39 @@ class Detector:
                 if boxes.id is not None
                 else np.full(len(boxes), -1, np.int64)
             )
-        return Detections.from_arrays(
-            boxes.xyxy.cpu().numpy(),
-            boxes.conf.cpu().numpy(),
-            boxes.cls.cpu().numpy().astype(np.int64),
-            self.info.names,
-            self._role_of,
-            tracker_id=ids,
-            polygons=res.masks.xy if res.masks is not None else None,
+        return resolve_hands(
+            Detections.from_arrays(
+                boxes.xyxy.cpu().numpy(),
+                boxes.conf.cpu().numpy(),
+                boxes.cls.cpu().numpy().astype(np.int64),
+                self.info.names,
+                self._role_of,
+                tracker_id=ids,
+                polygons=res.masks.xy if res.masks is not None else None,
+            )
         )
+
+
+def make_detector(
+    weights: Path | str,
+    backend: str = "pytorch",
+    imgsz: int = 640,
+    roles: Mapping[str, Role | str] | None = None,
+) -> Detector:
+    """The detector for ``weights`` on ``backend``: the OpenVINO runtime path for detection
+    models on OpenVINO, Ultralytics otherwise (segmentation, PyTorch, ONNX)."""
+    weights = Path(weights)
+    if not weights.exists():
+        raise ModelError(f"Weights file not found: {weights.name}.")
+    source = backend_of(weights)
+    if (source if source != "pytorch" else backend) == "openvino":
+        from core.vision.openvino_detector import OpenVinoDetector, read_ir
+
+        folder = weights if source == "openvino" else export_model(weights, "openvino", imgsz)
+        if read_ir(folder).task == "detect":
+            train = export_info(folder).get("train_imgsz")
+            return OpenVinoDetector(weights, folder, roles, train_imgsz=train)
+    return Detector(weights, backend=backend, imgsz=imgsz, roles=roles)
 
 
 class DetectorPool:
@@ -324,7 +403,7 @@ class DetectorPool:
         with self._lock:
             det = self._free[key].pop() if self._free[key] else None
         if det is None:
-            det = Detector(path, backend=backend, imgsz=imgsz, roles=roles)
+            det = make_detector(path, backend=backend, imgsz=imgsz, roles=roles)
         try:
             yield det
         finally:

@@ -9,61 +9,45 @@ batched predict call over several cameras (one tracker per camera).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from core.errors import TilingError
+from core.vision.bytetrack import ByteTracker
 from core.vision.detections import FrameDetections
 from core.vision.detector import Detector, InferenceParams
 from core.vision.tiling import TileSpec, detect_tiled
 
+T = TypeVar("T")
+
 
 class DetectionTracker:
-    """Track ids for detections made outside Ultralytics' tracking predictor: ByteTrack fed
-    the given boxes (merged tiles, or one camera's share of a batched predict call).
+    """Track ids for detections made outside Ultralytics' tracking predictor: ByteTrack
+    (:class:`~core.vision.bytetrack.ByteTracker`, numpy, no torch) fed the given boxes
+    (merged tiles, or one camera's share of a batched predict call).
 
-    ``Detector.detect(track=True)`` tracks inside Ultralytics' predictor, which never sees
-    merged tiles nor batches of frames from different cameras; this runs the same tracker
-    (same YAML settings) on them instead. One per video, stream or camera, from one thread.
-    ``frame_rate`` is how often it is fed (ByteTrack keeps lost tracks for a number of
-    frames scaled by it).
+    ``Detector.detect(track=True)`` on the Ultralytics path tracks inside its predictor, which
+    never sees merged tiles nor batches of frames from different cameras; this runs the same
+    algorithm with the same ``bytetrack.yaml`` settings on them instead. One per video, stream
+    or camera, from one thread. ``frame_rate`` is how often it is fed (ByteTrack keeps lost
+    tracks for a number of frames scaled by it).
     """
 
     def __init__(self, tracker: str = "bytetrack.yaml", frame_rate: int = 30):
-        from ultralytics.trackers.byte_tracker import BYTETracker
-        from ultralytics.utils import YAML, IterableSimpleNamespace
-        from ultralytics.utils.checks import check_yaml
-
-        raw = YAML.load(check_yaml(tracker))
-        if frame_rate != 30 and "track_buffer" in raw:  # as ByteTrack scales it: ~1 s at 30
-            raw["track_buffer"] = max(1, round(raw["track_buffer"] * frame_rate / 30))
-        cfg = IterableSimpleNamespace(**raw)
-        if cfg.tracker_type != "bytetrack":
-            raise TilingError(f"Tiled tracking supports ByteTrack only, not {cfg.tracker_type}.")
-        self._tracker: Any = BYTETracker(args=cfg)
+        if Path(tracker).stem != "bytetrack":
+            raise TilingError(f"Tiled tracking supports ByteTrack only, not {tracker}.")
+        self._tracker = ByteTracker(frame_rate=frame_rate)
 
     def reset(self) -> None:
         """Forget all tracks (between unrelated videos)."""
         self._tracker.reset()
 
-    def update(self, frame: FrameDetections, image: np.ndarray) -> FrameDetections:
+    def update(self, frame: FrameDetections, image: np.ndarray | None = None) -> FrameDetections:
         """``frame`` with track ids; like Ultralytics, unconfirmed new tracks are left out."""
-        from ultralytics.engine.results import Boxes
-
-        d = frame.detections
-        data = (
-            np.concatenate([d.xyxy, d.confidence[:, None], d.class_id[:, None]], axis=1)
-            .astype(np.float32)
-            .reshape(-1, 6)
-        )
-        tracks = np.asarray(self._tracker.update(Boxes(data, frame.shape), image))
-        if not len(tracks):
-            kept = d[np.zeros(len(d), bool)].with_tracker_ids(np.zeros(0, np.int64))
-        else:
-            # each track row ends with the index of the detection it came from
-            kept = d[tracks[:, -1].astype(int)].with_tracker_ids(tracks[:, 4].astype(np.int64))
-        return FrameDetections(kept, frame.shape, frame.inference_ms)
+        return self._tracker.update(frame)
 
 
 TiledTracker = DetectionTracker  # its first use, kept under that name
@@ -95,3 +79,14 @@ class VideoDetector:
         if not track or self._tiled_tracker is None:
             return fd
         return self._tiled_tracker.update(fd, image)
+
+    def stream(
+        self, items: Iterable[tuple[T, np.ndarray]], track: bool = True
+    ) -> Iterator[tuple[T, np.ndarray, FrameDetections]]:
+        """Detect (and track) ``(tag, frame)`` pairs in order; full-frame detection keeps
+        several frames in flight on the OpenVINO runtime path."""
+        if self.tiles is None:
+            yield from self.detector.stream(items, self.params, track=track, tracker=self.tracker)
+            return
+        for tag, image in items:
+            yield tag, image, self(image, track=track)
