@@ -6,11 +6,15 @@ import pandas as pd
 import streamlit as st
 
 from core.accounts import Permission
+from core.analytics import history as h
 from core.config import PROJECT_ROOT
 from core.errors import GloveWatchError
 from core.training.registry import active_model
+from core.vision.summary import ModelSummary, model_summary
 from ui.text import md
-from ui.widgets import describe_model, page_setup
+from ui.widgets import page_setup
+
+HOME_FIGURES = ("compliance", "episodes", "frames", "monitored")
 
 log = logging.getLogger("glovewatch.pages.home")
 
@@ -26,29 +30,20 @@ st.write(
 left, right = st.columns([3, 2])
 with left:
     st.subheader("Today")
-    try:
-        today = page.store.sessions.day_summary()
-    except GloveWatchError as exc:  # a damaged store must not take the overview down
-        log.error("store unavailable: %s", exc)
-        st.error(f"The event store could not be read: {exc}")
-        today = None
+    with st.spinner("Reading today's figures …"):
+        try:
+            today: h.Kpis | None = h.kpis(page.store, h.today_filter())
+        except GloveWatchError as exc:  # a damaged store must not take the overview down
+            log.error("store unavailable: %s", exc)
+            st.error(f"The event store could not be read: {exc}")
+            today = None
     if today is not None:
-        # two by two: four in a row cut the labels off beside the model column
-        c = st.columns(2) + st.columns(2)
-        c[0].metric("Sessions", today.sessions)
-        c[1].metric("Images / frames checked", today.images)
-        c[2].metric(
-            "Violation episodes", today.events, help=f"{today.critical} critical (in a danger zone)"
-        )
-        rate = today.compliance
-        c[3].metric(
-            "Compliance (judged hands)",
-            f"{rate:.0%}" if rate is not None else "no hands yet",
-            help="Compliant / all hands judged today by each station's rule, from "
-            "processed images and frames. The History page gives time-based "
-            "rates where camera coverage exists.",
-        )
-        if today.images == 0:
+        # the same figures as History's, defined once in core.analytics.history; two by two:
+        # four in a row cut the labels off beside the model column
+        shown = {f.key: f for f in h.headline(today)}
+        for col, key in zip(st.columns(2) + st.columns(2), HOME_FIGURES):
+            col.metric(shown[key].label, shown[key].text, help=shown[key].help)
+        if not (today.total.frames or today.total.watched_s or today.total.episodes):
             st.info(
                 "Nothing recorded today yet. Try the **Batch** page with a few photos, or "
                 "the **Live** page with your webcam or a video file."
@@ -58,33 +53,28 @@ with right:
     st.subheader("Active model")
     active = active_model(page.store)
     try:
-        info = describe_model(active.path)
+        with st.spinner("Reading the model …"):
+            info: ModelSummary | None = model_summary(active.path, page.settings.exports_dir)
     except GloveWatchError as exc:
         st.error(f"The active model cannot be loaded: {exc}")
         info = None
     if info is not None:
         card = active.card
-        st.write(
-            f"**{md(card.title if card else info.name)}**  \n{md(active.label)} · "
-            f"{info.task} · sha256 `{info.sha256[:12]}`"
-        )
+        st.write(f"**{md(card.title if card else info.name)}**  \n{md(active.label)}")
         st.dataframe(
-            pd.DataFrame(
-                {
-                    "class": list(info.names.values()),
-                    "role": [str(info.roles.role_of(i)) for i in info.names],
-                }
-            ),
+            pd.DataFrame({"class": info.classes, "what it means": info.meanings}),
             hide_index=True,
             width="stretch",
         )
-        if card and card.map50 is not None:
-            per_class = ", ".join(f"AP50 {k} {v:.3f}" for k, v in card.per_class_ap50.items())
-            st.caption(
-                f"Scores on {md(card.score_source())}: mAP50 {card.map50:.3f}"
-                + (f", mAP50-95 {card.map50_95:.3f}" if card.map50_95 is not None else "")
-                + (f"; {md(per_class)}" if per_class else "")
-            )
+        with st.expander("Details"):
+            st.caption(f"{info.task} model · content hash (sha256) {info.sha256[:12]}")
+            if card and card.map50 is not None:
+                per_class = ", ".join(f"AP50 {k} {v:.3f}" for k, v in card.per_class_ap50.items())
+                st.caption(
+                    f"Scores on {md(card.score_source())}: mAP50 {card.map50:.3f}"
+                    + (f", mAP50-95 {card.map50_95:.3f}" if card.map50_95 is not None else "")
+                    + (f"; {md(per_class)}" if per_class else "")
+                )
 
 st.subheader("Pages")
 PAGES = [

@@ -18,6 +18,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WEIGHTS = PROJECT_ROOT / "weights" / "gloves-yolo11n-wide.pt"
 MODELS_DIR = PROJECT_ROOT / "models"
 DEFAULT_STATION = "default"
+# Where trial runs (Batch photos tried out) are recorded: kept out of every plant figure, and
+# no station can be given this name.
+TRIAL_STATION = "(trial run)"
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from typing import Any, overload
 
 import numpy as np
 
-from core.storage import Store
+from core.config import TRIAL_STATION
+from core.storage import Store, now
 from core.storage.events import EPISODE_ORDERS, EpisodeRecord
 from core.storage.filters import OFF_SHIFT, REVIEW_STATES, SEVERITIES, HistoryFilter
 from core.storage.history import (
@@ -51,6 +52,7 @@ __all__ = [
     "SEVERITIES",
     "DataSpan",
     "EpisodeRecord",
+    "Figure",
     "HistoryFilter",
     "Provenance",
     "Stats",
@@ -104,6 +106,77 @@ class Kpis:
     @property
     def compliance(self) -> float | None:
         return self.total.compliance
+
+
+def percent_text(v: float | None) -> str:
+    """A compliance rate as pages and reports show it: ``51.6 %``, or ``no data``."""
+    return f"{v * 100:.1f} %" if v is not None else "no data"
+
+
+def duration_text(seconds: float) -> str:
+    """Monitored time in the unit a reader expects: ``45 s`` under a minute, ``12 min`` under
+    two hours, else ``3.5 h``."""
+    if seconds < 59.5:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:,.0f} min"
+    return f"{seconds / 3600:,.1f} h"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One headline figure, defined here once for Home, History, the Excel report and the
+    summary CSV: its value, how it is shown, and what it counts."""
+
+    key: str
+    label: str
+    value: float | int | None  # compliance 0..1, counts, or seconds
+    text: str
+    help: str
+
+
+HELP_EPISODES = (
+    "Violation episodes: a hand that broke its station's glove rule, counted once however "
+    "long it lasted. Episodes dismissed as false alarms in review are left out."
+)
+HELP_FRAMES = (
+    "Photos and video frames checked in Batch (one per photo, one per video frame). Camera "
+    "monitoring is counted as time monitored instead."
+)
+HELP_MONITORED = (
+    "Time a camera (Live, a camera worker or a video in Batch) was actually watching, added "
+    "up over stations. Batch photos add no time."
+)
+
+
+def headline(k: Kpis) -> tuple[Figure, ...]:
+    """Compliance, episodes, critical episodes, images checked and time monitored of ``k``."""
+    t = k.total
+    critical = (
+        "Episodes where the offending hand was inside a danger zone (around a blade, say); "
+        "part of the episodes."
+    )
+    return (
+        Figure("compliance", "Compliance", t.compliance, percent_text(t.compliance), k.basis_note),
+        Figure(
+            "episodes",
+            "Episodes",
+            t.episodes,
+            f"{t.episodes:,}",
+            f"{HELP_EPISODES} Dismissed in this range: {t.dismissed:,}.",
+        ),
+        Figure("critical", "Critical episodes", t.critical, f"{t.critical:,}", critical),
+        Figure("frames", "Images checked", t.frames, f"{t.frames:,}", HELP_FRAMES),
+        Figure(
+            "monitored", "Time monitored", t.watched_s, duration_text(t.watched_s), HELP_MONITORED
+        ),
+    )
+
+
+def today_filter(day: date | None = None) -> HistoryFilter:
+    """The one-day filter of the overview page: ``day``, by default today in plant time."""
+    day = day or date.fromisoformat(now()[:10])
+    return HistoryFilter(start=day, end=day)
 
 
 @dataclass(frozen=True)
@@ -261,6 +334,46 @@ def coverage(store: Store, f: HistoryFilter) -> CoverageGrid:
     return CoverageGrid(stations, days, grid)
 
 
+@dataclass(frozen=True)
+class PageFigures:
+    """Every figure the History page shows for one filter (one query round)."""
+
+    kpis: Kpis
+    trend: list[Stats]
+    station_shift: list[Stats]
+    hours: list[Stats]
+    top: list[Stats]
+    coverage: CoverageGrid
+    count: int  # episodes in the table, dismissed ones included
+
+    @property
+    def has_data(self) -> bool:
+        t = self.kpis.total
+        return bool(t.watched_s or t.frames or self.count)
+
+    @property
+    def table_note(self) -> str:
+        """How the episode table's count relates to the Episodes figure."""
+        counted = self.kpis.total.episodes
+        return (
+            f"{self.count:,} episodes recorded: the {counted:,} counted in the figures "
+            f"and {self.count - counted:,} dismissed as false alarms (marked)."
+        )
+
+
+def page_figures(store: Store, f: HistoryFilter, by: str) -> PageFigures:
+    """The History page's figures for ``f``, trends per ``by`` (hour, day or week)."""
+    return PageFigures(
+        kpis=kpis(store, f),
+        trend=trend(store, f, by),
+        station_shift=station_shift(store, f),
+        hours=hour_profile(store, f),
+        top=top_stations(store, f),
+        coverage=coverage(store, f),
+        count=count_episodes(store, f),
+    )
+
+
 def episodes(
     store: Store, f: HistoryFilter, limit: int = 200, offset: int = 0, order: str = "newest"
 ) -> list[EpisodeRecord]:
@@ -276,9 +389,44 @@ def get_episode(store: Store, event_id: int) -> EpisodeRecord | None:
     return store.events.get(event_id)
 
 
+EPISODE_COLUMNS = (
+    "id",
+    "started",
+    "station",
+    "duration s",
+    "why",
+    "severity",
+    "review",
+    "comment",
+)
+
+
+def episode_rows(
+    eps: list[EpisodeRecord], thumbnails: Sequence[str | None] = ()
+) -> list[dict[str, Any]]:
+    """The episode table's rows (a thumbnail, then :data:`EPISODE_COLUMNS`); an empty cell is
+    "" (the grid would show None as "None"). ``thumbnails`` are for the first rows."""
+    thumbs = list(thumbnails) + [None] * (len(eps) - len(thumbnails))
+    return [
+        {
+            "thumbnail": thumb or "",
+            "id": e.id,
+            "started": e.started_at,
+            "station": e.station,
+            "duration s": round(e.duration_s, 1),
+            "why": e.reason or "",
+            "severity": e.severity,
+            "review": e.review,
+            "comment": e.review_comment or "",
+        }
+        for e, thumb in zip(eps, thumbs)
+    ]
+
+
 def stations(store: Store) -> list[StationRecord]:
-    """Every station with data or a registration; hidden ones flagged (their data stays)."""
-    return store.stations.known()
+    """Every station with data or a registration; hidden ones flagged (their data stays).
+    Trial runs are not a station of the plant: left out."""
+    return [s for s in store.stations.known() if s.name != TRIAL_STATION]
 
 
 def classes(store: Store) -> list[str]:
@@ -300,6 +448,15 @@ def default_filter(store: Store, days: int = 30) -> HistoryFilter:
     end = span.last or datetime.now().date()
     start = max(end - timedelta(days=days - 1), span.first or end)
     return HistoryFilter(start=start, end=end)
+
+
+def picked_range(picked: date | Sequence[date], default: HistoryFilter) -> tuple[date, date]:
+    """A date picker's value (one day, a pair, or nothing yet while a range is being picked)
+    as (start, end), in order."""
+    days = (picked,) if isinstance(picked, date) else tuple(picked)
+    start = days[0] if days else default.start
+    end = days[1] if len(days) > 1 else start
+    return min(start, end), max(start, end)
 
 
 def trend_granularity(f: HistoryFilter, wanted: str = "day") -> str:

@@ -81,6 +81,19 @@ def episodes_csv(store: Store, f: HistoryFilter, limit: int = 1_000_000) -> str:
     return buf.getvalue()
 
 
+def summary_csv(store: Store, f: HistoryFilter) -> str:
+    """The headline figures of ``f`` as CSV (the same figures as the pages and the workbook):
+    compliance as a share 0..1, time monitored in seconds."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(("figure", "value", "shown as", "what it counts"))
+    w.writerows(
+        (x.label, "" if x.value is None else x.value, x.text, x.help)
+        for x in h.headline(h.kpis(store, f))
+    )
+    return buf.getvalue()
+
+
 def _pct(v: float | None) -> float | str:
     return v if v is not None else "no data"
 
@@ -93,6 +106,36 @@ def _header(ws: Worksheet, title: str, lines: Sequence[tuple[str, str]]) -> None
         append_row(ws, [label, value])
         ws.cell(row=ws.max_row, column=1).font = Font(bold=True)
     ws.append([])
+
+
+def _kpi_table(ws: Worksheet, k: h.Kpis) -> None:
+    """The headline figures (:func:`core.analytics.history.headline`), each in its own number
+    format, as the pages show them and with what each counts."""
+    t, fig = k.total, {x.key: x for x in h.headline(k)}
+    rows = [
+        ("Compliance", _pct(t.compliance), fig["compliance"]),
+        ("Episodes (dismissed left out)", t.episodes, fig["episodes"]),
+        ("Critical episodes", t.critical, fig["critical"]),
+        ("Dismissed as false alarm", t.dismissed, None),
+        ("Images checked", t.frames, fig["frames"]),
+        ("Minutes monitored", round(t.minutes, 1), fig["monitored"]),
+    ]
+    first, _ = add_table(
+        ws,
+        ("KPI", "Value", "Shown as", "What it counts"),
+        [
+            (
+                label,
+                value,
+                x.text if x else f"{value:,}",
+                x.help if x else "Episodes dismissed in review: left out above.",
+            )
+            for label, value, x in rows
+        ],
+    )
+    formats = ["0.0%", "#,##0", "#,##0", "#,##0", "#,##0", "#,##0.0"]
+    for i, number_format in enumerate(formats, start=first + 1):
+        ws.cell(row=i, column=2).number_format = number_format
 
 
 def report_name(f: HistoryFilter) -> str:
@@ -122,19 +165,7 @@ def write_history_xlsx(
     assert ws is not None
     ws.title = "Summary"
     _header(ws, "GloveWatch compliance report", lines)
-    t = k.total
-    add_table(
-        ws,
-        ("KPI", "Value"),
-        [
-            ("Compliance", _pct(t.compliance)),
-            ("Episodes (dismissed left out)", t.episodes),
-            ("Critical episodes", t.critical),
-            ("Dismissed as false alarm", t.dismissed),
-            ("Minutes monitored", round(t.minutes, 1)),
-        ],
-        pct_cols=(2,),
-    )
+    _kpi_table(ws, k)
     ws.append([])
     add_table(
         ws,

@@ -9,6 +9,7 @@ bare-hand class, dismissed -> the gloved-hand class (or no box at all with
 
 from __future__ import annotations
 
+import base64
 import logging
 import shutil
 from dataclasses import dataclass, field
@@ -59,6 +60,37 @@ def review_history(store: Store, event_id: int) -> list[ReviewEntry]:
     return store.events.review_history(event_id)
 
 
+def review_trail(trail: list[ReviewEntry]) -> str:
+    """The review decisions of an episode in one line, oldest first."""
+    return "Review history: " + "; ".join(
+        f"{r.reviewed_at} {r.review} by {r.reviewed_by or '-'}"
+        + (f" ({r.comment})" if r.comment else "")
+        for r in trail
+    )
+
+
+def review_note(entry: ReviewEntry) -> str:
+    """What a saved review changed, for the page's confirmation."""
+    left_out = " (left out of the figures)" if entry.review == "dismissed" else ""
+    return f"Episode #{entry.event_id} marked {entry.review}{left_out}."
+
+
+def episode_label(ep: EpisodeRecord) -> str:
+    """An episode in a picker: number, station, start, severity and review state."""
+    return f"#{ep.id} {ep.station} {ep.started_at} ({ep.severity}, {ep.review})"
+
+
+def episode_summary(ep: EpisodeRecord) -> str:
+    """One episode in words: where, when, how long, why, and what judged it."""
+    rule = f"station rule version {ep.rule_version}" if ep.rule_version else "the default rule"
+    return (
+        f"#{ep.id} · {ep.station} · {ep.started_at} to {ep.ended_at or 'still open'} · "
+        f"{ep.duration_s:.1f} s · {ep.severity} · {ep.reason or ep.class_name} · "
+        f"confidence {ep.peak_conf or 0:.2f} · zone {ep.zone or 'none'} · judged by {rule} · "
+        f"model {ep.model_name or '-'} ({(ep.model_hash or '-')[:12]})"
+    )
+
+
 @dataclass(frozen=True)
 class EvidenceView:
     """An episode's evidence image (BGR) or why there is none; ``message`` is for users."""
@@ -106,6 +138,12 @@ def thumbnail_png(ep: EpisodeRecord, size: int = 96) -> bytes | None:
     return buf.tobytes() if ok else None
 
 
+def thumbnail_uri(ep: EpisodeRecord, size: int = 64) -> str | None:
+    """The thumbnail as a ``data:`` URI for a table cell, None without a readable image."""
+    png = thumbnail_png(ep, size)
+    return "data:image/png;base64," + base64.b64encode(png).decode() if png else None
+
+
 @dataclass
 class ExportReport:
     """What :func:`export_reviewed` wrote and what it had to skip (with the reason)."""
@@ -114,6 +152,12 @@ class ExportReport:
     images: int = 0
     boxes: int = 0
     skipped: list[tuple[int, str]] = field(default_factory=list)
+
+    def skipped_note(self, shown: int = 3) -> str:
+        """How many reviewed episodes were skipped, with the first reasons."""
+        return f"{len(self.skipped)} reviewed episodes skipped, e.g. " + "; ".join(
+            f"#{i}: {why}" for i, why in self.skipped[:shown]
+        )
 
 
 def _boxes(store: Store, ep: EpisodeRecord) -> list[tuple[str, tuple[float, ...]]]:

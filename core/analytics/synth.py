@@ -19,11 +19,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from core.analytics.scenes import save_scene
 from core.config import DEFAULT_WEIGHTS
+from core.events.evidence import EvidenceWriter
 from core.storage import Store
 
 MODELS = (
@@ -58,6 +61,219 @@ def _hour_prefixes(start: date, days: int) -> list[str]:
     return [(t0 + timedelta(hours=h)).strftime("%Y-%m-%d %H") for h in range(days * 24)]
 
 
+@dataclass
+class _Year:
+    """The calendar of a synthetic year: stations, hours and what each hour is."""
+
+    start: date
+    days: int
+    names: list[str]
+    prefixes: list[str]  # 'YYYY-MM-DD HH' of every hour
+    hour_of_day: np.ndarray
+    day_idx: np.ndarray
+    weekday: np.ndarray
+    year_frac: np.ndarray
+    night: np.ndarray
+    early: np.ndarray
+    deleted_station: str | None
+    deleted_day: int
+    switch_day: int  # model v2 and rule v2 from here on
+
+    @classmethod
+    def of(cls, start: date, days: int, stations: int) -> _Year:
+        names = _station_names(stations)
+        prefixes = _hour_prefixes(start, days)
+        n_hours = len(prefixes)
+        hour_of_day = np.arange(n_hours) % 24
+        day_idx = np.arange(n_hours) // 24
+        return cls(
+            start=start,
+            days=days,
+            names=names,
+            prefixes=prefixes,
+            hour_of_day=hour_of_day,
+            day_idx=day_idx,
+            weekday=np.array([(start + timedelta(days=int(d))).weekday() for d in range(days)]),
+            year_frac=day_idx / max(days - 1, 1),
+            night=(hour_of_day >= 22) | (hour_of_day < 6),
+            early=(hour_of_day >= 6) & (hour_of_day < 14),
+            deleted_station=names[-1] if stations > 1 else None,
+            deleted_day=int(days * 0.8),
+            switch_day=days // 2,
+        )
+
+
+@dataclass
+class _Monitoring:
+    """Per station, hour by hour: seconds watched, hand-seconds and the compliance habit;
+    plus one live session per station and monitored day."""
+
+    hourly: dict[str, dict[str, np.ndarray]]
+    sessions: list[tuple[Any, ...]]
+    session_of: dict[tuple[str, int], int]
+    last_sid: int
+
+
+def _station_hours(rng: np.random.Generator, y: _Year, i: int) -> dict[str, np.ndarray]:
+    """One station's hours: when its camera works, and how well its people wear gloves."""
+    n_hours, name = len(y.prefixes), y.names[i]
+    base = 0.80 + 0.18 * rng.random()
+    round_clock = i >= int(len(y.names) * 0.7)
+    works = np.ones(n_hours, bool) if round_clock else ~y.night
+    works &= y.weekday[y.day_idx] != 6  # Sundays off
+    day_off = rng.random(y.days) < 0.04  # camera down for the whole day
+    works &= ~day_off[y.day_idx]
+    if name == y.deleted_station:
+        works &= y.day_idx < y.deleted_day
+    watched = np.where(works, np.round(3600 * rng.uniform(0.7, 1.0, n_hours)), 0.0)
+    p = np.clip(
+        base + 0.03 * y.year_frac + 0.01 * y.early - 0.06 * y.night + rng.normal(0, 0.02, n_hours),
+        0.3,
+        0.995,
+    )
+    hand_s = np.round(watched * rng.uniform(0.3, 0.6, n_hours))
+    hand_secs = hand_s * 1.3
+    return {
+        "watched": watched,
+        "hand": hand_s,
+        "ok": np.round(hand_secs * p),
+        "bad": np.round(hand_secs * (1 - p)),
+        "p": p,
+    }
+
+
+def _monitoring(rng: np.random.Generator, y: _Year, first_sid: int) -> _Monitoring:
+    """Every station's hours and its live sessions (one per monitored day)."""
+    m = _Monitoring({}, [], {}, first_sid)
+    for i, name in enumerate(y.names):
+        hh = m.hourly[name] = _station_hours(rng, y, i)
+        for d in np.unique(y.day_idx[hh["watched"] > 0]):
+            m.last_sid += 1
+            model = MODELS[1 if d >= y.switch_day else 0]
+            t = f"{(y.start + timedelta(days=int(d))).isoformat()} 00:00:00"
+            m.sessions.append(
+                (m.last_sid, "live", f"camera {i + 1:02d}", name, *model, 0.25, 0.7, 640, "{}")
+                + (t, t, "finished")
+            )
+            m.session_of[(name, int(d))] = m.last_sid
+    return m
+
+
+def _raw_hours(y: _Year, m: _Monitoring, budget: int) -> list[tuple[int, str, int]]:
+    """(hour, station, seconds) of the most recent monitored hours, newest first until
+    ``budget`` per-second rows are spent; in time order."""
+    raw: list[tuple[int, str, int]] = []
+    for hour in range(len(y.prefixes) - 1, -1, -1):
+        if budget <= 0:
+            break
+        for name in y.names:
+            w = int(m.hourly[name]["watched"][hour])
+            if w and budget > 0:
+                raw.append((hour, name, w))
+                budget -= w
+    return sorted(raw)
+
+
+def _seconds_rows(
+    rng: np.random.Generator, y: _Year, m: _Monitoring, raw: list[tuple[int, str, int]]
+) -> Iterator[tuple[Any, ...]]:
+    """Raw per-second rows of the ``raw`` hours; those hours' roll-ups are recomputed from
+    the rows while they stream, so both agree."""
+    second_suffix = [f":{s // 60:02d}:{s % 60:02d}" for s in range(3600)]
+    for hour, name, w in raw:
+        hh = m.hourly[name]
+        secs = np.sort(rng.choice(3600, size=w, replace=False))
+        hands = rng.choice(3, size=w, p=[0.55, 0.30, 0.15])
+        bad = rng.binomial(hands, 1 - hh["p"][hour])
+        ok = hands - bad
+        hh["hand"][hour] = float((hands > 0).sum())
+        hh["ok"][hour] = float(ok.sum())
+        hh["bad"][hour] = float(bad.sum())
+        prefix = y.prefixes[hour]
+        sess = m.session_of.get((name, hour // 24))
+        yield from zip(
+            [name] * w,
+            [sess] * w,
+            [prefix + second_suffix[s] for s in secs],
+            hands.tolist(),
+            ok.tolist(),
+            bad.tolist(),
+        )
+
+
+def _hourly_rows(y: _Year, m: _Monitoring) -> Iterator[tuple[Any, ...]]:
+    """The hourly roll-ups (after the raw seconds: their hours were recomputed then)."""
+    for name, hh in m.hourly.items():
+        for hour in np.flatnonzero(hh["watched"] > 0):
+            yield (
+                name,
+                y.prefixes[hour] + ":00:00",
+                float(hh["watched"][hour]),
+                float(hh["hand"][hour]),
+                float(hh["ok"][hour]),
+                float(hh["bad"][hour]),
+            )
+
+
+def _station_rows(y: _Year) -> list[tuple[Any, ...]]:
+    deleted_at = f"{(y.start + timedelta(days=y.deleted_day)).isoformat()} 00:00:00"
+    return [
+        (n, f"{y.start.isoformat()} 00:00:00", deleted_at if n == y.deleted_station else None)
+        for n in y.names
+    ]
+
+
+SESSION_COLUMNS = (
+    "id",
+    "kind",
+    "source",
+    "station",
+    "model_path",
+    "model_hash",
+    "conf",
+    "iou",
+    "imgsz",
+    "params_json",
+    "started_at",
+    "ended_at",
+    "status",
+)
+EVENT_COLUMNS = (
+    "session_id",
+    "station",
+    "source",
+    "started_at",
+    "ended_at",
+    "duration_s",
+    "class_name",
+    "peak_conf",
+    "severity",
+    "model_hash",
+    "model_name",
+    "rule_version",
+    "zone",
+    "thresholds_json",
+    "review",
+    "review_comment",
+    "reviewed_by",
+    "reviewed_at",
+    "reason",
+    "evidence_path",
+    "crop_path",
+)
+RESULT_COLUMNS = (
+    "session_id",
+    "source",
+    "frame",
+    "ts",
+    "verdict",
+    "protected",
+    "violation",
+    "compliant",
+    "violating",
+)
+
+
 def generate(
     store: Store,
     stations: int = 20,
@@ -66,10 +282,13 @@ def generate(
     seed: int = 0,
     end: date | None = None,
     batch_station: bool = True,
+    evidence_dir: Path | None = None,
+    evidence_count: int = 150,
 ) -> SynthReport:
     """Fill an empty store with ``days`` days ending ``end`` (default yesterday) for
     ``stations`` stations, about ``seconds_rows`` raw per-second coverage rows, and the
-    matching hourly roll-ups, sessions and episodes. Bulk inserts, one transaction."""
+    matching hourly roll-ups, sessions and episodes. Bulk inserts, one transaction. With
+    ``evidence_dir``, the newest ``evidence_count`` episodes get drawn evidence images there."""
     if stations < 1 or days < 1:
         raise ValueError("synth needs at least one station and one day")
     if not store.bulk.is_empty():
@@ -79,217 +298,43 @@ def generate(
     t_start = time.perf_counter()
     rng = np.random.default_rng(seed)
     end = end or (datetime.now().date() - timedelta(days=1))
-    start = end - timedelta(days=days - 1)
-    names = _station_names(stations)
-    prefixes = _hour_prefixes(start, days)
-    n_hours = len(prefixes)
-    hour_of_day = np.arange(n_hours) % 24
-    day_idx = np.arange(n_hours) // 24
-    weekday = np.array([(start + timedelta(days=int(d))).weekday() for d in range(days)])
-    year_frac = day_idx / max(days - 1, 1)
-    night = (hour_of_day >= 22) | (hour_of_day < 6)
-    early = (hour_of_day >= 6) & (hour_of_day < 14)
-    deleted_station = names[-1] if stations > 1 else None
-    deleted_day = int(days * 0.8)
-    switch_day = days // 2  # model v2 and rule v2 from here on
-
-    hourly: dict[str, dict[str, np.ndarray]] = {}
-    session_rows: list[tuple[Any, ...]] = []
-    session_of: dict[tuple[str, int], int] = {}
-    sid = store.bulk.max_id("sessions")
-    for i, name in enumerate(names):
-        base = 0.80 + 0.18 * rng.random()
-        round_clock = i >= int(stations * 0.7)
-        works = np.ones(n_hours, bool) if round_clock else ~night
-        works &= weekday[day_idx] != 6  # Sundays off
-        day_off = rng.random(days) < 0.04  # camera down for the whole day
-        works &= ~day_off[day_idx]
-        if name == deleted_station:
-            works &= day_idx < deleted_day
-        watched = np.where(works, np.round(3600 * rng.uniform(0.7, 1.0, n_hours)), 0.0)
-        p = np.clip(
-            base + 0.03 * year_frac + 0.01 * early - 0.06 * night + rng.normal(0, 0.02, n_hours),
-            0.3,
-            0.995,
-        )
-        hand_s = np.round(watched * rng.uniform(0.3, 0.6, n_hours))
-        hand_secs = hand_s * 1.3
-        hourly[name] = {
-            "watched": watched,
-            "hand": hand_s,
-            "ok": np.round(hand_secs * p),
-            "bad": np.round(hand_secs * (1 - p)),
-            "p": p,
-        }
-        for d in np.unique(day_idx[watched > 0]):
-            sid += 1
-            model = MODELS[1 if d >= switch_day else 0]
-            t = f"{(start + timedelta(days=int(d))).isoformat()} 00:00:00"
-            session_rows.append(
-                (
-                    sid,
-                    "live",
-                    f"camera {i + 1:02d}",
-                    name,
-                    model[0],
-                    model[1],
-                    0.25,
-                    0.7,
-                    640,
-                    "{}",
-                    t,
-                    t,
-                    "finished",
-                )
-            )
-            session_of[(name, int(d))] = sid
-
-    # Raw per-second rows for the most recent monitored hours, newest first until the budget
-    # is spent; those hours' roll-ups are recomputed from the rows so both agree.
-    second_suffix = [f":{s // 60:02d}:{s % 60:02d}" for s in range(3600)]
-    raw_hours: list[tuple[int, str, int]] = []  # (hour, station, rows)
-    budget = seconds_rows
-    for h in range(n_hours - 1, -1, -1):
-        if budget <= 0:
-            break
-        for name in names:
-            w = int(hourly[name]["watched"][h])
-            if w and budget > 0:
-                raw_hours.append((h, name, w))
-                budget -= w
-    raw_hours.sort()
-    raw_seconds = sum(w for _, _, w in raw_hours)
-
-    def seconds_rows_iter() -> Iterator[tuple[Any, ...]]:
-        for h, name, w in raw_hours:
-            hh = hourly[name]
-            secs = np.sort(rng.choice(3600, size=w, replace=False))
-            hands = rng.choice(3, size=w, p=[0.55, 0.30, 0.15])
-            bad = rng.binomial(hands, 1 - hh["p"][h])
-            ok = hands - bad
-            hh["hand"][h] = float((hands > 0).sum())
-            hh["ok"][h] = float(ok.sum())
-            hh["bad"][h] = float(bad.sum())
-            prefix = prefixes[h]
-            sess = session_of.get((name, h // 24))
-            yield from zip(
-                [name] * w,
-                [sess] * w,
-                [prefix + second_suffix[s] for s in secs],
-                hands.tolist(),
-                ok.tolist(),
-                bad.tolist(),
-            )
-
-    def hourly_rows() -> Iterator[tuple[Any, ...]]:
-        # after the raw seconds: their hours were recomputed while they streamed
-        for name, hh in hourly.items():
-            for h in np.flatnonzero(hh["watched"] > 0):
-                yield (
-                    name,
-                    prefixes[h] + ":00:00",
-                    float(hh["watched"][h]),
-                    float(hh["hand"][h]),
-                    float(hh["ok"][h]),
-                    float(hh["bad"][h]),
-                )
+    y = _Year.of(end - timedelta(days=days - 1), days, stations)
+    m = _monitoring(rng, y, store.bulk.max_id("sessions"))
+    raw = _raw_hours(y, m, seconds_rows)
 
     def event_rows() -> Iterator[tuple[Any, ...]]:
         # after the raw seconds too: episodes follow the recomputed violating time
-        yield from _episodes(rng, hourly, prefixes, session_of, switch_day, days)
+        rows = _episodes(rng, m.hourly, y.prefixes, m.session_of, y.switch_day, days)
+        if evidence_dir is not None:
+            rows = _with_evidence(rows, evidence_dir, evidence_count, seed)
+        yield from rows
 
-    station_rows = [
-        (
-            n,
-            f"{start.isoformat()} 00:00:00",
-            f"{(start + timedelta(days=deleted_day)).isoformat()} 00:00:00"
-            if n == deleted_station
-            else None,
-        )
-        for n in names
-    ]
     batch_sessions, batch_results = (
-        _batch_photos(rng, start, days, sid) if batch_station else ([], [])
+        _batch_photos(rng, y.start, days, m.last_sid) if batch_station else ([], [])
     )
     counts = store.bulk.load(
         [
-            ("stations", ("name", "created_at", "deleted_at"), station_rows),
-            (
-                "sessions",
-                (
-                    "id",
-                    "kind",
-                    "source",
-                    "station",
-                    "model_path",
-                    "model_hash",
-                    "conf",
-                    "iou",
-                    "imgsz",
-                    "params_json",
-                    "started_at",
-                    "ended_at",
-                    "status",
-                ),
-                session_rows + batch_sessions,
-            ),
+            ("stations", ("name", "created_at", "deleted_at"), _station_rows(y)),
+            ("sessions", SESSION_COLUMNS, m.sessions + batch_sessions),
             (
                 "coverage_seconds",
                 ("station", "session_id", "ts", "hands", "compliant_s", "violating_s"),
-                seconds_rows_iter(),
+                _seconds_rows(rng, y, m, raw),
             ),
             (
                 "coverage_hourly",
                 ("station", "hour", "watched_s", "hand_s", "compliant_s", "violating_s"),
-                hourly_rows(),
+                _hourly_rows(y, m),
             ),
-            (
-                "events",
-                (
-                    "session_id",
-                    "station",
-                    "source",
-                    "started_at",
-                    "ended_at",
-                    "duration_s",
-                    "class_name",
-                    "peak_conf",
-                    "severity",
-                    "model_hash",
-                    "model_name",
-                    "rule_version",
-                    "zone",
-                    "thresholds_json",
-                    "review",
-                    "review_comment",
-                    "reviewed_by",
-                    "reviewed_at",
-                    "reason",
-                ),
-                event_rows(),
-            ),
-            (
-                "results",
-                (
-                    "session_id",
-                    "source",
-                    "frame",
-                    "ts",
-                    "verdict",
-                    "protected",
-                    "violation",
-                    "compliant",
-                    "violating",
-                ),
-                batch_results,
-            ),
+            ("events", EVENT_COLUMNS, event_rows()),
+            ("results", RESULT_COLUMNS, batch_results),
         ]
     )
-    assert counts["coverage_seconds"] == raw_seconds
+    assert counts["coverage_seconds"] == sum(w for _, _, w in raw)
     return SynthReport(
         stations,
         days,
-        start,
+        y.start,
         end,
         counts["coverage_seconds"],
         counts["coverage_hourly"],
@@ -297,6 +342,70 @@ def generate(
         counts["sessions"],
         counts["results"],
         time.perf_counter() - t_start,
+    )
+
+
+def _with_evidence(
+    rows: list[tuple[Any, ...]], folder: Path, count: int, seed: int
+) -> list[tuple[Any, ...]]:
+    """The episode rows, the newest ``count`` with drawn evidence (frame and hand crop)."""
+    rng = np.random.default_rng(seed + 1)
+    writer = EvidenceWriter(folder)
+    start = EVENT_COLUMNS.index("started_at")
+    newest = (
+        set(sorted(range(len(rows)), key=lambda i: rows[i][start])[-count:]) if count else set()
+    )
+    out = []
+    for i, row in enumerate(rows):
+        files = None
+        if i in newest:
+            stem = f"demo-{i:06d}-{row[start][11:].replace(':', '')}"
+            files = save_scene(writer, rng, row[1], stem, row[start][:10])
+        out.append(row[:-2] + ((files.frame, files.crop) if files else (None, None)))
+    return out
+
+
+def _episode_row(
+    name: str,
+    t0: datetime,
+    d: float,
+    critical: bool,
+    conf: float,
+    r: float,
+    day: int,
+    ctx: dict[str, Any],
+) -> tuple[Any, ...]:
+    """One episode as an ``events`` row (:data:`EVENT_COLUMNS`); some older ones reviewed."""
+    t1 = t0 + timedelta(seconds=d)
+    model = MODELS[1 if day >= ctx["switch_day"] else 0]
+    old = day < ctx["days"] - 14  # the last two weeks are not reviewed yet
+    review, comment, who, when = "unreviewed", None, None, None
+    if old and r < 0.25:
+        review = "dismissed" if r < 0.05 else "confirmed"
+        comment = "glove seen on zoom" if review == "dismissed" else None
+        who, when = "shift lead", (t1 + timedelta(hours=2)).strftime("%Y-%m-%d %H:%M:%S")
+    return (
+        ctx["session_of"].get((name, day)),
+        name,
+        "live",
+        t0.strftime("%Y-%m-%d %H:%M:%S"),
+        t1.strftime("%Y-%m-%d %H:%M:%S"),
+        d,
+        "hand",
+        conf,
+        "critical" if critical else "warning",
+        model[1],
+        model[0],
+        2 if day >= ctx["switch_day"] else 1,
+        "blade" if critical else None,
+        ctx["thresholds"],
+        review,
+        comment,
+        who,
+        when,
+        "bare hand (hand)",
+        None,  # evidence: see _with_evidence
+        None,
     )
 
 
@@ -310,7 +419,12 @@ def _episodes(
 ) -> list[tuple[Any, ...]]:
     """Violation episodes, about one per 10 violating hand-minutes, some reviewed."""
     rows: list[tuple[Any, ...]] = []
-    thresholds = json.dumps({"min_duration_s": 1.0, "grace_s": 2.0})
+    ctx = {
+        "thresholds": json.dumps({"min_duration_s": 1.0, "grace_s": 2.0}),
+        "session_of": session_of,
+        "switch_day": switch_day,
+        "days": days,
+    }
     for name, hh in hourly.items():
         counts = rng.poisson(hh["bad"] / 600.0)
         hours = np.repeat(np.arange(len(counts)), counts)
@@ -328,39 +442,8 @@ def _episodes(
             conf.tolist(),
             reviewed.tolist(),
         ):
-            day = h // 24
             t0 = datetime.strptime(prefixes[h], "%Y-%m-%d %H") + timedelta(seconds=o)
-            t1 = t0 + timedelta(seconds=d)
-            model = MODELS[1 if day >= switch_day else 0]
-            old = day < days - 14  # the last two weeks are not reviewed yet
-            review, comment, who, when = "unreviewed", None, None, None
-            if old and r < 0.25:
-                review = "dismissed" if r < 0.05 else "confirmed"
-                comment = "glove seen on zoom" if review == "dismissed" else None
-                who, when = "shift lead", (t1 + timedelta(hours=2)).strftime("%Y-%m-%d %H:%M:%S")
-            rows.append(
-                (
-                    session_of.get((name, day)),
-                    name,
-                    "live",
-                    t0.strftime("%Y-%m-%d %H:%M:%S"),
-                    t1.strftime("%Y-%m-%d %H:%M:%S"),
-                    d,
-                    "hand",
-                    pc,
-                    "critical" if c else "warning",
-                    model[1],
-                    model[0],
-                    2 if day >= switch_day else 1,
-                    "blade" if c else None,
-                    thresholds,
-                    review,
-                    comment,
-                    who,
-                    when,
-                    "bare hand (hand)",
-                )
-            )
+            rows.append(_episode_row(name, t0, d, c, pc, r, h // 24, ctx))
     return rows
 
 

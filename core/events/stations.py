@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from core.config import DEFAULT_STATION
+from core.config import DEFAULT_STATION, TRIAL_STATION
 from core.errors import RuleError
 from core.events.rules import StationRule
 from core.storage import Store
@@ -17,6 +17,8 @@ def clean_name(name: str) -> str:
         raise RuleError("A station needs a name.")
     if len(name) > 80:
         raise RuleError("Station names are at most 80 characters.")
+    if name == TRIAL_STATION:
+        raise RuleError(f"'{TRIAL_STATION}' is where trial runs are kept: choose another name.")
     return name
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, func, literal
 
-from core.config import Shift, settings
+from core.config import TRIAL_STATION, Shift, settings
 
 SEVERITIES = ("warning", "critical")
 REVIEW_STATES = ("unreviewed", "confirmed", "dismissed")
@@ -108,10 +108,13 @@ def shift_of_clock(hm: Any, shifts: tuple[Shift, ...] | None = None) -> ColumnEl
 def period_conditions(
     f: HistoryFilter, time_col: Any, station_col: Any
 ) -> list[ColumnElement[bool]]:
-    """Date range, stations and shifts as conditions on a time and a station column."""
+    """Date range, stations and shifts as conditions on a time and a station column; trial
+    runs count only where their station is asked for by name."""
     conds = [time_col >= f.lo, time_col < f.hi]
     if f.stations:
         conds.append(station_col.in_(f.stations))
+    else:
+        conds.append(station_col != TRIAL_STATION)
     if f.shifts:
         conds.append(shift_of(time_col).in_(f.shifts))
     return conds

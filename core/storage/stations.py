@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.storage import schema as t
@@ -26,6 +26,16 @@ class RuleRecord:
 class StationRecord:
     name: str
     deleted: bool
+
+
+@dataclass(frozen=True)
+class Erased:
+    """What :meth:`StationRepo.erase_recordings` deleted, and the files it leaves to delete."""
+
+    sessions: int
+    results: int
+    episodes: int
+    files: tuple[str, ...]
 
 
 class StationRepo:
@@ -118,6 +128,43 @@ class StationRepo:
                     update(t.stations).where(t.stations.c.name == station).values(deleted_at=now())
                 ).rowcount
             )
+
+    def erase_recordings(self, station: str) -> Erased:
+        """Delete every session, result, episode and coverage row recorded at ``station``
+        (trial runs); returns what went and the files the caller should delete."""
+        e, r, d, ss = t.events, t.results, t.detections, t.sessions
+        sessions = select(ss.c.id).where(ss.c.station == station)
+        with self.db.write() as c:
+            files = [
+                p
+                for row in c.execute(
+                    select(e.c.evidence_path, e.c.crop_path).where(e.c.station == station)
+                )
+                for p in row
+                if p
+            ]
+            files += [
+                row[0]
+                for row in c.execute(
+                    select(r.c.annotated_path).where(
+                        r.c.session_id.in_(sessions), r.c.annotated_path.is_not(None)
+                    )
+                )
+            ]
+            c.execute(
+                delete(t.event_reviews).where(
+                    t.event_reviews.c.event_id.in_(select(e.c.id).where(e.c.station == station))
+                )
+            )
+            episodes = c.execute(delete(e).where(e.c.station == station)).rowcount
+            results_of = select(r.c.id).where(r.c.session_id.in_(sessions))
+            c.execute(delete(d).where(d.c.result_id.in_(results_of)))
+            results = c.execute(delete(r).where(r.c.session_id.in_(sessions))).rowcount
+            rolled = (t.coverage_seconds, t.coverage_hourly, t.coverage_daily, t.results_hourly)
+            for table in rolled:
+                c.execute(delete(table).where(table.c.station == station))
+            n_sessions = c.execute(delete(ss).where(ss.c.station == station)).rowcount
+        return Erased(int(n_sessions or 0), int(results or 0), int(episodes or 0), tuple(files))
 
     def known(self) -> list[StationRecord]:
         """Every station with data or a registration; hidden ones flagged (their data stays)."""

@@ -11,13 +11,17 @@ from tests.pages.support import metrics, plain, values
 
 def test_home_empty_store(gw_home):
     at = open_page()
-    assert {"Sessions", "Violation episodes", "Compliance (judged hands)"} <= set(metrics(at))
-    assert metrics(at)["Compliance (judged hands)"] == "no hands yet"
+    m = metrics(at)
+    assert set(m) == {"Compliance", "Episodes", "Images checked", "Time monitored"}
+    assert (m["Compliance"], m["Episodes"], m["Time monitored"]) == ("no data", "0", "0 s")
+    assert all(el.proto.help for el in at.get("metric"))  # each says what it counts
     assert any("Nothing recorded today" in i for i in values(at.info))
     classes = at.dataframe[0].value
     assert {"glove", "hand"} <= set(classes["class"])  # the shipped model's classes and roles
-    model = [plain(m) for m in values(at.markdown) if "sha256" in m]
-    assert len(model) == 1 and "shipped default gloves-yolo11n-wide.pt · detect" in model[0]
+    assert {"a gloved hand", "a bare hand"} <= set(classes["what it means"])
+    model = [plain(m) for m in values(at.markdown) if "shipped default" in m]
+    assert len(model) == 1 and "shipped default gloves-yolo11n-wide.pt" in model[0]
+    assert any("sha256" in c for c in values(at.caption))  # under Details
     scores = [plain(c) for c in values(at.caption) if "mAP50" in c]  # from the model's card
     assert len(scores) == 1 and "AP50 hand" in scores[0], values(at.caption)
     links = {p.proto.page for p in at.get("page_link")}
@@ -34,9 +38,9 @@ def test_home_shows_todays_figures(gw_home, store, default_weights, bare_images)
     )
     at = open_page()
     m = metrics(at)
-    assert m["Sessions"] == "1" and m["Images / frames checked"] == "2"
-    assert int(m["Violation episodes"]) >= 1
-    assert m["Compliance (judged hands)"].endswith("%")
+    assert m["Images checked"] == "2" and m["Time monitored"] == "0 s"
+    assert int(m["Episodes"]) >= 1
+    assert m["Compliance"].endswith("%")
     assert not at.info
 
 
@@ -47,4 +51,4 @@ def test_home_with_broken_active_model(gw_home, tmp_path, monkeypatch):
     at = open_page()
     assert not at.exception
     assert any("cannot be loaded" in e for e in values(at.error))
-    assert "Sessions" in metrics(at)  # the rest of the overview still shows
+    assert "Compliance" in metrics(at)  # the rest of the overview still shows
