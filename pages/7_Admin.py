@@ -47,12 +47,14 @@ with users_tab:
         st.subheader("Add a user")
         c = st.columns(3)
         name = c[0].text_input("User name")
-        role = c[1].selectbox("Role", roles, index=0)
+        # the first account is an admin whatever is chosen (see accounts.add_user)
+        role = c[1].selectbox("Role", roles, index=0 if users else roles.index("admin"))
         password = c[2].text_input("Password (at least 10 characters)", type="password")
         if st.form_submit_button("Add user"):
             try:
-                accounts.add_user(store, name, role, password, by=page.account.name)
-                st.session_state["flash"] = f"User {name} added as {role}."
+                rec = accounts.add_user(store, name, role, password, by=page.account.name)
+                first = " (the first account is always an admin)" if rec.role != role else ""
+                st.session_state["flash"] = f"User {rec.name} added as {rec.role}{first}."
                 st.rerun()
             except GloveWatchError as exc:
                 st.error(md(exc))

@@ -55,7 +55,8 @@ def ana(store):
     return store
 
 
-def test_add_user_checks_name_password_and_duplicates(store):
+def test_add_user_checks_name_password_and_duplicates(ana):
+    store = ana
     rec = add_user(store, " ana.b@plant ", "engineer", PASSWORD, by="root")
     assert rec.name == "ana.b@plant" and rec.role == "engineer" and not rec.disabled
     assert rec.password_hash and PASSWORD not in rec.password_hash  # hashed, never stored
@@ -69,7 +70,7 @@ def test_add_user_checks_name_password_and_duplicates(store):
         add_user(store, "ana.b@plant", Role.VIEWER, PASSWORD)
     with pytest.raises(AccountError, match="Unknown role 'boss'"):
         add_user(store, "bob", "boss", PASSWORD)
-    assert [u.name for u in store.users.all()] == ["ana.b@plant"]  # nothing half-added
+    assert [u.name for u in store.users.all()] == ["ana", "ana.b@plant"]  # nothing half-added
     sso = add_user(store, "sso-only", Role.VIEWER, None)
     assert sso.password_hash is None
     with pytest.raises(AccountError, match="Wrong user name or password"):
@@ -212,11 +213,21 @@ def test_serving_beyond_this_machine_needs_an_admin(store):
         reason = serve_refusal(store, address)
         assert reason is not None and "admin" in reason and "users add" in reason
     assert "all addresses" in serve_refusal(store, "")
-    add_user(store, "op", Role.OPERATOR, PASSWORD)
+    store.users.add("op", None, Role.OPERATOR.label)  # a store from before admins came first
     assert serve_refusal(store, "0.0.0.0") is not None  # an operator is not enough
     add_user(store, "ana", Role.ADMIN, PASSWORD)
     assert serve_refusal(store, "0.0.0.0") is None and serve_refusal(store, "") is None
     assert accounts_exist(store)
+
+
+def test_the_first_account_is_always_an_admin(store):
+    first = add_user(store, "vic", Role.VIEWER, PASSWORD, by="cli")
+    assert first.role == "admin"
+    assert store.audit.recent(action="user.add")[0].details == {"role": "admin", "first": True}
+    assert add_user(store, "val", Role.VIEWER, PASSWORD, by="vic").role == "viewer"
+    # a store whose only admin was disabled by hand: the next account is an admin again
+    store.users.update("vic", disabled=1)
+    assert add_user(store, "wes", "operator", None, by="cli").role == "admin"
 
 
 def test_require_names_the_role_that_is_needed():

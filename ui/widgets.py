@@ -65,7 +65,8 @@ def page_setup(title: str, icon: str = "🧤", permission: Permission | None = N
     if account is None:
         st.stop()
     assert account is not None
-    sign_out_button(account)
+    _page_links(account)
+    sign_out_button(store, account)
     if permission is not None:
         try:
             account.require(permission)
@@ -74,6 +75,27 @@ def page_setup(title: str, icon: str = "🧤", permission: Permission | None = N
             st.error(f"{md(exc)} Ask an admin for access.")  # names a user: no Markdown
             st.stop()
     return Page(s, store, account)
+
+
+# The sidebar's pages and who may open each (Streamlit's own list is switched off in
+# .streamlit/config.toml: it would show every page to every role).
+NAV: tuple[tuple[str, str, str, Permission | None], ...] = (
+    ("Home.py", "Overview", "🧤", None),
+    ("pages/1_Live.py", "Live", "🎥", Permission.RUN_LIVE),
+    ("pages/2_Batch.py", "Batch", "🗂️", Permission.RUN_BATCH),
+    ("pages/3_History.py", "History", "📈", Permission.VIEW_HISTORY),
+    ("pages/8_Cameras.py", "Cameras", "📹", Permission.VIEW_HISTORY),
+    ("pages/4_Training.py", "Training", "🏋️", Permission.TRAIN),
+    ("pages/5_Stations.py", "Stations", "🏭", Permission.EDIT_STATIONS),
+    ("pages/6_Label.py", "Label", "🏷️", Permission.LABEL),
+    ("pages/7_Admin.py", "Admin", "🔐", Permission.MANAGE_USERS),
+)
+
+
+def _page_links(account: Account) -> None:
+    for path, label, icon, needs in NAV:
+        if needs is None or account.can(needs):
+            st.sidebar.page_link(path, label=label, icon=icon)
 
 
 def guard(page: Page, permission: Permission) -> bool:

@@ -138,15 +138,24 @@ def _check_password(password: str) -> None:
 def add_user(
     store: Store, name: str, role: Role | str, password: str | None, by: str = "-"
 ) -> UserRecord:
-    """Create a local account (``password`` None: single sign-on only)."""
+    """Create a local account (``password`` None: single sign-on only).
+
+    While no active admin exists (the first account of a store), the new account is an admin
+    whatever ``role`` says: otherwise nobody could manage users afterwards.
+    """
     name = _check_name(name)
     role = role if isinstance(role, Role) else Role.parse(role)
     if store.users.get(name) is not None:
         raise AccountError(f"There is already a user '{name}'.")
     if password is not None:
         _check_password(password)
+    first = store.users.count_active(Role.ADMIN.label) == 0
+    if first:
+        role = Role.ADMIN
     rec = store.users.add(name, _hasher.hash(password) if password else None, role.label)
-    store.audit.add(by, "user.add", name, {"role": role.label})
+    store.audit.add(
+        by, "user.add", name, {"role": role.label, **({"first": True} if first else {})}
+    )
     return rec
 
 
@@ -163,6 +172,7 @@ def set_role(store: Store, name: str, role: Role | str, by: str = "-") -> None:
     if rec.role == Role.ADMIN.label and role != Role.ADMIN and _last_admin(store, rec):
         raise AccountError(f"{name} is the last active admin; make another admin first.")
     store.users.update(rec.name, role=role.label)
+    store.users.end_web_sessions(_stamp(_now()), user_name=rec.name)
     store.audit.add(by, "user.set_role", rec.name, {"from": rec.role, "to": role.label})
 
 
@@ -171,6 +181,8 @@ def set_disabled(store: Store, name: str, disabled: bool, by: str = "-") -> None
     if disabled and rec.role == Role.ADMIN.label and _last_admin(store, rec):
         raise AccountError(f"{name} is the last active admin; make another admin first.")
     store.users.update(rec.name, disabled=int(disabled), failed_logins=0, locked_until=None)
+    if disabled:
+        store.users.end_web_sessions(_stamp(_now()), user_name=rec.name)
     store.audit.add(by, "user.disable" if disabled else "user.enable", rec.name)
 
 
@@ -180,6 +192,7 @@ def set_password(store: Store, name: str, password: str, by: str = "-") -> None:
     store.users.update(
         rec.name, password_hash=_hasher.hash(password), failed_logins=0, locked_until=None
     )
+    store.users.end_web_sessions(_stamp(_now()), user_name=rec.name)  # a stolen one too
     store.audit.add(by, "user.password", rec.name)
 
 

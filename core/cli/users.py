@@ -59,7 +59,10 @@ def cmd_users(args: argparse.Namespace) -> int:
     if not args.name:
         raise accounts.AccountError(f"Give the user name: python -m core users {args.action} NAME")
     if args.action == "add":
-        accounts.add_user(st, args.name, args.role or "viewer", _password(args), by=_actor())
+        wanted = args.role or "viewer"
+        rec = accounts.add_user(st, args.name, wanted, _password(args), by=_actor())
+        if rec.role != wanted:
+            say(f"user {rec.name} is an admin: the first account of a store always is")
     elif args.action == "set-role":
         if not args.role:
             raise accounts.AccountError("Give the new role with --role.")

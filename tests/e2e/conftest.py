@@ -195,7 +195,7 @@ def goto(page: Any, app: App, path: str, heading: str) -> None:
 
 def nav(page: Any, name: str, heading: str) -> None:
     """Go to another page through the sidebar (the same session: a sign-in holds)."""
-    page.locator("[data-testid='stSidebarNav'] a", has_text=name).first.click()
+    page.locator("[data-testid='stSidebar'] a", has_text=name).first.click()
     page.get_by_text(heading, exact=True).first.wait_for(timeout=90_000)
     settle(page)
 

@@ -12,7 +12,8 @@ def accounts(store) -> dict[str, str]:
     """One local account per role (name -> role), all with the password ``PASSWORD``."""
     from core.accounts import add_user
 
-    for name, role in USERS.items():
+    # the admin first: the first account of a store is always an admin
+    for name, role in sorted(USERS.items(), key=lambda item: item[1] != "admin"):
         add_user(store, name, role, PASSWORD, by="test")
     return dict(USERS)
 

@@ -74,8 +74,8 @@ def synth_home(store, gw_home):
 
 
 def content(at: Any) -> dict[str, int]:
-    """Elements a page drew (other than its error and the sign-out line)."""
-    return {kind: len(at.get(kind)) for kind in CONTENT if at.get(kind)}
+    """Elements a page drew in its main area (other than its error)."""
+    return {kind: len(at.main.get(kind)) for kind in CONTENT if at.main.get(kind)}
 
 
 def button_keys(at: Any) -> list[str]:
@@ -137,7 +137,7 @@ def test_viewer_is_refused_with_the_needed_role_and_nothing_else(accounts, fake_
 def test_viewer_opens_home_and_history_but_cannot_review(accounts, synth_home):
     at = signed_in("vera")
     assert "🧤 GloveWatch" in values(at.title) and "Sessions" in metrics(at)
-    links = [p.proto.page for p in at.get("page_link")]
+    links = [p.proto.page for p in at.main.get("page_link")]
     assert "History" in links and not {
         "Live",
         "Batch",
@@ -227,6 +227,34 @@ def test_wrong_password_shows_one_error_and_five_failures_lock_the_account(accou
     assert "user.locked" in {r.action for r in store.audit.recent(50)}
 
 
+@pytest.mark.parametrize(
+    "name, pages",
+    [
+        ("vera", ["Overview", "History", "Cameras"]),
+        ("otto", ["Overview", "Live", "Batch", "History", "Cameras"]),
+        (
+            "ada",
+            [
+                "Overview",
+                "Live",
+                "Batch",
+                "History",
+                "Cameras",
+                "Training",
+                "Stations",
+                "Label",
+                "Admin",
+            ],
+        ),
+    ],
+)
+def test_the_sidebar_lists_only_the_pages_of_the_role(accounts, name, pages):
+    at = signed_in(name)
+    assert [p.label for p in at.sidebar.get("page_link")] == pages
+    at.button(key="gw-sign-out").click().run()
+    assert not at.sidebar.get("page_link")  # nothing before a sign-in
+
+
 def test_sign_out_returns_to_the_form(accounts):
     at = signed_in("otto")
     assert any("Signed in as otto (operator)" in c for c in values(at.sidebar.caption))
@@ -241,6 +269,7 @@ def test_a_user_name_is_shown_as_typed(store, gw_home):
     """Names of accounts (and of single-sign-on identities) are never read as Markdown."""
     from core.accounts import add_user
 
+    add_user(store, "ada", "admin", PASSWORD)  # the first account is an admin
     add_user(store, "_ana_", "viewer", PASSWORD)
     at = signed_in("_ana_", "training")
     assert any(
@@ -268,10 +297,10 @@ def test_serving_beyond_loopback_without_an_admin_is_refused(
     assert not at.metric and not at.get("text_input")  # neither the app nor a sign-in form
     from core.accounts import add_user
 
-    add_user(store, "vera", "viewer", PASSWORD)
+    store.users.add("vera", None, "viewer")  # a store from before admins came first
     at.run()
     assert len(at.error) == 1 and "no admin account" in at.error[0].value  # a viewer is not
-    add_user(store, "ada", "admin", PASSWORD)
+    add_user(store, "ada", "viewer", PASSWORD)  # made an admin: no admin existed
     at.run()
     assert not at.error and "Sign in to GloveWatch" in values(at.title)
 
@@ -282,3 +311,18 @@ def test_sign_in_error_never_echoes_the_typed_name(accounts):
     sign_in(at, "![x](http://evil.example/x.png)", "whatever-password")
     assert values(at.error) == ["Wrong user name or password."]
     assert not any("evil.example" in t for t in texts(at))
+
+
+def test_the_first_account_made_on_the_admin_page_is_an_admin(store, gw_home):
+    at = open_page(PAGES["admin"])  # the loopback demo: no accounts yet
+    assert at.selectbox[0].value == "admin"  # offered as the admin it will be
+    at.text_input[0].set_value("vic")
+    at.selectbox[0].set_value("viewer")
+    at.text_input[1].set_value(PASSWORD)
+    at.button(key="FormSubmitter:add-user-Add user").click().run()
+    assert not at.exception
+    assert store.users.get("vic").role == "admin"
+    at = open_page()
+    assert "Sign in to GloveWatch" in values(at.title)  # an account exists: sign in now
+    sign_in(at, "vic")
+    assert any("Signed in as vic (admin)" in c for c in values(at.sidebar.caption))
