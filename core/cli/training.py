@@ -1,9 +1,10 @@
 """Commands for data sets, training runs and the model registry: import-dataset, datasets,
-train, runs, stop, resume, compare, promote, rollback, registry."""
+merge-datasets, train, runs, stop, resume, compare, promote, rollback, registry."""
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 
 from core.cli.common import Subparsers, add_json, emit, say, store
 from core.config import settings
@@ -299,6 +300,29 @@ def cmd_registry(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_merge_datasets(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from core.training.merge import merge_datasets
+
+    teacher = Path(args.teacher) if args.teacher else None
+    rep = merge_datasets(
+        [Path(d) for d in args.sources], Path(args.out), args.strategy, teacher, args.conf
+    )
+    if args.json:
+        emit({**asdict(rep), "data": str(rep.data_yaml)})
+        return EXIT_OK
+    for name, classes in rep.sources.items():
+        skipped = len(rep.skipped.get(name, []))
+        say(
+            f"{name}: labels {', '.join(classes)}; {rep.pseudo.get(name, 0)} teacher box(es) "
+            f"added" + (f"; {skipped} unreadable image(s) skipped" if skipped else "")
+        )
+    images = ", ".join(f"{split} {n}" for split, n in rep.images.items())
+    say(f"merged ({rep.strategy}): {images} images -> {rep.data_yaml}")
+    return EXIT_OK
+
+
 def register(sub: Subparsers) -> None:
     i = sub.add_parser("import-dataset", help="import a YOLO data set (zip or folder)")
     i.add_argument("source", metavar="ZIP_OR_DIR")
@@ -309,6 +333,18 @@ def register(sub: Subparsers) -> None:
     ds = sub.add_parser("datasets", help="list registered data sets")
     add_json(ds)
     ds.set_defaults(func=cmd_datasets)
+
+    mg = sub.add_parser(
+        "merge-datasets",
+        help="merge data sets into one to train on; a teacher labels what a one-class set lacks",
+    )
+    mg.add_argument("sources", nargs="+", metavar="DIR", help="YOLO data set folders")
+    mg.add_argument("--out", required=True, metavar="DIR", help="a new folder")
+    mg.add_argument("--strategy", choices=("pseudo", "naive"), default="pseudo")
+    mg.add_argument("--teacher", metavar="WEIGHTS", help="model that labels the missing class")
+    mg.add_argument("--conf", type=float, default=0.6, help="teacher confidence (default 0.6)")
+    add_json(mg)
+    mg.set_defaults(func=cmd_merge_datasets)
 
     t = sub.add_parser("train", help="start a training run in its own process")
     t.add_argument(

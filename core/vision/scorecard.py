@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.vision.evaluate import EvalResult, evaluate
-from core.vision.yolo_data import read_images_dir, read_layout
+from core.vision.yolo_data import read_images_dir, read_layout, readme_labelled
 
 SPLITS = ("test", "val")
 
@@ -39,8 +39,12 @@ class ScoreRow:
 
 
 def labelled_classes(data: Path) -> tuple[str, ...]:
-    """The classes a data set labels: those with at least one box in any of its splits."""
+    """The classes a data set labels: what its README says ("What is labelled: glove."),
+    else those with at least one box in any of its splits."""
     layout = read_layout(data)
+    said = readme_labelled(data, layout.names)
+    if said is not None:
+        return said
     seen: set[int] = set()
     for split in layout.splits:
         for folder in layout.folders(split):

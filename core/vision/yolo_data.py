@@ -15,7 +15,8 @@ are not finite numbers are reported, never silently used.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -386,3 +387,18 @@ def iter_split(layout: Layout, split: str) -> Iterator[tuple[Path, Path]]:
     for folder in layout.folders(split):
         for img in images_in(folder):
             yield img, label_path(img, folder)
+
+
+# The line each shared data set's README starts with: "**What is labelled:** glove, hand."
+_LABELLED = re.compile(r"What is labelled:\W*([a-z ,]+)", re.IGNORECASE)
+
+
+def readme_labelled(folder: Path, names: Sequence[str]) -> tuple[str, ...] | None:
+    """The classes of ``names`` a data set's README says it labels ("What is labelled:
+    glove."), or None when it has no README or the README does not say."""
+    readme = Path(folder) / "README.md"
+    found = _LABELLED.search(readme.read_text(errors="replace")) if readme.is_file() else None
+    if not found:
+        return None
+    said = {w.strip().lower() for w in found.group(1).split(",")}
+    return tuple(n for n in names if n.lower() in said)

@@ -114,6 +114,27 @@ def test_evaluate_json_on_the_fixture_set(gw_home, capfd, tiny_gloves):
     assert len(res["confusion"]) == 3 and any(any(row) for row in res["confusion"])
 
 
+@pytest.mark.slow
+def test_scorecard_and_agnostic_evaluation(gw_home, capfd, tiny_gloves):
+    r = cli(capfd, "evaluate", "--data", tiny_gloves, "--split", "val", "--agnostic")
+    assert r.code == EXIT_OK, r.err
+    assert "class-agnostic" in r.out and "AP50 any hand" in r.out and "hands found" in r.out
+    r = cli(capfd, "scorecard", "--data", tiny_gloves, "--json")
+    assert r.code == EXIT_OK, r.err
+    rows = r.json
+    assert [row["split"] for row in rows] == ["test", "val"]
+    assert rows[0]["labelled"] == ["glove", "hand"]
+    assert 0 < rows[0]["agnostic_ap50"] <= 1 and rows[0]["note"] == ""
+
+
+def test_merge_datasets_in_words(gw_home, capfd, mini, tmp_path):
+    r = cli(capfd, "merge-datasets", mini, "--strategy", "naive", "--out", tmp_path / "m")
+    assert r.code == EXIT_OK, r.err
+    assert "gloves-mini: labels glove, hand" in r.out and "train 12, val 6, test 22" in r.out
+    r = cli(capfd, "merge-datasets", mini, "--out", tmp_path / "m2")
+    assert r.code == EXIT_UNUSABLE and "needs a teacher model" in r.err
+
+
 def test_evaluate_tiled_json(gw_home, capfd, mini):
     r = cli(
         capfd,
