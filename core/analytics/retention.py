@@ -5,17 +5,20 @@ Before anything is deleted, raw coverage seconds without an hourly roll-up get o
 per-frame results are rolled up into hourly counts (in the same transaction), so History shows
 the same compliance figures afterwards. Episode rows stay (they are the record of violations);
 only their evidence files go, marked with ``evidence_removed_at``. Files are only deleted inside
-the GloveWatch data folder.
+the evidence store and the batch outputs folder (resolved, so neither a symlink nor ``..`` leads
+out of them).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from core.config import settings
+from core.events.evidence import EvidenceStore
 from core.storage import Store
 from core.storage.retention import RetentionRun
 
@@ -55,23 +58,29 @@ class RetentionReport:
         if self.files_missing:
             text += f" {self.files_missing} evidence files were already gone."
         if self.files_outside_home:
-            text += f" {self.files_outside_home} files outside the data folder were left in place."
+            text += (
+                f" {self.files_outside_home} files outside the evidence store were left in place."
+            )
         return text
 
 
-def _remove(path_text: str, home: Path, report: RetentionReport) -> None:
-    path = Path(path_text).resolve()
-    if not path.is_relative_to(home):
+def _remove(path_text: str, stores: Sequence[EvidenceStore], report: RetentionReport) -> None:
+    """Delete one file if it lies inside one of ``stores`` (resolved: a symlink or ``..``
+    out of them is left alone and counted)."""
+    store = next((s for s in stores if s.path(path_text) is not None), None)
+    if store is None:
         report.files_outside_home += 1
         return
     try:
-        size = path.stat().st_size
-        path.unlink()
+        size = store.remove(path_text)
     except FileNotFoundError:
         report.files_missing += 1
         return
     except OSError as exc:
-        log.warning("retention: cannot delete %s: %s", path.name, exc)
+        log.warning("retention: cannot delete %s: %s", Path(path_text).name, exc)
+        report.files_outside_home += 1
+        return
+    if size is None:
         report.files_outside_home += 1
         return
     report.files_removed += 1
@@ -98,13 +107,11 @@ def run_retention(store: Store, days: int | None = None, by: str | None = None) 
         by=by,
     )
     # Files go after the commit: a failed transaction must not leave rows pointing at nothing.
-    home = s.home.resolve()
+    # Only inside the evidence store and the batch outputs: never the store file, models or
+    # anything else a row might name (an evidence frame's detections file goes with it).
+    stores = [EvidenceStore(s.evidence_dir), EvidenceStore(s.batch_dir)]
     for path in purged.files:
-        _remove(path, home, report)
-        # an evidence frame's detections file (core.events.evidence) goes with it
-        boxes = Path(path).with_suffix(".json")
-        if boxes.is_file() and boxes.resolve().is_relative_to(home):
-            boxes.unlink()
+        _remove(path, stores, report)
     store.retention.record(purged.run_id, asdict(report))
     store.audit.add(
         by or "-",

@@ -1,4 +1,5 @@
-"""Commands for many cameras: worker, ingest, bench-fleet, fleet-faults."""
+"""Commands for many cameras: worker, ingest, fleet (worker keys, broker configuration, dead
+letters), bench-fleet, fleet-faults."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def broker_url(args: argparse.Namespace) -> str:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from core.comms import keys
     from core.comms.bus import MqttOutlet
     from core.pipeline.cameras import load_config
     from core.pipeline.worker import DirectOutlet, Outlet, Worker
@@ -40,7 +42,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     outlet: Outlet
     if url:
         path = Path(args.outbox) if args.outbox else settings().outbox_dir / f"{cfg.name}.jsonl"
-        outlet = MqttOutlet(url, cfg.name, os.getpid(), path, args.resend_after)
+        key_file = Path(args.key_file) if args.key_file else None
+        cred = keys.load(cfg.name, key_file, os.environ.get("GLOVEWATCH_WORKER_KEY", ""))
+        outlet = MqttOutlet(
+            url, cred, os.getpid(), path, args.resend_after, settings().evidence_dir
+        )
     else:
         outlet = DirectOutlet(st)
     weights = cfg.weights or active_weights()
@@ -73,6 +79,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from core.comms.auth import load_secret
     from core.comms.ingest import Ingester
 
     url = broker_url(args)
@@ -85,7 +92,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     _on_term(stop.set)
     if args.seconds:
         threading.Timer(args.seconds, stop.set).start()
-    ingester = Ingester(store())
+    ingester = Ingester(store(), load_secret(settings().home), settings().evidence_dir)
     if not args.json:
         say(f"ingesting from {url} into {store().db.where}; Ctrl+C stops")
     try:
@@ -98,9 +105,101 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     else:
         say(
             f"applied {stats.applied}, duplicates {stats.duplicates}, statuses "
-            f"{stats.statuses}, failed {stats.failed}"
+            f"{stats.statuses}, failed {stats.failed}, rejected {stats.rejected}, refused "
+            f"{stats.refused}, stale {stats.stale}"
         )
     return EXIT_OK
+
+
+def cmd_add_worker(args: argparse.Namespace) -> int:
+    from core.comms import keys
+    from core.comms.auth import load_secret
+
+    cred = keys.issue(store(), load_secret(settings().home, create=True), args.name)
+    if args.key_file:
+        keys.save(cred, Path(args.key_file))
+    if args.json:
+        emit({"worker": cred.worker, "key": cred.text(), "fingerprint": cred.fingerprint})
+    else:
+        say(f"worker {cred.worker}: its key (shown once; any earlier key of it stops working):")
+        say(f"  {cred.text()}")
+        say(
+            "give it to the worker with --key-file or GLOVEWATCH_WORKER_KEY, then write the "
+            "broker's accounts again: python -m core fleet mosquitto-config --out DIR"
+        )
+    return EXIT_OK
+
+
+def cmd_revoke_worker(args: argparse.Namespace) -> int:
+    from core.comms import keys
+
+    done = keys.revoke(store(), args.name)
+    say(f"worker {args.name}: {'key revoked' if done else 'had no valid key'}")
+    return EXIT_OK if done else EXIT_UNUSABLE
+
+
+def cmd_workers(args: argparse.Namespace) -> int:
+    rows = store().fleet.worker_keys()
+    if args.json:
+        emit([vars(r) for r in rows])
+    for r in [] if args.json else rows:
+        state = f"revoked {r.revoked_at}" if r.revoked_at else "valid"
+        say(f"{r.name}: key #{r.generation} {r.fingerprint} issued {r.created_at}, {state}")
+    return EXIT_OK
+
+
+def cmd_mosquitto_config(args: argparse.Namespace) -> int:
+    from core.comms import keys, mosquitto
+    from core.comms.auth import load_secret
+
+    users = keys.broker_accounts(store(), load_secret(settings().home))
+    tls = (
+        mosquitto.Tls(Path(args.cert), Path(args.key), Path(args.ca) if args.ca else None)
+        if args.cert and args.key
+        else None
+    )
+    if tls is None and args.plain_port is None:
+        raise ConfigError("Give --cert and --key (the broker's TLS files), or --plain-port.")
+    conf = mosquitto.write_config(Path(args.out), users, tls, args.port, args.plain_port)
+    say(f"wrote {conf} with {len(users) - 1} worker account(s) and the ingester's")
+    return EXIT_OK
+
+
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    rows = store().fleet.dead_letters(args.limit)
+    if args.json:
+        emit([vars(r) for r in rows])
+    for r in [] if args.json else rows:
+        say(f"{r.at} {r.topic}: {r.reason}")
+    return EXIT_OK
+
+
+def _register_keys(sub: Subparsers) -> None:
+    fl = sub.add_parser("fleet", help="worker keys, the broker's configuration, dead letters")
+    fsub = fl.add_subparsers(dest="fleet_command", required=True)
+    aw = fsub.add_parser("add-worker", help="issue a worker's key (printed once)")
+    aw.add_argument("name")
+    aw.add_argument("--key-file", help="also write the key to this file (mode 0600)")
+    add_json(aw)
+    aw.set_defaults(func=cmd_add_worker)
+    rw = fsub.add_parser("revoke-worker", help="stop accepting a worker's messages")
+    rw.add_argument("name")
+    rw.set_defaults(func=cmd_revoke_worker)
+    ws = fsub.add_parser("workers", help="workers with keys (fingerprints, never keys)")
+    add_json(ws)
+    ws.set_defaults(func=cmd_workers)
+    mc = fsub.add_parser("mosquitto-config", help="write mosquitto.conf, its password file and ACL")
+    mc.add_argument("--out", required=True, help="folder for mosquitto.conf, passwd, acl")
+    mc.add_argument("--cert", help="the broker's TLS certificate (PEM)")
+    mc.add_argument("--key", help="the broker's TLS private key (PEM)")
+    mc.add_argument("--ca", help="CA file, to require client certificates signed by it")
+    mc.add_argument("--port", type=int, default=8883, help="TLS listener port")
+    mc.add_argument("--plain-port", type=int, help="also a plain loopback listener (tests)")
+    mc.set_defaults(func=cmd_mosquitto_config)
+    dl = fsub.add_parser("dead-letters", help="messages the ingester refused, and why")
+    dl.add_argument("--limit", type=int, default=50)
+    add_json(dl)
+    dl.set_defaults(func=cmd_dead_letters)
 
 
 def cmd_bench_fleet(args: argparse.Namespace) -> int:
@@ -135,6 +234,12 @@ def cmd_bench_fleet(args: argparse.Namespace) -> int:
                 f"{r.cpu_per_camera} s/camera-s, analysed {r.analysed} skipped {r.skipped}"
             )
         say(f"cameras held without falling behind: {result.max_held}")
+        sg = result.signing
+        say(
+            f"ingester, {sg['messages']} coverage messages: {sg['signed_per_s']} msg/s signed "
+            f"and verified, {sg['unsigned_per_s']} msg/s unsigned; HMAC sign + verify "
+            f"{sg['sign_verify_us']} us per message"
+        )
     return EXIT_OK
 
 
@@ -172,6 +277,10 @@ def register(sub: Subparsers) -> None:
     )
     wk.add_argument("--outbox", help="outbox journal (default <data>/outbox/<worker>.jsonl)")
     wk.add_argument(
+        "--key-file",
+        help="the worker's key (default: GLOVEWATCH_WORKER_KEY; core fleet add-worker)",
+    )
+    wk.add_argument(
         "--resend-after",
         type=float,
         default=30.0,
@@ -191,6 +300,7 @@ def register(sub: Subparsers) -> None:
     ig.add_argument("--seconds", type=float, help="stop after this long (default: run on)")
     add_json(ig)
     ig.set_defaults(func=cmd_ingest)
+    _register_keys(sub)
 
     bf = sub.add_parser(
         "bench-fleet", help="cameras one machine holds at 5 fps: worker, broker, ingester, store"

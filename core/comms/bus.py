@@ -7,8 +7,14 @@ heartbeat is a retained ``status`` message; the MQTT last will marks the worker 
 when its connection dies. :class:`MqttSink` is the :class:`~core.events.sinks.Sink` a camera's
 episode recorder writes to, and :class:`MqttOutlet` is what a worker publishes through.
 
+Every message a worker publishes is signed with its key (:mod:`core.comms.auth`) when it is
+published, so a resend after a long outage carries a fresh time; acks are verified before
+the outbox forgets anything. Evidence travels as a reference inside the worker's evidence
+store, never as a path.
+
 ``GLOVEWATCH_MQTT_URL`` names the broker: ``mqtt://[user:password@]host[:port]`` (1883 by
-default) or ``mqtts://`` for TLS (8883).
+default) or ``mqtts://`` for TLS (8883). Without a user in the URL a worker logs in as itself
+with the password its key gives (the accounts ``core fleet mosquitto-config`` writes).
 """
 
 from __future__ import annotations
@@ -23,9 +29,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from core.comms import auth
 from core.comms import messages as m
 from core.comms.outbox import Outbox, OutboxStats
 from core.errors import ConfigError
+from core.events.evidence import EvidenceStore
 from core.events.sinks import EpisodeEvent, Sink
 from core.storage.coverage import CoverageRow
 from core.storage.fleet import CameraRow, WorkerRow
@@ -98,14 +106,17 @@ class BusPublisher:
     def __init__(
         self,
         url: str,
-        worker: str,
+        credential: auth.Credential,
         outbox: Outbox,
         pid: int,
         resend_after_s: float = 30.0,
         keepalive_s: int = 10,
     ):
         self.address = BrokerAddress.parse(url)
-        self.worker = m.check_worker_name(worker)
+        self.worker = worker = m.check_worker_name(credential.worker)
+        self.key = credential.key
+        if self.address.username is None:
+            self.address = replace(self.address, username=worker, password=credential.mqtt_password)
         self.outbox, self.pid = outbox, pid
         self.resend_after_s, self.keepalive_s = resend_after_s, keepalive_s
         self._cond = threading.Condition()
@@ -124,7 +135,11 @@ class BusPublisher:
 
     def will(self, status: m.Status) -> None:
         """What the broker says for this worker if its connection dies (retained)."""
-        self.client.will_set(m.topic(self.worker, "status"), status.encode(), qos=1, retain=True)
+        topic = m.topic(self.worker, "status")
+        self.client.will_set(topic, self._seal(topic, status.encode()), qos=1, retain=True)
+
+    def _seal(self, topic: str, body: bytes) -> bytes:
+        return auth.seal(self.key, topic, body, time.time())
 
     def start(self) -> BusPublisher:
         a = self.address
@@ -183,10 +198,26 @@ class BusPublisher:
             )
 
     def _on_message(self, _client: Any, _userdata: Any, msg: Any) -> None:
+        # Only the ingester holds this worker's key: an ack it did not sign is ignored, so a
+        # forged ack cannot make the worker drop a message. An old ack replayed names ids
+        # the ingester already took, so its age does not matter.
+        topic = m.topic(self.worker, "acks")
         try:
-            self.outbox.ack(m.decode_acks(msg.payload))
-        except ValueError:
-            log.warning("ignored a malformed ack on %s", msg.topic)
+            env = auth.unwrap(msg.payload)
+            if msg.topic != topic or not auth.verify(self.key, topic, env):
+                raise ValueError("not signed by the ingester")
+            applied, rejected = m.decode_acks(env.body, self.worker)
+        except ValueError as exc:
+            log.warning("ignored an ack on %s: %s", msg.topic, exc)
+            return
+        self.outbox.ack(applied)
+        if rejected:
+            log.error(
+                "the ingester rejected %d message(s) of worker %s as malformed (see the "
+                "dead letters on the Cameras page); they are not sent again",
+                self.outbox.ack(rejected),
+                self.worker,
+            )
         with self._cond:
             self._cond.notify_all()
 
@@ -214,11 +245,12 @@ class BusPublisher:
                 status = None if self._status_sent else self._status
                 self._status_sent = True
             if status is not None:
-                self.client.publish(m.topic(self.worker, "status"), status, qos=1, retain=True)
+                topic = m.topic(self.worker, "status")
+                self.client.publish(topic, self._seal(topic, status), qos=1, retain=True)
             for p in self.outbox.due(time.monotonic(), self.resend_after_s, 500):
                 if not self.connected:
                     break
-                info = self.client.publish(p.topic, p.payload, qos=1)
+                info = self.client.publish(p.topic, self._seal(p.topic, p.payload), qos=1)
                 if info.rc == 0:
                     self.outbox.sent(p.id, time.monotonic())
 
@@ -241,9 +273,8 @@ class BusPublisher:
             self._cond.notify_all()
         self._thread.join(5)
         if final is not None and self.connected:
-            info = self.client.publish(
-                m.topic(self.worker, "status"), final.encode(), qos=1, retain=True
-            )
+            topic = m.topic(self.worker, "status")
+            info = self.client.publish(topic, self._seal(topic, final.encode()), qos=1, retain=True)
             with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(timeout=min(5.0, timeout_s))
         self.client.disconnect()  # a clean disconnect: the broker does not send the will
@@ -264,12 +295,22 @@ class BusPublisher:
 
 class MqttSink:
     """The :class:`~core.events.sinks.Sink` of one camera run: publishes its episode events
-    and coverage."""
+    (evidence as references inside ``evidence``, the worker's evidence store) and coverage."""
 
-    def __init__(self, publisher: BusPublisher, run: m.CameraRun):
-        self.publisher, self.run = publisher, run
+    def __init__(
+        self, publisher: BusPublisher, run: m.CameraRun, evidence: EvidenceStore | None = None
+    ):
+        self.publisher, self.run, self.evidence = publisher, run, evidence
 
     def episode(self, event: EpisodeEvent) -> None:
+        row = event.row
+        refs = (
+            (self.evidence.ref(row.evidence_path), self.evidence.ref(row.crop_path))
+            if self.evidence is not None
+            else (None, None)
+        )
+        row = replace(row, evidence_path=refs[0], crop_path=refs[1], session_id=None)
+        event = EpisodeEvent(event.kind, event.key, row)
         self.publisher.send(m.episode_message(self.run, event, time.time()))
 
     def coverage(self, station: str, session_id: int | None, rows: Sequence[CoverageRow]) -> None:
@@ -283,13 +324,15 @@ class MqttOutlet:
     def __init__(
         self,
         url: str,
-        worker: str,
+        credential: auth.Credential,
         pid: int,
         outbox_path: Path | None,
         resend_after_s: float = 30.0,
+        evidence_root: Path | None = None,
     ):
         self.pid = pid
-        self.publisher = BusPublisher(url, worker, Outbox(outbox_path), pid, resend_after_s)
+        self.evidence = EvidenceStore(evidence_root) if evidence_root is not None else None
+        self.publisher = BusPublisher(url, credential, Outbox(outbox_path), pid, resend_after_s)
 
     def start(self, offline: WorkerRow, cameras: Sequence[CameraRow]) -> None:
         """Connect (in the background), with ``offline`` as the last will."""
@@ -298,7 +341,7 @@ class MqttOutlet:
 
     def open_camera(self, run: m.CameraRun) -> tuple[Sink, int | None]:
         """The sink of a camera run (the ingester creates its session)."""
-        return MqttSink(self.publisher, run), None
+        return MqttSink(self.publisher, run, self.evidence), None
 
     def close_camera(self, run: m.CameraRun, session_id: int | None, status: str) -> None:
         """Nothing to do: the ingester ends the sessions when the worker says it stopped."""

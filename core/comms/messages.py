@@ -6,8 +6,11 @@ Topics, under ``glovewatch/<worker>/``:
 - ``coverage``: the coverage seconds of one camera that one recorder flush handed over;
 - ``status``: the worker's heartbeat with its cameras (retained; the last will says
   ``offline``);
-- ``acks``: the ids of episode and coverage messages the ingester has applied, so a worker
-  can forget them (and resend those nobody acknowledged).
+- ``acks``: the ids of episode and coverage messages the ingester has applied (or rejected
+  as malformed), so a worker can forget them (and resend those nobody acknowledged).
+
+Each of them travels signed (:mod:`core.comms.auth`); :mod:`core.comms.checks` holds the
+schema the ingester checks bodies against.
 
 Every episode and coverage message has a unique ``id`` and says which camera run it comes
 from (:class:`CameraRun`: worker, camera, a token unique per start, the worker's host and
@@ -211,12 +214,20 @@ def decode_status(payload: bytes) -> Status:
         raise ValueError(f"malformed status: {exc}") from exc
 
 
-def encode_acks(ids: list[str]) -> bytes:
-    return json.dumps({"ids": ids}).encode()
+def encode_acks(worker: str, ids: list[str], rejected: list[str] | None = None) -> bytes:
+    """What the ingester tells ``worker``: the ids it applied and those it rejected."""
+    return json.dumps({"worker": worker, "ids": ids, "rejected": rejected or []}).encode()
 
 
-def decode_acks(payload: bytes) -> list[str]:
+def decode_acks(payload: bytes, worker: str) -> tuple[list[str], list[str]]:
+    """``(applied, rejected)`` ids of an ack to ``worker``; ValueError for anything else."""
     try:
-        return [str(i) for i in json.loads(payload)["ids"]]
+        d = json.loads(payload)
+        if d["worker"] != worker:
+            raise ValueError(f"acks for {d['worker']!r}")
+        ids, bad = d["ids"], d.get("rejected", [])
+        if not all(isinstance(i, str) for i in [*ids, *bad]):
+            raise ValueError("ids must be text")
+        return list(ids), list(bad)
     except (KeyError, TypeError) as exc:
         raise ValueError(f"malformed acks: {exc}") from exc

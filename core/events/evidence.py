@@ -6,6 +6,11 @@ sharp), and a model's head/face boxes are obscured even where they overlap the h
 hand crop is cut from the redacted frame. Beside the images, ``<stem>.json`` keeps the
 frame's detections with their status at the station, so reviewed evidence can become
 training labels (live episodes included).
+
+Every read and delete of evidence goes through :class:`EvidenceStore`: a path (from the store,
+never from a message) is resolved, symlinks and ``..`` included, and used only when it lies
+inside the evidence folder. A worker's message names evidence by a reference relative to that
+folder (``<day>/<name>.jpg``), never by a path.
 """
 
 from __future__ import annotations
@@ -131,9 +136,60 @@ class EvidenceWriter:
         return Evidence(frame_path, crop_path, boxes_path)
 
 
-def read_boxes(frame_path: Path) -> dict | None:
-    """The detections saved beside an evidence frame, or None."""
+def read_boxes(frame_path: Path, root: Path | None = None) -> dict | None:
+    """The detections saved beside an evidence frame, or None (also when ``root`` is given
+    and the file is not inside it)."""
+    side = Path(frame_path).with_suffix(".json")
+    if root is not None and confined(side, root) is None:
+        return None
     try:
-        return json.loads(Path(frame_path).with_suffix(".json").read_text())
+        return json.loads(side.read_text())
     except (OSError, ValueError):
         return None
+
+
+def confined(path: Path | str, root: Path) -> Path | None:
+    """``path`` resolved (symlinks followed, ``..`` folded) when it lies inside ``root``
+    (itself resolved), else None. A relative path is taken relative to ``root``."""
+    base = Path(root).resolve()
+    p = Path(path)
+    try:
+        real = (p if p.is_absolute() else base / p).resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        return None
+    return real if real != base and real.is_relative_to(base) else None
+
+
+class EvidenceStore:
+    """The evidence folder: the only place evidence is read from or deleted in."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def path(self, stored: str | Path) -> Path | None:
+        """The file a stored evidence path names, when it lies inside the store."""
+        return confined(stored, self.root)
+
+    def ref(self, path: str | Path | None) -> str | None:
+        """The reference (``<day>/<name>.jpg``) of a file inside the store, for a message;
+        None for no file or one outside the store."""
+        if path is None:
+            return None
+        real = confined(path, self.root)
+        return real.relative_to(self.root.resolve()).as_posix() if real else None
+
+    def remove(self, stored: str | Path) -> int | None:
+        """Delete one evidence file (and the detections beside a frame); returns its size,
+        None when it is not inside the store (left alone) and raises FileNotFoundError when
+        it is already gone."""
+        real = self.path(stored)
+        if real is None or not real.is_file():
+            if real is not None and not real.exists():
+                raise FileNotFoundError(str(stored))
+            return None
+        size = real.stat().st_size
+        real.unlink()
+        side = confined(real.with_suffix(".json"), self.root)
+        if side is not None and side.is_file() and real.suffix != ".json":
+            side.unlink()
+        return size

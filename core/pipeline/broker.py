@@ -1,5 +1,6 @@
 """A private Mosquitto broker on a loopback port, for the fleet benchmark, the fault test and
-the tests (``--broker auto``). A plant runs its own broker (see docs/fleet.md)."""
+the tests (``--broker auto``), anonymous or with the accounts and ACL of production
+(:mod:`core.comms.mosquitto`). A plant runs its own broker (see docs/fleet-security.md)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
+from core.comms.mosquitto import auth_lines, write_auth
 from core.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -46,7 +49,9 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 class Mosquitto:
     """A Mosquitto process with persistence in ``folder`` (kept across :meth:`restart`)."""
 
-    def __init__(self, folder: Path, port: int | None = None):
+    def __init__(
+        self, folder: Path, port: int | None = None, users: Mapping[str, str] | None = None
+    ):
         binary = find_mosquitto()
         if binary is None:
             raise ConfigError(
@@ -58,10 +63,14 @@ class Mosquitto:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.conf = self.folder / "mosquitto.conf"
+        # with ``users`` (name -> password) as production runs: accounts and the ACL
+        access = (
+            auth_lines(*write_auth(self.folder, users))
+            if users is not None
+            else "allow_anonymous true\n"
+        )
         self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
-            "persistence true\n"
+            f"listener {self.port} 127.0.0.1\n" + access + "persistence true\n"
             f"persistence_location {self.folder}/\n"
             "autosave_interval 1\n"
             "max_queued_messages 0\n"

@@ -1,7 +1,8 @@
 """The fleet fault test: ``python -m core fleet-faults --json``.
 
 Two camera workers (files replayed as cameras, bare and gloved hands so that episodes open
-and close), a Mosquitto broker, the ingester and a store run as separate processes. Mid-run
+and close), a Mosquitto broker, the ingester and a store run as separate processes, with
+authentication on as production runs it (a key per worker, broker accounts and ACL). Mid-run
 the ingester, then the broker, then one worker are killed with SIGKILL and started again.
 At the end the workers are stopped cleanly and the store is compared with what the workers
 emitted, read from their outbox journals (a message is in the journal from the moment it
@@ -31,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from core.analytics.history import per_station
+from core.comms.auth import load_secret
+from core.comms.keys import broker_accounts, issue_in
 from core.comms.outbox import read_journal
 from core.config import settings
 from core.errors import GloveWatchError
@@ -186,7 +189,10 @@ def _run(
         configs.append(path)
         journals.append(tmp / f"{name}.jsonl")
     stations = {f"faults {token} {w}{i}" for w in range(cfg.workers) for i in range(cfg.cameras)}
-    broker = Mosquitto(tmp / "broker").start()
+    # with authentication on, as production runs: a key per worker, broker accounts and ACL
+    creds = [issue_in(store, tmp / "home", name) for name in names]
+    users = broker_accounts(store, load_secret(tmp / "home"))
+    broker = Mosquitto(tmp / "broker", users=users).start()
     env = child_env(tmp / "home", store_url, broker.url)
 
     def worker(i: int) -> subprocess.Popen[str]:
@@ -201,7 +207,7 @@ def _run(
                 "--resend-after",
                 str(cfg.resend_after_s),
             ),
-            env,
+            {**env, "GLOVEWATCH_WORKER_KEY": creds[i]},
             tmp / f"{names[i]}-{time.monotonic_ns()}.out",
         )
 

@@ -35,6 +35,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from core.comms.keys import issue_in
+from core.comms.signbench import measure_signing
 from core.config import PROJECT_ROOT, settings
 from core.errors import ConfigError, GloveWatchError
 from core.media import VideoWriter, read_image
@@ -248,6 +250,7 @@ class FleetBenchResult:
     cpus: int
     motion: bool
     runs: list[FleetRun]
+    signing: dict[str, float] = field(default_factory=dict)  # messages/s signed and not
 
     @property
     def max_held(self) -> int:
@@ -295,6 +298,7 @@ def run_fleet_bench(
                 )
                 if cfg.stop_after_miss and run.held < n:
                     break
+            signing = asdict(measure_signing(store))
         finally:
             if broker is not None:
                 broker.stop()
@@ -309,6 +313,7 @@ def run_fleet_bench(
         os.cpu_count() or 0,
         cfg.motion,
         runs,
+        signing,
     )
 
 
@@ -334,6 +339,7 @@ def _one(
         camera_yaml(name, clips, cfg.fps, cfg.backend, cfg.imgsz, cfg.motion, cfg.weights)
     )
     env = child_env(tmp / "home", store_url, broker_url)
+    env["GLOVEWATCH_WORKER_KEY"] = issue_in(open_store(store_url), tmp / "home", name)
     ingest = subprocess.Popen(
         python_core("ingest", "--json", "--client-id", f"ingest-{name}"),
         env=env,

@@ -170,7 +170,7 @@ def test_retention_leaves_files_outside_the_data_folder(aged, gw_home, tmp_path)
     everything = _all_files(tmp_path)
     rep = run_retention(aged, days=90)
     assert outside.exists() and rep.files_outside_home == 1
-    assert "outside the data folder" in rep.summary()
+    assert "outside the evidence store" in rep.summary()
     gone = everything - _all_files(tmp_path)
     assert gone and all(p.resolve().is_relative_to(gw_home.resolve()) for p in gone)
 

@@ -1,5 +1,7 @@
 """The event bus: workers publish episodes, coverage and heartbeats over MQTT; one ingester
-applies each message exactly once to the real store.
+applies each message exactly once to the real store. Every worker here has a key issued as
+``core fleet add-worker`` issues it, and every message is signed (tests/security tries what
+happens when it is not).
 
 Tests with a broker start a real Mosquitto on a free loopback port (they skip, saying so,
 where the binary is not installed; CI installs it). The episode events are made by hand:
@@ -17,10 +19,12 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
+from core.comms import auth, keys
 from core.comms import messages as m
 from core.comms.bus import BrokerAddress, BusPublisher, MqttSink, make_client
 from core.comms.ingest import Ingester
@@ -35,6 +39,8 @@ from tests.conftest import ROOT
 from tests.pipeline.support import coverage_totals, events, sessions, wait_for
 
 HOST, PID = "worker-host", 4242
+SECRET = bytes(range(32))  # the fleet secret of these tests
+DAY = (date.today() - timedelta(days=1)).isoformat()  # within the ingester's window
 SESSION = SessionInfo("stream", "cam-1", "Saw 01", "m.pt", "ab" * 32, 0.25, 0.7, 320)
 
 
@@ -45,8 +51,8 @@ def _run(run: str = "r1", worker: str = "w1", camera: str = "cam-1", pid: int = 
 def _row(duration: float, state: str = "open") -> EventRow:
     return EventRow(
         "Saw 01",
-        "2026-03-02 10:00:00",
-        f"2026-03-02 10:00:{int(duration):02d}",
+        f"{DAY} 10:00:00",
+        f"{DAY} 10:00:{int(duration):02d}",
         duration,
         source="cam-1",
         class_name="hand",
@@ -56,7 +62,25 @@ def _row(duration: float, state: str = "open") -> EventRow:
 
 
 def _cover(*seconds: int) -> list[CoverageRow]:
-    return [CoverageRow(f"2026-03-02 10:00:{s:02d}", 1.0, 1.0, 1, 0.0, 1.0) for s in seconds]
+    return [CoverageRow(f"{DAY} 10:00:{s:02d}", 1.0, 1.0, 1, 0.0, 1.0) for s in seconds]
+
+
+def _cred(store, worker: str = "w1") -> auth.Credential:
+    """Worker ``worker``'s key, issued in ``store`` as core fleet add-worker does (once)."""
+    rec = store.fleet.worker_key(worker)
+    if rec is None:
+        return keys.issue(store, SECRET, worker)
+    return auth.Credential(worker, auth.derive_key(SECRET, worker, rec.generation))
+
+
+def _signed(cred: auth.Credential, topic: str, body: bytes) -> bytes:
+    return auth.seal(cred.key, topic, body, time.time())
+
+
+def _apply(ing: Ingester, cred: auth.Credential, msg: m.Message | m.Status, topic: str = "") -> str:
+    """Sign ``msg`` as ``cred``'s worker and hand it to the ingester."""
+    topic = topic or (msg.topic if isinstance(msg, m.Message) else m.topic(cred.worker, "status"))
+    return ing.apply(topic, _signed(cred, topic, msg.encode()))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -85,7 +109,7 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
 @contextmanager
 def ingesting(store, url: str, client_id: str = "ingest-test") -> Iterator[Ingester]:
     """An ingester applying messages in a thread while the block runs."""
-    ing = Ingester(store)
+    ing = Ingester(store, SECRET)
     stop, ready = threading.Event(), threading.Event()
     th = threading.Thread(
         target=ing.run,
@@ -103,9 +127,9 @@ def ingesting(store, url: str, client_id: str = "ingest-test") -> Iterator[Inges
 
 
 def _publisher(
-    url: str, outbox: Path | None = None, worker: str = "w1", resend_after_s: float = 1.0
+    store, url: str, outbox: Path | None = None, worker: str = "w1", resend_after_s: float = 1.0
 ) -> BusPublisher:
-    return BusPublisher(url, worker, Outbox(outbox), PID, resend_after_s).start()
+    return BusPublisher(url, _cred(store, worker), Outbox(outbox), PID, resend_after_s).start()
 
 
 def _raw_publish(url: str, topic: str, payload: bytes, retain: bool = False) -> None:
@@ -129,10 +153,12 @@ def test_messages_round_trip_and_bad_ones_are_refused(store):
     assert back.run == run and m.episode_of(back) == ev and msg.topic == "glovewatch/w1/episodes"
     cov = m.coverage_message(run, "Saw 01", _cover(1, 2), 1.0)
     assert m.coverage_of(m.decode(cov.encode())) == ("Saw 01", _cover(1, 2))
-    ing = Ingester(store)
-    assert ing.apply("glovewatch/w1/episodes", b"{not json") == "rejected"
-    assert ing.apply("glovewatch/w2/episodes", msg.encode()) == "rejected"  # wrong worker
-    assert ing.apply("other/topic", msg.encode()) == "rejected"
+    ing, w2 = Ingester(store, SECRET), _cred(store, "w2")
+    _cred(store, "w1")
+    assert ing.apply("glovewatch/w1/episodes", b"{not json") == "refused"
+    assert ing.apply("glovewatch/w1/episodes", msg.encode()) == "refused"  # unsigned
+    assert _apply(ing, w2, msg, "glovewatch/w2/episodes") == "rejected"  # names w1
+    assert ing.apply("other/topic", msg.encode()) == "refused"
     assert events(store) == []
     with pytest.raises(Exception, match="cannot be used"):
         m.check_worker_name("line/1")
@@ -142,15 +168,14 @@ def test_each_message_is_applied_once_even_when_delivered_twice(any_store):
     """The ingester without MQTT: new/update/end and coverage, each delivered twice, and an
     update delivered again after the end (a resend) leaves the closed episode as it was."""
     store = any_store
-    ing, run, key = Ingester(store), _run(), "w1/cam-1/r1:1"
+    ing, run, key, cred = Ingester(store, SECRET), _run(), "w1/cam-1/r1:1", _cred(store)
     new = m.episode_message(run, EpisodeEvent("new", key, _row(1.0)), time.time())
     upd = m.episode_message(run, EpisodeEvent("update", key, _row(2.0)), time.time())
     end = m.episode_message(run, EpisodeEvent("end", key, _row(3.0, "closed")), time.time())
     cov = m.coverage_message(run, "Saw 01", _cover(1, 2, 3), time.time())
-    topic = "glovewatch/w1/episodes"
-    outcomes = [ing.apply(topic, msg.encode()) for msg in (new, new, upd, end, end, upd)]
+    outcomes = [_apply(ing, cred, msg) for msg in (new, new, upd, end, end, upd)]
     assert outcomes == ["applied", "duplicate", "applied", "applied", "duplicate", "duplicate"]
-    assert [ing.apply("glovewatch/w1/coverage", cov.encode()) for _ in range(2)] == [
+    assert [_apply(ing, cred, cov) for _ in range(2)] == [
         "applied",
         "duplicate",
     ]
@@ -163,9 +188,9 @@ def test_each_message_is_applied_once_even_when_delivered_twice(any_store):
     acks = ing.take_acks()["w1"]
     assert set(acks) == {new.id, upd.id, end.id, cov.id}  # duplicates acknowledged again too
     # a restarted ingester (nothing in memory) still knows both
-    again = Ingester(store)
-    assert again.apply(topic, upd.encode()) == "applied"  # first time for this process ...
-    assert again.apply("glovewatch/w1/coverage", cov.encode()) == "duplicate"
+    again = Ingester(store, SECRET)
+    assert _apply(again, cred, upd) == "applied"  # first time for this process ...
+    assert _apply(again, cred, cov) == "duplicate"
     assert events(store)[0].duration_s == 3.0  # ... and it changed nothing
     assert coverage_totals(store, "Saw 01") == (3.0, 0.0, 3.0)
 
@@ -174,16 +199,16 @@ def test_status_messages_keep_rows_and_a_dead_worker_is_wound_up(any_store):
     """Heartbeats update the worker's and cameras' rows; its last will (offline) ends its
     sessions and closes the episodes it left open, at their last sighting."""
     store = any_store
-    ing, run = Ingester(store), _run()
+    ing, run, cred = Ingester(store, SECRET), _run(), _cred(store)
     new = m.episode_message(run, EpisodeEvent("new", "w1/cam-1/r1:1", _row(2.0)), 0.0)
-    assert ing.apply(new.topic, new.encode()) == "applied"
+    assert _apply(ing, cred, new) == "applied"
     for analysed in (3, 9):
         beat = m.Status(
             WorkerRow("w1", "online", HOST, "2026-03-02 09:00:00"),
             (CameraRow("cam-1", "Saw 01", "live", "w1", "rtsp://c", 5.0, analysed, 2),),
             PID,
         )
-        assert ing.apply("glovewatch/w1/status", beat.encode()) == "status"
+        assert _apply(ing, cred, beat) == "status"
     (w,) = store.fleet.workers()
     (c,) = store.fleet.cameras()
     assert (w.name, w.status, w.host, w.started_at) == ("w1", "online", HOST, "2026-03-02 09:00:00")
@@ -192,25 +217,24 @@ def test_status_messages_keep_rows_and_a_dead_worker_is_wound_up(any_store):
     will = m.Status(
         WorkerRow("w1", "offline", HOST), (CameraRow("cam-1", "Saw 01", "disconnected", "w1"),), PID
     )
-    ing.apply("glovewatch/w1/status", will.encode())
+    assert _apply(ing, cred, will) == "status"
     assert store.fleet.workers()[0].status == "offline"
     assert store.fleet.cameras()[0].status == "disconnected"
     (s,) = sessions(store)
     assert s.status == "interrupted"
     ep = events(store)[0]
-    assert (ep.state, ep.ended_at, ep.duration_s) == ("closed", "2026-03-02 10:00:02", 2.0)
+    assert (ep.state, ep.ended_at, ep.duration_s) == ("closed", f"{DAY} 10:00:02", 2.0)
 
 
 def test_history_and_home_show_the_cameras_of_every_worker(any_store):
     """What two workers sent lands in the figures History and Home read (by station)."""
     store = any_store
-    from datetime import date
-
     from core.analytics.history import per_station
     from core.storage.filters import HistoryFilter
 
-    ing, today = Ingester(store), date.today().isoformat()
+    ing, today = Ingester(store, SECRET), date.today().isoformat()
     for worker, station in (("w1", "Saw 01"), ("w2", "Press 2")):
+        cred = _cred(store, worker)
         run = m.CameraRun(
             worker,
             f"{worker}-cam",
@@ -229,7 +253,7 @@ def test_history_and_home_show_the_cameras_of_every_worker(any_store):
             state="closed",
         )
         for msg in (
-            m.episode_message(run, EpisodeEvent("end", f"{worker}:1", row), 0.0),
+            m.episode_message(run, EpisodeEvent("end", f"{worker}/{worker}-cam/r1:1", row), 0.0),
             m.coverage_message(
                 run,
                 station,
@@ -237,7 +261,7 @@ def test_history_and_home_show_the_cameras_of_every_worker(any_store):
                 0.0,
             ),
         ):
-            assert ing.apply(msg.topic, msg.encode()) == "applied"
+            assert _apply(ing, cred, msg) == "applied"
     stats = {s.key[0]: s for s in per_station(store, HistoryFilter(date.today(), date.today()))}
     assert {k: (s.episodes, s.watched_s) for k, s in stats.items()} == {
         "Saw 01": (1, 3.0),
@@ -255,7 +279,7 @@ def test_store_sink_update_after_end_changes_nothing(store):
         fresh.episode(EpisodeEvent("update", "k1", _row(2.0)))
         fresh.episode(EpisodeEvent("new", "k1", _row(1.0)))
     (ep,) = events(store)
-    assert (ep.state, ep.duration_s, ep.ended_at) == ("closed", 5.0, "2026-03-02 10:00:05")
+    assert (ep.state, ep.duration_s, ep.ended_at) == ("closed", 5.0, f"{DAY} 10:00:05")
 
 
 def test_outbox_keeps_unacknowledged_messages_across_a_restart(tmp_path):
@@ -299,7 +323,7 @@ def test_published_episodes_and_coverage_land_once_despite_a_duplicate(any_store
     store = any_store
     run, key = _run(), "w1/cam-1/r1:7"
     with ingesting(store, broker.url) as ing:
-        pub = _publisher(broker.url, tmp_path / "w1.jsonl")
+        pub = _publisher(store, broker.url, tmp_path / "w1.jsonl")
         assert pub.wait_connected(10)
         sink = MqttSink(pub, run)
         sink.episode(EpisodeEvent("new", key, _row(1.0)))
@@ -309,12 +333,9 @@ def test_published_episodes_and_coverage_land_once_despite_a_duplicate(any_store
         assert pub.flush(15), "the ingester did not acknowledge everything"
         # the same update and coverage delivered a second time, on purpose
         sent, _ = read_journal(tmp_path / "w1.jsonl")
-        for msg in (sent[1], sent[2]):
-            _raw_publish(
-                broker.url,
-                m.topic("w1", "episodes" if msg["type"] == "episode" else "coverage"),
-                json.dumps(msg).encode(),
-            )
+        for msg in (sent[1], sent[2]):  # replayed by the worker itself (signed)
+            topic = m.topic("w1", "episodes" if msg["type"] == "episode" else "coverage")
+            _raw_publish(broker.url, topic, _signed(_cred(store), topic, json.dumps(msg).encode()))
         wait_for(lambda: ing.stats().duplicates >= 2, 15, "both duplicates to arrive")
         stats = ing.stats()
         pub.close(timeout_s=2)
@@ -330,7 +351,7 @@ def test_messages_sent_while_the_ingester_is_down_arrive_when_it_is_back(store, 
     resends of the same messages (unacknowledged meanwhile) change nothing."""
     with ingesting(store, broker.url, "ingest-persist"):
         pass  # subscribed once: the broker now keeps its session
-    pub = _publisher(broker.url, tmp_path / "w1.jsonl", resend_after_s=0.5)
+    pub = _publisher(store, broker.url, tmp_path / "w1.jsonl", resend_after_s=0.5)
     assert pub.wait_connected(10)
     sink = MqttSink(pub, _run())
     for n in range(1, 4):
@@ -353,13 +374,13 @@ def test_a_restarted_worker_sends_what_was_never_acknowledged(store, broker, tmp
     """Messages emitted while no broker could be reached stay in the outbox journal; the
     worker started again sends them."""
     journal = tmp_path / "w1.jsonl"
-    dead = _publisher(f"mqtt://127.0.0.1:{free_port()}", journal)  # nothing listens there
+    dead = _publisher(store, f"mqtt://127.0.0.1:{free_port()}", journal)  # nothing listens there
     sink = MqttSink(dead, _run("r-old"))
     sink.episode(EpisodeEvent("new", "w1/cam-1/r-old:1", _row(1.0)))
     sink.coverage("Saw 01", None, _cover(5, 6))
     assert not dead.close(timeout_s=0.5)  # stopped with both unacknowledged
     with ingesting(store, broker.url):
-        pub = _publisher(broker.url, journal)
+        pub = _publisher(store, broker.url, journal)
         assert pub.flush(15)
         pub.close(timeout_s=2)
     (ep,) = events(store)
@@ -369,7 +390,7 @@ def test_a_restarted_worker_sends_what_was_never_acknowledged(store, broker, tmp
 
 def test_messages_buffered_while_the_broker_is_down(store, broker, tmp_path):
     with ingesting(store, broker.url):
-        pub = _publisher(broker.url, tmp_path / "w1.jsonl")
+        pub = _publisher(store, broker.url, tmp_path / "w1.jsonl")
         assert pub.wait_connected(10)
         broker.kill()
         wait_for(lambda: not pub.connected, 10, "the worker to notice")
@@ -391,13 +412,14 @@ def test_messages_buffered_while_the_broker_is_down(store, broker, tmp_path):
 _WORKER = """
 import sys, time
 from core.comms import messages as m
+from core.comms.auth import Credential
 from core.comms.bus import MqttOutlet
 from core.events.sinks import EpisodeEvent
 from core.storage.events import EventRow
 from core.storage.fleet import CameraRow, WorkerRow
 from core.storage.sessions import SessionInfo
 import os, socket
-out = MqttOutlet(sys.argv[1], "w-kill", os.getpid(), None)
+out = MqttOutlet(sys.argv[1], Credential.parse(sys.argv[2]), os.getpid(), None)
 cams = [CameraRow("cam-k", "Saw 01", "disconnected", "w-kill")]
 out.start(WorkerRow("w-kill", "offline", socket.gethostname()), cams)
 run = m.CameraRun("w-kill", "cam-k", "rk", socket.gethostname(), os.getpid(),
@@ -406,7 +428,7 @@ sink, _ = out.open_camera(run)
 out.heartbeat(WorkerRow("w-kill", "online", socket.gethostname(), heartbeat_at=None),
               [CameraRow("cam-k", "Saw 01", "live", "w-kill", fps=5.0, analysed=3)])
 sink.episode(EpisodeEvent("new", "w-kill/cam-k/rk:1", EventRow(
-    "Saw 01", "2026-03-02 10:00:00", "2026-03-02 10:00:02", 2.0, source="cam-k",
+    "Saw 01", sys.argv[3] + " 10:00:00", sys.argv[3] + " 10:00:02", 2.0, source="cam-k",
     state="open")))
 print("sent", flush=True)
 time.sleep(600)
@@ -416,7 +438,7 @@ time.sleep(600)
 def test_retained_status_and_last_will_of_a_killed_worker(store, broker):
     with ingesting(store, broker.url):
         proc = subprocess.Popen(
-            [sys.executable, "-c", _WORKER, broker.url],
+            [sys.executable, "-c", _WORKER, broker.url, _cred(store, "w-kill").text(), DAY],
             cwd=ROOT,
             env=dict(os.environ, PYTHONPATH=str(ROOT)),
             stdout=subprocess.PIPE,
@@ -444,7 +466,7 @@ def test_retained_status_and_last_will_of_a_killed_worker(store, broker):
     (s,) = sessions(store)
     assert (s.status, s.pid) == ("interrupted", proc.pid)
     ep = events(store)[0]
-    assert (ep.ended_at, ep.duration_s) == ("2026-03-02 10:00:02", 2.0)  # its last sighting
+    assert (ep.ended_at, ep.duration_s) == (f"{DAY} 10:00:02", 2.0)  # its last sighting
     # anyone subscribing later gets the retained status: offline
     got: list[bytes] = []
     addr = BrokerAddress.parse(broker.url)
@@ -458,4 +480,6 @@ def test_retained_status_and_last_will_of_a_killed_worker(store, broker):
     finally:
         client.disconnect()
         client.loop_stop()
-    assert m.decode_status(got[0]).worker.status == "offline"
+    envelope = auth.unwrap(got[0])
+    assert auth.verify(_cred(store, "w-kill").key, m.topic("w-kill", "status"), envelope)
+    assert m.decode_status(envelope.body).worker.status == "offline"
