@@ -41,6 +41,8 @@ from core.text import redact_url
 
 log = logging.getLogger(__name__)
 
+MAX_BODY = auth.MAX_PAYLOAD // 2  # escaped inside its envelope, a body can grow this much
+
 
 @dataclass(frozen=True)
 class BrokerAddress:
@@ -223,8 +225,19 @@ class BusPublisher:
 
     # --- sending -----------------------------------------------------------------------
     def send(self, message: m.Message) -> None:
-        """Emit an episode or coverage message (kept in the outbox until acknowledged)."""
-        self.outbox.add(message.id, message.topic, message.encode())
+        """Emit an episode or coverage message (kept in the outbox until acknowledged); one
+        too large for the ingester to read is logged and dropped, never resent forever."""
+        body = message.encode()
+        if len(body) > MAX_BODY:
+            log.error(
+                "worker %s: a %s message of %d bytes is over the %d the ingester reads; dropped",
+                self.worker,
+                message.type,
+                len(body),
+                MAX_BODY,
+            )
+            return
+        self.outbox.add(message.id, message.topic, body)
         with self._cond:
             self._cond.notify_all()
 

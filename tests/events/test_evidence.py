@@ -112,3 +112,31 @@ def test_missing_or_broken_sidecar_reads_as_none(tmp_path):
     assert read_boxes(tmp_path / "nothing.jpg") is None
     (tmp_path / "bad.json").write_text("{not json")
     assert read_boxes(tmp_path / "bad.jpg") is None
+
+
+def test_the_evidence_store_reads_and_deletes_only_inside_itself(tmp_path):
+    from core.events.evidence import EvidenceStore, confined
+
+    root = tmp_path / "evidence"
+    (root / "2026-01-01").mkdir(parents=True)
+    inside = root / "2026-01-01" / "a.jpg"
+    inside.write_bytes(b"x")
+    inside.with_suffix(".json").write_text("{}")
+    outside = tmp_path / "glovewatch.sqlite"
+    outside.write_bytes(b"store")
+    (root / "2026-01-01" / "link.jpg").symlink_to(outside)
+    ev = EvidenceStore(root)
+    assert ev.ref(inside) == "2026-01-01/a.jpg" and ev.path("2026-01-01/a.jpg") == inside
+    for escape in (
+        outside,
+        root / ".." / "glovewatch.sqlite",
+        "../glovewatch.sqlite",
+        root / "2026-01-01" / "link.jpg",
+        root,
+    ):
+        assert ev.path(escape) is None and ev.ref(escape) is None
+        assert ev.remove(escape) is None
+    assert outside.read_bytes() == b"store"
+    assert ev.remove(inside) == 1 and not inside.exists()
+    assert not inside.with_suffix(".json").exists()  # its detections went with it
+    assert read_boxes(outside, root) is None and confined(outside, root) is None
