@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from core.accounts import Permission
-from core.analytics.fleet import count_by_status, fleet_status
+from core.analytics.fleet import count_by_status, dead_letters, fleet_status
 from core.errors import GloveWatchError
 from ui.text import md
 from ui.widgets import page_setup
@@ -107,3 +107,35 @@ st.dataframe(
     hide_index=True,
     width="stretch",
 )
+
+try:
+    letters = dead_letters(page.store)
+except GloveWatchError as exc:
+    letters = []
+    st.error(f"The refused messages could not be read: {exc}")
+st.subheader("Refused messages")
+if not letters:
+    st.caption("No message was refused: every message the ingester received was signed and sane.")
+else:
+    st.caption(
+        "What the ingester did not apply, newest first (the latest 1000 are kept): unsigned or "
+        "forged messages are *refused*; a real worker's message that fails its checks is "
+        "*rejected* and acknowledged, so the worker does not send it again. Also "
+        "`python -m core fleet dead-letters`."
+    )
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "at": d.at,
+                    "worker": d.worker or "",
+                    "topic": d.topic,
+                    "reason": d.reason,
+                    "message id": d.message_id or "",
+                }
+                for d in letters
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )

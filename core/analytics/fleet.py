@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from core.storage import Store
+from core.storage.fleet import DeadLetter
 
 _TS = "%Y-%m-%d %H:%M:%S"
 
@@ -157,3 +158,9 @@ def count_by_status(views: list[CameraView] | list[WorkerView]) -> dict[str, int
     for v in views:
         out[v.status] = out.get(v.status, 0) + 1
     return out
+
+
+def dead_letters(store: Store, limit: int = 100) -> list[DeadLetter]:
+    """The messages the ingester refused or rejected lately (newest first), with the reason:
+    unsigned or forged ones, and those of real workers that failed their schema."""
+    return store.fleet.dead_letters(limit)

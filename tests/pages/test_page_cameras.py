@@ -11,6 +11,7 @@ from core.analytics.fleet import camera_state, fleet_status, worker_state
 from core.storage.fleet import CameraRow, WorkerRow
 from tests.helpers import open_page
 from tests.pages.support import metrics, plain, sign_in, values
+from tests.pipeline.support import events
 
 
 def _ts(seconds_ago: float) -> str:
@@ -169,3 +170,36 @@ def test_a_viewer_may_see_the_cameras(store, accounts):
     at.switch_page("pages/8_Cameras.py").run()
     assert not at.exception and not values(at.error)
     assert "Cameras" in values(at.title) and len(at.dataframe) == 2
+
+
+def test_the_cameras_page_lists_refused_messages_with_their_reason(store):
+    """A forged (unsigned) episode and a real worker's message with a NaN duration, through
+    the real ingester: both shown with why; nothing applied."""
+    import math
+    import time
+
+    from core.comms import auth, keys
+    from core.comms import messages as m
+    from core.comms.ingest import Ingester
+    from core.events.sinks import EpisodeEvent
+    from core.storage.events import EventRow
+    from core.storage.sessions import SessionInfo
+
+    _fleet(store)
+    at = open_page("pages/8_Cameras.py")
+    assert "No message was refused" in " ".join(values(at.caption))
+    secret = bytes(32)
+    ing, cred = Ingester(store, secret), keys.issue(store, secret, "line-1")
+    info = SessionInfo("stream", "saw-01", "Saw 01", "m", "ab", 0.25, 0.7, 320)
+    run = m.CameraRun("line-1", "saw-01", "r1", "box-a", 1, info)
+    row = EventRow("Saw 01", _ts(60), _ts(50), math.nan)
+    msg = m.episode_message(run, EpisodeEvent("new", "line-1/saw-01/r1:1", row), 0.0)
+    assert ing.apply(msg.topic, msg.encode()) == "refused"
+    signed = auth.seal(cred.key, msg.topic, msg.encode(), time.time())
+    assert ing.apply(msg.topic, signed) == "rejected"
+    at = open_page("pages/8_Cameras.py")
+    df = _table(at, "reason")
+    assert len(df) == 2 and set(df["worker"]) == {"line-1"}
+    assert df["reason"].str.contains("duration_s must be a finite number").any()
+    assert df["reason"].str.startswith("refused: unsigned").any()
+    assert events(store) == []
