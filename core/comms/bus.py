@@ -13,8 +13,9 @@ the outbox forgets anything. Evidence travels as a reference inside the worker's
 store, never as a path.
 
 ``GLOVEWATCH_MQTT_URL`` names the broker: ``mqtt://[user:password@]host[:port]`` (1883 by
-default) or ``mqtts://`` for TLS (8883). Without a user in the URL a worker logs in as itself
-with the password its key gives (the accounts ``core fleet mosquitto-config`` writes).
+default) or ``mqtts://`` for TLS (8883; ``?ca=/path/ca.pem`` for a plant's own CA). Without a
+user in the URL a worker logs in as itself with the password its key gives (the accounts
+``core fleet mosquitto-config`` writes).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from core.comms import auth
 from core.comms import messages as m
@@ -53,6 +54,7 @@ class BrokerAddress:
     tls: bool = False
     username: str | None = None
     password: str | None = None
+    ca: str | None = None  # a CA file for a plant's own certificates (``?ca=/path``)
 
     @classmethod
     def parse(cls, url: str) -> BrokerAddress:
@@ -67,12 +69,14 @@ class BrokerAddress:
             port = parts.port or (8883 if tls else 1883)
         except ValueError:
             raise ConfigError(f"{redact_url(url)}: the port is not a number.") from None
+        ca = parse_qs(parts.query).get("ca", [None])[0]
         return cls(
             parts.hostname,
             port,
             tls,
             unquote(parts.username) if parts.username else None,
             unquote(parts.password) if parts.password else None,
+            ca,
         )
 
 
@@ -91,7 +95,7 @@ def make_client(address: BrokerAddress, client_id: str, persistent: bool) -> Any
     if address.username:
         client.username_pw_set(address.username, address.password)
     if address.tls:
-        client.tls_set()
+        client.tls_set(ca_certs=address.ca)
     client.reconnect_delay_set(min_delay=1, max_delay=10)
     client.max_queued_messages_set(0)  # unbounded: the outbox bounds what is waiting
     client.max_inflight_messages_set(100)
