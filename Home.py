@@ -7,6 +7,7 @@ import streamlit as st
 
 from core.accounts import Permission
 from core.analytics import history as h
+from core.analytics import reading
 from core.config import PROJECT_ROOT
 from core.errors import GloveWatchError
 from core.training.registry import active_model
@@ -33,6 +34,7 @@ with left:
     with st.spinner("Reading today's figures …"):
         try:
             today: h.Kpis | None = h.kpis(page.store, h.today_filter())
+            gone = reading.unreadable(page.store, h.today_filter())
         except GloveWatchError as exc:  # a damaged store must not take the overview down
             log.error("store unavailable: %s", exc)
             st.error(f"The event store could not be read: {exc}")
@@ -43,6 +45,8 @@ with left:
         shown = {f.key: f for f in h.headline(today)}
         for col, key in zip(st.columns(2) + st.columns(2), HOME_FIGURES):
             col.metric(shown[key].label, shown[key].text, help=shown[key].help)
+        if gone.note:  # rows left out of today's figures, said rather than raised
+            st.warning(gone.note)
         if not (today.total.frames or today.total.watched_s or today.total.episodes):
             st.info(
                 "Nothing recorded today yet. Try the **Batch** page with a few photos, or "

@@ -12,7 +12,7 @@ from functools import partial
 import streamlit as st
 
 from core.accounts import Permission
-from core.analytics import charts, review
+from core.analytics import charts, reading, review
 from core.analytics import history as h
 from core.analytics.demo import demo_store
 from core.analytics.reports import episodes_csv, report_name, summary_csv, write_history_xlsx
@@ -270,7 +270,10 @@ def main() -> None:
         )
         _retention(store)
         return
-    f = _filters(store, span)
+    # read only where data is held (five years at most); unreadable rows are counted
+    f, notes = reading.prepare(store, _filters(store, span), span)
+    for note in notes:
+        st.warning(note)
     st.caption(
         f"Showing {md(f.describe())}. Class, severity and review filters apply to "
         f"episodes; hand-time has neither. Data in the store: {span.first} to {span.last}."

@@ -15,10 +15,14 @@ from core.storage.filters import REVIEW_STATES
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from core.analytics.reading import clamp_for
     from core.analytics.reports import episodes_csv, report_name, write_history_xlsx
 
-    f = history_filter(args)
     st = store()
+    clamped = clamp_for(st, history_filter(args))  # the data held; beyond five years: refused
+    f = clamped.filter
+    if clamped.note:
+        say(clamped.note)
     out = Path(args.out) if args.out else Path(report_name(f))
     write_history_xlsx(out, st, f)
     if args.csv:

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, func, literal
 
 from core.config import TRIAL_STATION, Shift, settings
+from core.storage.sanity import readable_episode
 
 SEVERITIES = ("warning", "critical")
 REVIEW_STATES = ("unreviewed", "confirmed", "dismissed")
@@ -123,6 +124,7 @@ def period_conditions(
 def episode_conditions(f: HistoryFilter, events: Any) -> list[ColumnElement[bool]]:
     """The period plus class, severity and review state, on the events table."""
     conds = period_conditions(f, events.c.started_at, events.c.station)
+    conds += readable_episode(events)  # a row no page can show is left out (and counted)
     if f.classes:
         conds.append(events.c.class_name.in_(f.classes))
     if f.severities:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     ColumnElement,
     Float,
     Table,
+    and_,
     case,
     cast,
     func,
@@ -38,6 +39,13 @@ from core.storage.filters import (
     shift_of,
     shift_of_clock,
     whole_hour_shifts,
+)
+from core.storage.sanity import (
+    outside_window,
+    readable_amounts,
+    readable_episode,
+    sane_name,
+    sane_time,
 )
 
 KeyFn = Callable[[Any, Any], list[ColumnElement[Any]]]
@@ -167,6 +175,31 @@ def _sum_if(cond: ColumnElement[bool], value: Any = 1) -> Any:
     return func.sum(case((cond, value), else_=0))
 
 
+def _edge_day(conn: Any, col: Any, last: bool) -> date | None:
+    """The first (or last) readable day of a time column, stepping over unreadable values."""
+    bound = None
+    for _ in range(20):  # more malformed edges than this: give up on the table's span
+        q = select(col).where(sane_time(col))
+        if bound is not None:
+            q = q.where(col < bound if last else col > bound)
+        value = conn.execute(q.order_by(col.desc() if last else col).limit(1)).scalar()
+        if value is None:
+            return None
+        try:
+            return date.fromisoformat(str(value)[:10])
+        except ValueError:
+            bound = value
+    return None
+
+
+def _coverage_checks(c: Table, time_col: Any) -> list[ColumnElement[bool]]:
+    return [
+        sane_time(time_col),
+        sane_name(c.c.station),
+        *readable_amounts(c.c.watched_s, c.c.compliant_s, c.c.violating_s),
+    ]
+
+
 class HistoryRepo:
     """Read-only aggregations for the History page and reports."""
 
@@ -200,7 +233,7 @@ class HistoryRepo:
                     "violating_s": func.sum(c.c.violating_s),
                 },
                 c,
-                [],
+                _coverage_checks(c, c_time),
             ),
             (
                 rh.c.hour,
@@ -211,7 +244,11 @@ class HistoryRepo:
                     "violating_n": func.sum(rh.c.violating_n),
                 },
                 rh,
-                [],
+                [
+                    sane_time(rh.c.hour),
+                    sane_name(rh.c.station),
+                    *readable_amounts(rh.c.frames, rh.c.compliant_n, rh.c.violating_n),
+                ],
             ),
             (
                 r.c.ts,
@@ -222,7 +259,7 @@ class HistoryRepo:
                     "violating_n": func.sum(r.c.violating),
                 },
                 r.join(s, s.c.id == r.c.session_id),
-                [r.c.error.is_(None), not_(dismissed)],
+                [r.c.error.is_(None), not_(dismissed), sane_time(r.c.ts)],
             ),
             (
                 e.c.started_at,
@@ -299,7 +336,8 @@ class HistoryRepo:
         return out
 
     def data_span(self) -> DataSpan:
-        """First and last day with coverage, results or episodes (index min/max, cheap)."""
+        """First and last day with readable coverage, results or episodes (an index walk from
+        each end: cheap; rows with unreadable times are stepped over)."""
         firsts, lasts = [], []
         with self.db.read() as conn:
             for col in (
@@ -308,19 +346,42 @@ class HistoryRepo:
                 t.results.c.ts,
                 t.results_hourly.c.hour,
             ):
-                lo, hi = conn.execute(select(func.min(col), func.max(col))).one()
-                if lo:
+                lo, hi = _edge_day(conn, col, last=False), _edge_day(conn, col, last=True)
+                if lo and hi:
                     firsts.append(lo)
                     lasts.append(hi)
             counts = {
                 tbl.name: int(conn.execute(select(func.count()).select_from(tbl)).scalar_one())
                 for tbl in (t.events, t.results, t.sessions)
             }
-        return DataSpan(
-            date.fromisoformat(min(firsts)[:10]) if firsts else None,
-            date.fromisoformat(max(lasts)[:10]) if lasts else None,
-            counts,
-        )
+        return DataSpan(min(firsts) if firsts else None, max(lasts) if lasts else None, counts)
+
+    def unreadable(self, f: HistoryFilter) -> dict[str, int]:
+        """Rows the figures of ``f`` leave out because they cannot be read, per table: those
+        with a time outside any sane window (anywhere in the store: an index range, cheap)
+        plus those in the period with a malformed time, number or name. Tables without any
+        are not named."""
+        e, c, r = t.events, t.coverage_hourly, t.results
+        checks = [
+            (
+                e,
+                e.c.started_at,
+                readable_episode(e),
+                [e.c.started_at >= f.lo, e.c.started_at < f.hi],
+            ),
+            (c, c.c.hour, _coverage_checks(c, c.c.hour), [c.c.hour >= f.lo, c.c.hour < f.hi]),
+            (r, r.c.ts, [sane_time(r.c.ts)], [r.c.ts >= f.lo, r.c.ts < f.hi]),
+        ]
+        out = {}
+        with self.db.read() as conn:
+            for tbl, col, sane, period in checks:
+                far = select(func.count()).select_from(tbl).where(outside_window(col))
+                readable = func.coalesce(and_(*sane), False)  # NULL is not readable either
+                bad = select(func.count()).select_from(tbl).where(*period, not_(readable))
+                n = int(conn.execute(far).scalar_one()) + int(conn.execute(bad).scalar_one())
+                if n:
+                    out[tbl.name] = n
+        return out
 
     def provenance(self, f: HistoryFilter) -> Provenance:
         """Model files/hashes and rule versions of the sessions and episodes in the filter."""

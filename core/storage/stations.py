@@ -9,6 +9,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from core.storage import schema as t
 from core.storage.database import Database, now
+from core.storage.sanity import sane_name
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,8 @@ class StationRepo:
                 t.sessions.c.station,
                 t.results_hourly.c.station,
             ):
-                for (name,) in c.execute(select(col).distinct()):
+                # a name no page can show (a 10 MiB one) is no station: History counts it
+                for (name,) in c.execute(select(col).distinct().where(sane_name(col))):
                     names[name] = False
             for name, deleted_at in c.execute(select(t.stations.c.name, t.stations.c.deleted_at)):
                 names[name] = deleted_at is not None
