@@ -88,7 +88,7 @@ def summary_csv(store: Store, f: HistoryFilter) -> str:
     w = csv.writer(buf)
     w.writerow(("figure", "value", "shown as", "what it counts"))
     w.writerows(
-        (x.label, "" if x.value is None else x.value, x.text, x.help)
+        (safe_text(x.label), "" if x.value is None else x.value, safe_text(x.text), x.help)
         for x in h.headline(h.kpis(store, f))
     )
     return buf.getvalue()
