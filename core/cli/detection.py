@@ -19,7 +19,7 @@ from core.cli.common import (
     weights,
 )
 from core.config import DEFAULT_STATION, DEFAULTS, PROJECT_ROOT, settings
-from core.errors import EXIT_INPUT, EXIT_OK
+from core.errors import EXIT_INPUT, EXIT_OK, EXIT_UNUSABLE
 from core.vision.detector import BACKENDS
 
 
@@ -127,6 +127,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         tiles=getattr(args, "tiles", None),
         backend=args.backend,
         agnostic=args.agnostic,
+        through_app=args.app_path,
     )
     if args.json:
         emit(res.as_dict())
@@ -208,6 +209,32 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _default_data() -> Path:
+    """The gloves data set beside the project, else the fixture set that ships with it."""
+    shared = PROJECT_ROOT.parent / "shared" / "datasets" / "gloves"
+    return shared if shared.is_dir() else PROJECT_ROOT / "tests" / "fixtures" / "gloves-mini"
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from core.vision.detector import export_model
+
+    w = weights(args)
+    if not args.int8:
+        path = export_model(w, args.backend, args.imgsz)
+        emit({"weights": w.name, "export": str(path)}) if args.json else say(str(path))
+        return EXIT_OK
+    from core.vision.openvino_int8 import build_int8
+
+    data = Path(args.data) if args.data else _default_data()
+    gate = Path(args.gate_data) if args.gate_data else None
+    report = build_int8(w, data, gate, args.imgsz, args.calibration, args.max_drop)
+    if args.json:
+        emit(report.as_dict())
+    else:
+        say(report.describe())
+    return EXIT_OK if report.active else EXIT_UNUSABLE
+
+
 def register(sub: Subparsers) -> None:
     s = settings()
     d = sub.add_parser("detect", help="detect gloved and bare hands in images, folders, videos")
@@ -247,6 +274,13 @@ def register(sub: Subparsers) -> None:
             action="store_true",
             help="score one class, any hand (glove or bare): does the model find the hands",
         )
+        e.add_argument(
+            "--app-path",
+            action="store_true",
+            help="score full frames through GloveWatch's own detector on --backend (its "
+            "post-processing, one box per hand, the OpenVINO runtime and its INT8 build) "
+            "instead of Ultralytics' validator",
+        )
         if tiled:
             e.add_argument(
                 "--tiles",
@@ -283,6 +317,26 @@ def register(sub: Subparsers) -> None:
     wv.add_argument("--seed", type=int, default=0)
     add_json(wv)
     wv.set_defaults(func=cmd_wideview)
+
+    ex = sub.add_parser(
+        "export",
+        help="export a model for the OpenVINO (or ONNX) runtime; --int8 builds a quantised "
+        "copy that is used only if it keeps its accuracy",
+    )
+    add_weights(ex)
+    ex.add_argument("--backend", choices=("openvino", "onnx"), default="openvino")
+    ex.add_argument("--imgsz", type=int, default=s.imgsz)
+    ex.add_argument("--int8", action="store_true", help="NNCF INT8 build with accuracy gate")
+    ex.add_argument(
+        "--data", help="data set whose training images calibrate (default: the gloves set)"
+    )
+    ex.add_argument("--gate-data", help="data set whose test split gates (default: --data)")
+    ex.add_argument("--calibration", type=int, default=200, help="calibration images")
+    ex.add_argument(
+        "--max-drop", type=float, default=0.01, help="mAP50 the INT8 build may lose (0.01)"
+    )
+    add_json(ex)
+    ex.set_defaults(func=cmd_export)
 
     bn = sub.add_parser(
         "bench", help="live pipeline fps vs plain Ultralytics loops (.pt and OpenVINO)"

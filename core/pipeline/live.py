@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -39,7 +39,7 @@ from core.events.alerts import Alert, Alerter
 from core.events.episodes import EpisodeConfig
 from core.events.evidence import EvidenceWriter
 from core.events.recorder import EpisodeRecorder, RecordingContext
-from core.events.rules import StationRule, draw_zones
+from core.events.rules import Judgement, StationRule, draw_zones
 from core.events.sinks import AlertingSink, StoreSink
 from core.events.stations import current_rule
 from core.media import open_video
@@ -59,6 +59,7 @@ from core.storage.events import EpisodeRecord
 from core.storage.sessions import SessionInfo
 from core.text import redact_text
 from core.vision.annotate import draw
+from core.vision.detections import FrameDetections
 from core.vision.detector import DETECTORS, Detector, InferenceParams
 from core.vision.taps import FrameTap
 from core.vision.tiling import TileSpec
@@ -284,23 +285,33 @@ class LiveSession:
 
     def process(
         self, image: np.ndarray, t: float | None, frame_index: int
-    ) -> tuple[np.ndarray, Any]:
+    ) -> tuple[np.ndarray, Judgement]:
         """Detect, judge, record and draw one frame; returns (drawn frame, judgement)."""
         self.last_frame = time.monotonic()
-        t = self.last_frame - self.t0 if t is None else t
         fd = self.video(image)
+        judged = self.record(image, t, frame_index, fd)
+        return self.render(image, fd, judged), judged
+
+    def record(
+        self, image: np.ndarray, t: float | None, frame_index: int, fd: FrameDetections
+    ) -> Judgement:
+        """Judge and record one frame whose detections are ``fd`` (no drawing)."""
+        now = time.monotonic()
+        t = now - self.t0 if t is None else t
         outcome = self.recorder.process(t, fd, image, frame_index)
         if self.tap is not None:
             self.tap.offer(t, image, fd)
-        out = draw(image, fd, outcome.judgement.status)
-        if self.rule.zones:
-            out = draw_zones(out, self.rule)
-        if self.last_frame - self._last_beat > 30:
-            self._last_beat = self.last_frame
+        if now - self._last_beat > 30:
+            self._last_beat = now
             self.store.sessions.heartbeat(self.id)
         # idle time counts from the end of the work on a frame: a slow frame is not silence
         self.last_frame = time.monotonic()
-        return out, outcome.judgement
+        return outcome.judgement
+
+    def render(self, image: np.ndarray, fd: FrameDetections, judged: Judgement) -> np.ndarray:
+        """The frame drawn: boxes coloured by the rule, and the station's zones."""
+        out = draw(image, fd, judged.status)
+        return draw_zones(out, self.rule) if self.rule.zones else out
 
     def close(self, status: str) -> None:
         """Close episodes, write coverage, end the session row."""
@@ -444,19 +455,43 @@ class FrameProcessor:
                     status="error", message=f"Frame failed: {redact_text(str(exc))[:200]}"
                 )
                 return image
-            totals = session.recorder.coverage.totals if session.recorder.coverage else None
-            self.stats.frame_done(
-                compliant=judged.compliant,
-                violating=judged.violating,
-                compliance=totals.compliance if totals else None,
-                latency_ms=round(
-                    (time.monotonic() - (captured_at if captured_at is not None else start)) * 1000,
-                    1,
-                ),
-                episodes=session.recorder.episodes_total,
-                open_episodes=session.recorder.open_episodes,
-            )
+            self._done(session, judged, captured_at if captured_at is not None else start)
             return out
+
+    def _done(self, session: LiveSession, judged: Judgement, captured_at: float) -> None:
+        totals = session.recorder.coverage.totals if session.recorder.coverage else None
+        self.stats.frame_done(
+            compliant=judged.compliant,
+            violating=judged.violating,
+            compliance=totals.compliance if totals else None,
+            latency_ms=round((time.monotonic() - captured_at) * 1000, 1),
+            episodes=session.recorder.episodes_total,
+            open_episodes=session.recorder.open_episodes,
+        )
+
+    def stream(self, frames: Iterable[Frame]) -> Iterator[LiveResult]:
+        """Detect, judge and record ``frames`` with several in flight on the detector (the
+        OpenVINO runtime path overlaps inference with this thread's tracking, episodes and
+        drawing); call :meth:`start` first. Nothing is drawn here: a result draws itself when
+        someone looks (:meth:`LiveResult.drawn`). A frame that fails is skipped with the
+        reason in :attr:`stats`; the stream ends when the session does."""
+        session = self._session
+        if session is None:
+            return
+        for frame, image, fd in session.video.stream((f, f.image) for f in frames):
+            with self._lock:
+                if self._session is not session:
+                    return  # ended meanwhile (stop, idle watchdog)
+                try:
+                    judged = session.record(image, frame.t, self.stats.frames, fd)
+                except Exception as exc:  # keep the stream alive; show what went wrong
+                    log.exception("live frame failed")
+                    self.stats.update(
+                        status="error", message=f"Frame failed: {redact_text(str(exc))[:200]}"
+                    )
+                    continue
+                self._done(session, judged, frame.captured_at)
+            yield LiveResult(frame, fd, judged, session)
 
     def webrtc_callback(self, frame: Any) -> Any:
         """``video_frame_callback`` for streamlit-webrtc: av.VideoFrame in and out."""
@@ -474,6 +509,23 @@ class FrameProcessor:
         if self.last_session_id is None:
             return []
         return (store or open_store(self.cfg.store_url)).events.for_session(self.last_session_id)
+
+
+@dataclass
+class LiveResult:
+    """One processed frame of :meth:`FrameProcessor.stream`, drawn only when asked."""
+
+    frame: Frame
+    detections: FrameDetections
+    judgement: Judgement
+    session: LiveSession
+    _drawn: np.ndarray | None = None
+
+    def drawn(self) -> np.ndarray:
+        """The frame with its boxes and zones (drawn once, on first call)."""
+        if self._drawn is None:
+            self._drawn = self.session.render(self.frame.image, self.detections, self.judgement)
+        return self._drawn
 
 
 class SourceRunner:
@@ -505,7 +557,7 @@ class SourceRunner:
         self._status, self._message = SourceStatus.CONNECTING, f"Connecting to {self.shown} ..."
         self._since = time.monotonic()
         self._touched = time.monotonic()
-        self._latest: np.ndarray | None = None
+        self._latest: LiveResult | None = None
         self._stop = threading.Event()
         self._slot = LatestFrame()
         self.reader = FrameReader(
@@ -564,9 +616,27 @@ class SourceRunner:
         return status, better or message
 
     def latest(self) -> np.ndarray | None:
-        """The newest drawn frame (BGR), or None before the first."""
+        """The newest frame drawn (BGR), or None before the first; drawn here, when a viewer
+        asks, not for every frame."""
         with self._lock:
-            return self._latest
+            result = self._latest
+        return result.drawn() if result is not None else None
+
+    def _frames(self) -> Iterator[Frame]:
+        """Frames from the reader's one-frame slot until stop, end or no viewer: the reader
+        replaces a frame nobody took (counted as dropped), so memory stays bounded by the
+        slot plus the detector's requests in flight."""
+        while True:
+            frame: Frame | None = self._slot.take(self._stop)
+            if frame is None or self._stop.is_set():
+                return
+            if (
+                self.viewer_timeout_s is not None
+                and time.monotonic() - self._touched > self.viewer_timeout_s
+            ):
+                self._stop.set()
+                return
+            yield frame
 
     def _set(self, status: SourceStatus, message: str) -> None:
         with self._lock:
@@ -585,19 +655,11 @@ class SourceRunner:
                 self._stop.set()
                 return
             self.reader.ready.set()
-            while True:
-                frame: Frame | None = self._slot.take(self._stop)
-                if frame is None or self._stop.is_set():
-                    break
-                if (
-                    self.viewer_timeout_s is not None
-                    and time.monotonic() - self._touched > self.viewer_timeout_s
-                ):
-                    self._stop.set()
-                    break
-                out = self.processor.process(frame.image, frame.t, frame.captured_at)
+            for result in self.processor.stream(self._frames()):
                 with self._lock:
-                    self._latest = out
+                    self._latest = result
+        except GloveWatchError as exc:  # e.g. the runtime failing mid-stream
+            self._set(SourceStatus.FAILED, str(exc))
         finally:
             status, message = self.status()
             if self._stop.is_set() and status not in (SourceStatus.FAILED, SourceStatus.ENDED):

@@ -22,7 +22,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,25 +45,27 @@ T = TypeVar("T")
 
 
 def resolve_hands(dets: Detections, iou: float = HAND_IOU) -> Detections:
-    """One box per hand: where a gloved-hand box and a bare-hand box overlap by ``iou`` or
-    more, only the more confident survives (class-wise NMS keeps both, so one hand could be
-    judged compliant and violating at once). Context classes are left alone."""
+    """One judgement per hand: where boxes of two hand classes (gloved and bare, or two kinds
+    of glove) overlap by ``iou`` or more (class-wise NMS keeps both, so one hand could be
+    judged compliant and violating at once), the less confident one becomes context: it
+    keeps its class and score (scores and mAP are unchanged, the table still shows it) but
+    is no longer judged as a hand."""
     hands = np.flatnonzero(dets.hands)
     if len(hands) < 2:
         return dets
     order = hands[np.argsort(-dets.confidence[hands], kind="stable")]
     overlap = box_iou(dets.xyxy[order], dets.xyxy[order]) >= iou
-    other_role = dets.role[order][:, None] != dets.role[order][None, :]
-    beaten = np.triu(overlap & other_role, 1)
+    other_class = dets.class_id[order][:, None] != dets.class_id[order][None, :]
+    beaten = np.triu(overlap & other_class, 1)
     drop = np.zeros(len(order), bool)
-    for i in range(len(order)):  # greedy: a dropped box does not suppress others
+    for i in range(len(order)):  # greedy: a set-aside box does not set aside others
         if not drop[i]:
             drop |= beaten[i]
     if not drop.any():
         return dets
-    keep = np.ones(len(dets), bool)
-    keep[order[drop]] = False
-    return dets[keep]
+    role = dets.role.copy()
+    role[order[drop]] = str(Role.CONTEXT)
+    return replace(dets, role=role)
 
 
 @dataclass(frozen=True)
@@ -364,20 +366,24 @@ def make_detector(
     backend: str = "pytorch",
     imgsz: int = 640,
     roles: Mapping[str, Role | str] | None = None,
+    int8: bool = True,
 ) -> Detector:
     """The detector for ``weights`` on ``backend``: the OpenVINO runtime path for detection
-    models on OpenVINO, Ultralytics otherwise (segmentation, PyTorch, ONNX)."""
+    models on OpenVINO (its INT8 build when one passed the accuracy gate, unless ``int8`` is
+    False), Ultralytics otherwise (segmentation, PyTorch, ONNX)."""
     weights = Path(weights)
     if not weights.exists():
         raise ModelError(f"Weights file not found: {weights.name}.")
     source = backend_of(weights)
     if (source if source != "pytorch" else backend) == "openvino":
         from core.vision.openvino_detector import OpenVinoDetector, read_ir
+        from core.vision.openvino_int8 import active_int8
 
         folder = weights if source == "openvino" else export_model(weights, "openvino", imgsz)
         if read_ir(folder).task == "detect":
+            quantized = active_int8(folder) if int8 and source == "pytorch" else None
             train = export_info(folder).get("train_imgsz")
-            return OpenVinoDetector(weights, folder, roles, train_imgsz=train)
+            return OpenVinoDetector(weights, quantized or folder, roles, train_imgsz=train)
     return Detector(weights, backend=backend, imgsz=imgsz, roles=roles)
 
 
@@ -395,15 +401,16 @@ class DetectorPool:
         backend: str = "pytorch",
         imgsz: int = 640,
         roles: Mapping[str, Role | str] | None = None,
+        int8: bool = True,
     ) -> Iterator[Detector]:
         """Borrow a detector for ``weights``; it goes back to the pool afterwards."""
         path = Path(weights).resolve()
         stamp = path.stat().st_mtime_ns if path.exists() else 0
-        key = (str(path), stamp, backend, imgsz, tuple(sorted((roles or {}).items())))
+        key = (str(path), stamp, backend, imgsz, tuple(sorted((roles or {}).items())), int8)
         with self._lock:
             det = self._free[key].pop() if self._free[key] else None
         if det is None:
-            det = make_detector(path, backend=backend, imgsz=imgsz, roles=roles)
+            det = make_detector(path, backend=backend, imgsz=imgsz, roles=roles, int8=int8)
         try:
             yield det
         finally:

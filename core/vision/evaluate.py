@@ -186,11 +186,14 @@ def evaluate(
     iou: float = 0.7,
     backend: str = "pytorch",
     agnostic: bool = False,
+    through_app: bool = False,
 ) -> EvalResult:
     """Score ``weights`` on ``split`` of the data set ``data`` (folder or data.yaml).
 
     ``imgsz`` defaults to the size the model was trained at; ``agnostic`` scores one class,
-    any hand (the confusion matrix keeps the model's classes). Raises
+    any hand (the confusion matrix keeps the model's classes); ``through_app`` scores
+    full frames through the app's own detector on ``backend`` (e.g. the OpenVINO runtime
+    path and its INT8 build) instead of Ultralytics' validator. Raises
     :class:`~core.errors.DatasetError` for a missing split or unreadable labels and
     :class:`~core.errors.ModelError` for unusable weights.
     """
@@ -207,9 +210,9 @@ def evaluate(
             f"{len(layout.names)}: it cannot be scored on this data set."
         )
     validated = None
-    if tiles is None:
+    if tiles is None and not through_app:
         validated = _ultralytics_val(weights, layout, split, imgsz, conf, iou, agnostic)
-    with DETECTORS.acquire(weights, backend=backend) as det:
+    with DETECTORS.acquire(weights, backend=backend, imgsz=imgsz or 640) as det:
         size = imgsz or det.info.train_imgsz or 640
         params = InferenceParams(conf=conf, iou=iou, imgsz=size)
         names = class_names = dict(det.info.names)
@@ -227,11 +230,15 @@ def evaluate(
             h, w = image.shape[:2]
             tb = np.array([b.xyxy(w, h) for b in item.boxes]).reshape(-1, 4)
             tc = np.array([b.class_id for b in item.boxes], dtype=int)
-            if tiles is None:  # scores from the validator; here the operating point only
+            if validated is not None:  # scores from the validator; here the operating point
                 frame = det.detect(image, replace(params, conf=CONFUSION_CONF))
                 pred = frame.detections.by_confidence()
             else:
-                frame = detect_tiled(det, image, params, tiles)
+                frame = (
+                    detect_tiled(det, image, params, tiles)
+                    if tiles is not None
+                    else det.detect(image, params)
+                )
                 pred = frame.detections.by_confidence()
                 pc, ttc = (pred.class_id * 0, tc * 0) if agnostic else (pred.class_id, tc)
                 tps.append(match_predictions(pred.xyxy, pc, tb, ttc))

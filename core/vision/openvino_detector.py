@@ -239,7 +239,7 @@ class OpenVinoDetector(Detector):
             task=ir.task,
             names=ir.names,
             sha256=file_sha256(weights),
-            backend="openvino",
+            backend="openvino-int8" if "_int8_" in folder.name else "openvino",
             roles=ClassRoles.from_names(ir.names, roles),
             train_imgsz=train_imgsz,
         )

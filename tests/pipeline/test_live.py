@@ -312,17 +312,18 @@ def test_file_replay_stores_episodes_coverage_and_evidence(
 @pytest.mark.slow
 def test_real_time_replay_drops_stale_frames(store, default_weights, fast_params, shift_clip):
     proc = FrameProcessor(_config(default_weights, fast_params, str(shift_clip)))
-    original = proc.process
+    original = proc.stream
     took: list[float] = []
 
-    def slow(image, t=None, captured_at=None):  # replayed at 5 fps, each frame takes 0.4 s+
+    def slow(frames):  # replayed at 5 fps, each frame takes 0.4 s+
         start = time.monotonic()
-        time.sleep(0.4)
-        out = original(image, t, captured_at)
-        took.append(time.monotonic() - start)
-        return out
+        for result in original(frames):
+            time.sleep(0.4)
+            took.append(time.monotonic() - start)
+            yield result
+            start = time.monotonic()
 
-    proc.process = slow
+    proc.stream = slow
     runner = SourceRunner(str(shift_clip), proc, realtime=True).start()
     assert runner.join(120)
     snap = proc.snapshot()

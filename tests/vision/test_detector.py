@@ -155,3 +155,34 @@ def test_other_task_is_refused(tmp_path):
     with pytest.raises(ModelError) as err:
         inspect_model(path)
     assert "cls.pt" in str(err.value) and "\n" not in str(err.value)
+
+
+# ------------------------------------------------------------------- one judgement per hand
+
+
+def test_one_hand_with_a_glove_box_and_a_bare_box_is_judged_once():
+    """Issue 22: glove 0.66 and hand 0.55 on one hand gave 'violation (1 compliant, 1
+    violating)'. The weaker box is set aside as context (class and score kept)."""
+    from core.events.rules import StationRule
+    from core.vision.detections import Detections
+    from core.vision.detector import resolve_hands
+
+    names = {0: "glove", 1: "hand"}
+    roles = {0: Role.PROTECTED, 1: Role.VIOLATION}
+    one_hand = Detections.from_arrays(
+        np.array([[100, 100, 200, 220], [104, 98, 203, 224], [400, 90, 480, 200]], np.float32),
+        np.array([0.55, 0.66, 0.8], np.float32),
+        np.array([1, 0, 1]),
+        names,
+        roles,
+    )
+    before = StationRule().judge(one_hand, (480, 640))
+    assert (before.compliant, before.violating) == (1, 2)
+    out = resolve_hands(one_hand)
+    assert list(out.role) == ["context", "protected", "violation"]  # the far hand stays
+    assert (out.class_id == one_hand.class_id).all()
+    assert (out.confidence == one_hand.confidence).all()
+    after = StationRule().judge(out, (480, 640))
+    assert (after.compliant, after.violating) == (1, 1)
+    apart = one_hand[np.array([1, 2])]
+    assert resolve_hands(apart) is apart  # two hands, two judgements
