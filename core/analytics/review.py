@@ -18,8 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.config import settings
 from core.errors import MediaError, ReviewError
-from core.events.evidence import read_boxes
+from core.events.evidence import EvidenceStore, read_boxes
 from core.media import read_image
 from core.storage import Store
 from core.storage.events import EpisodeRecord, ReviewEntry
@@ -99,6 +100,17 @@ class EvidenceView:
     message: str
 
 
+def evidence_file(path: str) -> Path | None:
+    """The file an episode's evidence path names, when it lies inside an evidence store (the
+    data folder's, or the demo's): evidence is never read from anywhere else."""
+    s = settings()
+    for root in (s.evidence_dir, s.home / "demo" / "evidence"):
+        found = EvidenceStore(root).path(path)
+        if found is not None:
+            return found
+    return None
+
+
 def load_evidence(ep: EpisodeRecord, crop: bool = False) -> EvidenceView:
     """Read an episode's evidence frame (or hand crop); a missing, removed or corrupt file
     gives ``image=None`` and a message saying which (never a server path)."""
@@ -108,13 +120,19 @@ def load_evidence(ep: EpisodeRecord, crop: bool = False) -> EvidenceView:
         if ep.evidence_removed_at:
             return EvidenceView(None, f"Evidence removed by retention on {ep.evidence_removed_at}.")
         return EvidenceView(None, "No evidence image was stored for this episode.")
-    if not Path(path).exists():
+    real = evidence_file(path)
+    if real is None:
+        log.warning("episode %s names evidence outside the evidence store; not read", ep.id)
+        return EvidenceView(
+            None, f"The {what} of episode #{ep.id} is not in the evidence store; it is not shown."
+        )
+    if not real.exists():
         return EvidenceView(
             None, f"The {what} of episode #{ep.id} is missing (deleted outside GloveWatch)."
         )
     try:
         return EvidenceView(
-            read_image(path),
+            read_image(real),
             f"Episode #{ep.id}: {what} (redacted: only the offending hand is sharp)",
         )
     except MediaError as exc:
@@ -162,7 +180,8 @@ class ExportReport:
 
 def _boxes(store: Store, ep: EpisodeRecord) -> list[tuple[str, tuple[float, ...]]]:
     """(role, box) of the detections in an episode's evidence frame."""
-    side = read_boxes(Path(ep.evidence_path)) if ep.evidence_path else None
+    real = evidence_file(ep.evidence_path) if ep.evidence_path else None
+    side = read_boxes(real) if real is not None else None
     if side is not None:
         return [(d["role"], tuple(d["box"])) for d in side.get("detections", [])]
     return [(d.role, d.box) for d in store.events.frame_detections(ep)]

@@ -180,3 +180,16 @@ def test_review_of_real_batch_detections(batch_home, store, tmp_path):
     labels = _labels(tmp_path / "ds")
     assert any(x.startswith("1 ") for x in labels[f"episode-{eps[0].id:07d}"])
     assert all(x.startswith("0 ") for x in labels[f"episode-{eps[1].id:07d}"])
+
+
+def test_evidence_outside_the_evidence_store_is_never_read(store, tmp_path):
+    """A row naming any image on the host (or the store's own folder) shows nothing."""
+    import numpy as np
+
+    from core.media import write_image
+
+    outside = write_image(tmp_path / "secret.jpg", np.full((32, 32, 3), 200, np.uint8))
+    eid = store.events.insert(EventRow("Saw 01", "2026-01-05 11:00:00", evidence_path=str(outside)))
+    view = review.load_evidence(h.get_episode(store, eid))
+    assert view.image is None and "not in the evidence store" in view.message
+    assert str(tmp_path) not in view.message
