@@ -143,16 +143,11 @@ def report_name(f: HistoryFilter) -> str:
     return f"glovewatch-report-{f.slug()}.xlsx"[:180]
 
 
-def write_history_xlsx(
-    path: Path, store: Store, f: HistoryFilter, max_episodes: int = 5000, max_thumbnails: int = 200
-) -> Path:
-    """Write the compliance report of filter ``f`` to ``path``; at most ``max_episodes``
-    episode rows (worst first: critical, then longest), the first ``max_thumbnails`` with an
-    embedded thumbnail."""
-    k = h.kpis(store, f)
+def _report_lines(store: Store, f: HistoryFilter, k: h.Kpis) -> list[tuple[str, str]]:
+    """What every sheet starts with: period, filters, models, rule versions (the first four),
+    then the compliance basis and when it was made."""
     prov = h.provenance(store, f)
-    total_eps = h.count_episodes(store, f)
-    lines = [
+    return [
         ("Period", f"{f.start.isoformat()} to {f.end.isoformat()}"),
         ("Filters", f.describe()),
         ("Models", ", ".join(prov.models) or "none recorded in this period"),
@@ -160,13 +155,9 @@ def write_history_xlsx(
         ("Compliance basis", k.basis_note),
         ("Generated", now()),
     ]
-    wb = Workbook()
-    ws = wb.active
-    assert ws is not None
-    ws.title = "Summary"
-    _header(ws, "GloveWatch compliance report", lines)
-    _kpi_table(ws, k)
-    ws.append([])
+
+
+def _station_shift_table(ws: Worksheet, store: Store, f: HistoryFilter) -> None:
     add_table(
         ws,
         (
@@ -198,9 +189,12 @@ def write_history_xlsx(
         title="Per station and shift",
         pct_cols=(3,),
     )
-    ws.append([])
+
+
+def _station_table(ws: Worksheet, store: Store, f: HistoryFilter) -> tuple[int, int] | None:
+    """The per-station table; its first and last rows, None when it has no station."""
     stations = h.per_station(store, f)
-    st_first, st_last = add_table(
+    rows = add_table(
         ws,
         ("Station", "Compliance", "Basis", "Minutes monitored", "Episodes", "Critical"),
         [
@@ -217,18 +211,36 @@ def write_history_xlsx(
         title="Per station",
         pct_cols=(2,),
     )
-    fit_columns(ws)
-    if stations:
-        bar = BarChart()
-        bar.title, bar.y_axis.title = "Episodes per station", "episodes"
-        bar.add_data(
-            Reference(ws, min_col=5, min_row=st_first, max_row=st_last), titles_from_data=True
-        )
-        bar.set_categories(Reference(ws, min_col=1, min_row=st_first + 1, max_row=st_last))
-        bar.width, bar.height = 18, 8
-        ws.add_chart(bar, "L2")
+    return rows if stations else None
 
-    tr = wb.create_sheet("Trend")
+
+def _summary_sheet(
+    ws: Worksheet, store: Store, f: HistoryFilter, k: h.Kpis, lines: list[tuple[str, str]]
+) -> None:
+    """KPIs, the station x shift and per-station tables, and the episodes-per-station chart."""
+    ws.title = "Summary"
+    _header(ws, "GloveWatch compliance report", lines)
+    _kpi_table(ws, k)
+    ws.append([])
+    _station_shift_table(ws, store, f)
+    ws.append([])
+    st_rows = _station_table(ws, store, f)
+    fit_columns(ws)
+    if st_rows is None:
+        return
+    st_first, st_last = st_rows
+    bar = BarChart()
+    bar.title, bar.y_axis.title = "Episodes per station", "episodes"
+    bar.add_data(Reference(ws, min_col=5, min_row=st_first, max_row=st_last), titles_from_data=True)
+    bar.set_categories(Reference(ws, min_col=1, min_row=st_first + 1, max_row=st_last))
+    bar.width, bar.height = 18, 8
+    ws.add_chart(bar, "L2")
+
+
+def _trend_sheet(
+    tr: Worksheet, store: Store, f: HistoryFilter, lines: list[tuple[str, str]]
+) -> None:
+    """Compliance, episodes and minutes per day, with a line and a bar chart."""
     _header(tr, "Daily trend", lines[:4])
     days = h.trend(store, f, "day")
     tr_first, tr_last = add_table(
@@ -238,6 +250,7 @@ def write_history_xlsx(
         pct_cols=(2,),
     )
     fit_columns(tr)
+    categories = Reference(tr, min_col=1, min_row=tr_first + 1, max_row=tr_last)
     line = LineChart()
     line.title, line.y_axis.title = "Compliance per day (gaps: no hands seen)", "compliance"
     line.y_axis.number_format = "0%"
@@ -246,7 +259,7 @@ def write_history_xlsx(
     line.add_data(
         Reference(tr, min_col=2, min_row=tr_first, max_row=tr_last), titles_from_data=True
     )
-    line.set_categories(Reference(tr, min_col=1, min_row=tr_first + 1, max_row=tr_last))
+    line.set_categories(categories)
     line.width, line.height = 24, 9
     tr.add_chart(line, "H2")
     eps_chart = BarChart()
@@ -254,24 +267,28 @@ def write_history_xlsx(
     eps_chart.add_data(
         Reference(tr, min_col=3, min_row=tr_first, max_row=tr_last), titles_from_data=True
     )
-    eps_chart.set_categories(Reference(tr, min_col=1, min_row=tr_first + 1, max_row=tr_last))
+    eps_chart.set_categories(categories)
     eps_chart.width, eps_chart.height = 24, 9
     tr.add_chart(eps_chart, "H22")
 
-    es = wb.create_sheet("Episodes")
+
+def _episodes_sheet(
+    es: Worksheet,
+    store: Store,
+    f: HistoryFilter,
+    lines: list[tuple[str, str]],
+    max_episodes: int,
+    max_thumbnails: int,
+) -> None:
+    """The worst episodes first (critical, then longest), the first ones with a thumbnail."""
+    total_eps = h.count_episodes(store, f)
     shown = min(total_eps, max_episodes)
-    _header(
-        es,
-        "Episodes",
-        lines[:4]
-        + [
-            (
-                "Rows",
-                f"{shown} of {total_eps} episodes (critical first, then longest); "
-                f"thumbnails for the first {min(shown, max_thumbnails)}",
-            )
-        ],
+    rows_line = (
+        "Rows",
+        f"{shown} of {total_eps} episodes (critical first, then longest); "
+        f"thumbnails for the first {min(shown, max_thumbnails)}",
     )
+    _header(es, "Episodes", [*lines[:4], rows_line])
     first, _ = add_table(es, ("thumbnail", *EPISODE_HEADER), [])
     es.column_dimensions["A"].width = 14
     for i, ep in enumerate(h.episodes(store, f, limit=max_episodes, order="critical first")):
@@ -284,13 +301,13 @@ def write_history_xlsx(
             es.cell(row=row, column=1, value="no image")
     es.freeze_panes = es.cell(row=first + 1, column=2)
 
-    cs = wb.create_sheet("Coverage")
-    _header(
-        cs,
-        "Coverage per station and day",
-        lines[:4]
-        + [("Note", "A day with 0 minutes had no camera running: it has no compliance figure.")],
-    )
+
+def _coverage_sheet(
+    cs: Worksheet, store: Store, f: HistoryFilter, lines: list[tuple[str, str]]
+) -> None:
+    """Minutes monitored and compliance per station and day ("no coverage" without a camera)."""
+    note = ("Note", "A day with 0 minutes had no camera running: it has no compliance figure.")
+    _header(cs, "Coverage per station and day", [*lines[:4], note])
     add_table(
         cs,
         ("Station", "Day", "Minutes monitored", "Compliance", "Basis", "Episodes"),
@@ -308,6 +325,23 @@ def write_history_xlsx(
         pct_cols=(4,),
     )
     fit_columns(cs)
+
+
+def write_history_xlsx(
+    path: Path, store: Store, f: HistoryFilter, max_episodes: int = 5000, max_thumbnails: int = 200
+) -> Path:
+    """Write the compliance report of filter ``f`` to ``path``; at most ``max_episodes``
+    episode rows (worst first: critical, then longest), the first ``max_thumbnails`` with an
+    embedded thumbnail."""
+    k = h.kpis(store, f)
+    lines = _report_lines(store, f, k)
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    _summary_sheet(ws, store, f, k, lines)
+    _trend_sheet(wb.create_sheet("Trend"), store, f, lines)
+    _episodes_sheet(wb.create_sheet("Episodes"), store, f, lines, max_episodes, max_thumbnails)
+    _coverage_sheet(wb.create_sheet("Coverage"), store, f, lines)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     wb.save(path)
