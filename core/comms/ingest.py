@@ -52,6 +52,7 @@ from core.storage.fleet import DeadLetter
 log = logging.getLogger(__name__)
 
 SUBSCRIPTIONS = [m.topic("+", kind) for kind in ("episodes", "coverage", "status")]
+REFUSED_PER_S = 20  # dead letters (and log lines) of refused messages, at most, per second
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ class Ingester:
         self._last_status: dict[str, float] = {}
         self._recent: OrderedDict[str, None] = OrderedDict()  # episode message ids seen
         self._latency: deque[float] = deque(maxlen=100_000)
+        self._refused_window = [0.0, 0]  # start, refusals recorded in that second
         self._n = dict(
             applied=0, duplicates=0, statuses=0, rejected=0, failed=0, refused=0, stale=0
         )
@@ -236,8 +238,16 @@ class Ingester:
         return True
 
     def _refuse(self, topic: str, payload: bytes, reason: str) -> str:
-        log.warning("refused a message on %s: %s", topic[:200], reason)
         self._count("refused")
+        now = time.monotonic()
+        with self._lock:  # a flood of forgeries must not become a flood of writes
+            if now - self._refused_window[0] >= 1.0:
+                self._refused_window = [now, 0]
+            self._refused_window[1] += 1
+            quiet = self._refused_window[1] > REFUSED_PER_S
+        if quiet:
+            return "refused"  # counted in the stats only
+        log.warning("refused a message on %s: %s", topic[:200], reason)
         worker = topic.split("/")[1][:64] if topic.count("/") == 2 else None
         self._dead(DeadLetter(topic[:200], f"refused: {reason}", worker, None, _excerpt(payload)))
         return "refused"

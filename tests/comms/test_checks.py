@@ -169,3 +169,11 @@ def test_a_message_body_over_the_limit_is_not_even_queued(tmp_path):
     pub.send(huge)
     pub.send(m.coverage_message(RUN, "Saw 01", [CoverageRow(f"{DAY} 10:00:00")], 0.0))
     assert len(pub.outbox) == 1
+
+
+def test_a_flood_of_forgeries_is_counted_but_only_sampled_into_the_store(store):
+    ing = Ingester(store, SECRET)
+    for _ in range(200):
+        assert ing.apply("glovewatch/w9/episodes", b"{}") == "refused"
+    assert ing.stats().refused == 200
+    assert 20 <= len(store.fleet.dead_letters(1000)) <= 60  # a second boundary may pass
