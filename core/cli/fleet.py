@@ -265,6 +265,22 @@ def cmd_fleet_faults(args: argparse.Namespace) -> int:
 
 
 def register(sub: Subparsers) -> None:
+    _register_worker(sub)
+    ig = sub.add_parser("ingest", help="write what camera workers publish into the store")
+    ig.add_argument("--broker", help="mqtt://host:port (default GLOVEWATCH_MQTT_URL)")
+    ig.add_argument(
+        "--client-id",
+        default="glovewatch-ingester",
+        help="MQTT client id (its session keeps messages while it is away)",
+    )
+    ig.add_argument("--seconds", type=float, help="stop after this long (default: run on)")
+    add_json(ig)
+    ig.set_defaults(func=cmd_ingest)
+    _register_keys(sub)
+    _register_benches(sub)
+
+
+def _register_worker(sub: Subparsers) -> None:
     wk = sub.add_parser("worker", help="watch several cameras in one process (cameras.yaml)")
     wk.add_argument("--config", required=True, help="cameras.yaml (see docs/fleet.md)")
     wk.add_argument(
@@ -290,18 +306,8 @@ def register(sub: Subparsers) -> None:
     add_json(wk)
     wk.set_defaults(func=cmd_worker)
 
-    ig = sub.add_parser("ingest", help="write what camera workers publish into the store")
-    ig.add_argument("--broker", help="mqtt://host:port (default GLOVEWATCH_MQTT_URL)")
-    ig.add_argument(
-        "--client-id",
-        default="glovewatch-ingester",
-        help="MQTT client id (its session keeps messages while it is away)",
-    )
-    ig.add_argument("--seconds", type=float, help="stop after this long (default: run on)")
-    add_json(ig)
-    ig.set_defaults(func=cmd_ingest)
-    _register_keys(sub)
 
+def _register_benches(sub: Subparsers) -> None:
     bf = sub.add_parser(
         "bench-fleet", help="cameras one machine holds at 5 fps: worker, broker, ingester, store"
     )

@@ -375,13 +375,7 @@ class Ingester:
         ack_every_s: float = 0.2,
     ) -> IngestStats:
         """Subscribe and apply messages until ``stop`` is set; reconnects by itself."""
-        address = BrokerAddress.parse(url)
-        if address.username is None:  # the account core fleet mosquitto-config writes
-            address = replace(
-                address,
-                username=auth.INGESTER_USER,
-                password=auth.ingester_password(self.secret),
-            )
+        address = self._address(url)
         client = make_client(address, client_id, persistent=True)
         connected = threading.Event()
 
@@ -429,6 +423,16 @@ class Ingester:
             client.disconnect()
             client.loop_stop()
         return self.stats()
+
+    def _address(self, url: str) -> BrokerAddress:
+        """The broker, logged in to as the ingester's account (the one core fleet
+        mosquitto-config writes) unless the URL names a user."""
+        address = BrokerAddress.parse(url)
+        if address.username is not None:
+            return address
+        return replace(
+            address, username=auth.INGESTER_USER, password=auth.ingester_password(self.secret)
+        )
 
     def _send_acks(self, client: Any, connected: threading.Event) -> None:
         """Signed acks, with the worker's key (only the ingester and the worker hold it)."""
