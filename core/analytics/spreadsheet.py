@@ -51,7 +51,8 @@ def append_row(ws: Worksheet, values: Sequence[Any]) -> int:
     row number."""
     risky = [isinstance(v, str) and looks_like_formula(v) for v in values]
     ws.append([None if r else v for v, r in zip(values, risky)])
-    row = ws.max_row
+    # the row append just wrote; ws.max_row scans every cell (a year's report: 56 s of max())
+    row: int = ws._current_row
     for col, (v, r) in enumerate(zip(values, risky), start=1):
         if r:
             c: Cell = ws.cell(row=row, column=col)
