@@ -71,11 +71,11 @@ def _number(v: Any, what: str, hi: float, optional: bool = False) -> Any:
     return float(v)
 
 
-def _integer(v: Any, what: str, hi: int = 2**53, optional: bool = False) -> Any:
+def _integer(v: Any, what: str, hi: int = 2**53, optional: bool = False, lo: int = 0) -> Any:
     if v is None and optional:
         return None
-    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= hi:
-        raise Refused(f"{what} must be a whole number between 0 and {hi}")
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise Refused(f"{what} must be a whole number between {lo} and {hi}")
     return v
 
 
@@ -145,7 +145,7 @@ def _run(d: Any, worker: str) -> m.CameraRun:
         raise Refused("the run token must be 1-64 letters, digits or _ . : -")
     return m.CameraRun(
         worker,
-        _text(d["camera"], "camera", 64),
+        _text(d["camera"], "camera", 80),
         d["run"],
         _text(d["host"], "host", 255),
         _integer(d["pid"], "pid", 2**31),
@@ -182,7 +182,7 @@ def _event_row(d: Any, window: Window) -> EventRow:
         crop_path=evidence_ref(d.get("crop_path"), "crop_path"),
         model_hash=_text(d.get("model_hash"), "model_hash", 128, optional=True),
         model_name=_text(d.get("model_name"), "model_name", PATH, optional=True),
-        track_id=_integer(d.get("track_id"), "track_id", optional=True),
+        track_id=_integer(d.get("track_id"), "track_id", optional=True, lo=-1),  # -1: none
         zone=_text(d.get("zone"), "zone", NAME, optional=True),
         rule_version=_integer(d.get("rule_version"), "rule_version", optional=True),
         reason=_text(d.get("reason"), "reason", TEXT, optional=True),
@@ -278,7 +278,7 @@ def _camera(d: Any, worker: str, window: Window) -> CameraRow:
     if c.get("worker") not in (None, worker):
         raise Refused(f"worker {worker!r} reports a camera of another worker")
     return CameraRow(
-        _text(c.get("name"), "camera name", 64),
+        _text(c.get("name"), "camera name", 80),
         _text(c.get("station"), "station", NAME),
         _enum(c.get("status"), "camera status", CAMERA_STATES),
         worker,
@@ -288,8 +288,14 @@ def _camera(d: Any, worker: str, window: Window) -> CameraRow:
         _integer(c.get("skipped", 0), "skipped"),
         _time(c.get("last_frame_at"), "last_frame_at", window, optional=True),
         _time(c.get("heartbeat_at"), "heartbeat_at", window, optional=True),
-        _text(c.get("message"), "camera message", TEXT, optional=True),
+        _text(_clip(c.get("message")), "camera message", TEXT, optional=True),
     )
+
+
+def _clip(v: Any) -> Any:
+    """A camera's message is free text from its source (an OpenCV error, say): a long one
+    is cut rather than costing the whole heartbeat."""
+    return v[: TEXT - 1] + "…" if isinstance(v, str) and len(v) > TEXT else v
 
 
 def _loads(body: bytes) -> Any:

@@ -89,6 +89,10 @@ def test_good_messages_pass_and_keys_belong_to_their_run():
 def test_statuses_name_their_own_worker_and_cameras():
     good = m.Status(WorkerRow("w1", "online", "h"), (CameraRow("c", "Saw 01", "live"),), 7)
     assert checks.status("w1", good.encode(), WINDOW).cameras[0].worker == "w1"
+    chatty = m.Status(
+        WorkerRow("w1", "online"), (CameraRow("c", "S", "live", message="e" * 2000),), 7
+    )
+    assert len(checks.status("w1", chatty.encode(), WINDOW).cameras[0].message or "") == 500
     for bad, reason in (
         (m.Status(WorkerRow("w2", "online"), (), 7), "not 'w1'"),
         (m.Status(WorkerRow("w1", "sleeping"), (), 7), "one of"),
