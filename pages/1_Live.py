@@ -77,7 +77,7 @@ with st.expander("Advanced: model, thresholds, backend, episode timing, alerts")
 
 if picked is None:
     st.stop()
-weights, _ = picked
+weights = picked[0]
 base = LiveConfig(
     weights=weights,
     backend=backend,

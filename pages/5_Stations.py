@@ -87,7 +87,7 @@ if save:
             store,
             StationRule(
                 name,
-                polarity=Polarity(polarity),
+                polarity=Polarity(polarity or rule.polarity),  # the radio always has one
                 allowed=tuple(a.strip() for a in allowed_text.split(",") if a.strip()),
                 zones=parse_zones(zones_text),
                 tiles=tiles_text.strip(),

@@ -4,8 +4,8 @@ model's boxes, fine-tune, compare on the station's held-out frames, promote for 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -13,8 +13,8 @@ from core.accounts import Permission
 from core.errors import GloveWatchError
 from core.events.stations import list_stations
 from core.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image
-from core.training import registry, runs, site
-from core.vision.annotate import class_colour
+from core.training import registry, site
+from core.vision.annotate import class_hex
 from core.vision.detector import model_names
 from ui.boxeditor import box_editor
 from ui.text import md
@@ -72,32 +72,21 @@ with st.expander("Collect frames", expanded=not counts):
     )
     c1, c2 = st.columns(2)
     if c1.button("Collect the uploads", disabled=not ups, key="label-collect"):
-        added = near = 0
-        errors: list[str] = []
         with st.spinner("Collecting and pre-labelling …"):
-            for up in ups or []:
-                try:
-                    if Path(up.name).suffix.lower() in VIDEO_SUFFIXES:
-                        tmp = page.settings.uploads_dir / f"collect-{Path(up.name).name}"
-                        tmp.write_bytes(up.getvalue())
-                        try:
-                            rep = site.collect_video(
-                                store, station, tmp, every, by=page.account.name, name=up.name
-                            )
-                        finally:
-                            tmp.unlink(missing_ok=True)
-                    else:
-                        rep = site.collect_images(
-                            store, station, [(up.name, up.getvalue())], by=page.account.name
-                        )
-                except GloveWatchError as exc:
-                    errors.append(str(exc))
-                    continue
-                added, near, errors = added + rep.added, near + rep.near_copies, errors + rep.errors
-        st.session_state["label-flash"] = f"Collected {added} frames ({near} near-copies skipped)."
-        for e in errors:
+            got = site.collect_uploads(
+                store,
+                station,
+                [(up.name, up.getvalue()) for up in ups or []],
+                every,
+                page.settings.uploads_dir,
+                by=page.account.name,
+            )
+        st.session_state["label-flash"] = (
+            f"Collected {got.added} frames ({got.near_copies} near-copies skipped)."
+        )
+        for e in got.errors:
             st.error(md(e))
-        if not errors:
+        if not got.errors:
             st.rerun()
     if c2.button("Collect reviewed episodes' evidence", key="label-reviewed"):
         rep = site.collect_reviewed(store, station, by=page.account.name)
@@ -127,32 +116,17 @@ else:
         f"uncertainty {fr.record.uncertainty:.2f}"
     )
     try:
-        image = read_image(fr.path)
+        image: np.ndarray | None = read_image(fr.path)
     except GloveWatchError as exc:
         st.error(md(exc))
         image = None
     if image is not None:
-
-        def _hex(name: str) -> str:
-            b, g, r = class_colour(name)
-            return f"#{r:02x}{g:02x}{b:02x}"
-
         result = box_editor(
-            image, fr.record.boxes, fr.id, [(n, _hex(n)) for n in names], key=f"editor-{fr.id}"
+            image, fr.record.boxes, fr.id, [(n, class_hex(n)) for n in names], key=f"editor-{fr.id}"
         )
-        if result.boxes is not None and result.boxes != fr.record.boxes:
-            site.save_labels(
-                store,
-                fr.id,
-                result.boxes,
-                page.account.name,
-                done=result.action == "done",
-                classes=len(names),
-            )
-        elif result.action == "done":
-            site.save_labels(
-                store, fr.id, fr.record.boxes, page.account.name, done=True, classes=len(names)
-            )
+        site.save_edit(
+            store, fr, result.boxes, result.action == "done", page.account.name, len(names)
+        )
         if result.action:
             step = (
                 -1
@@ -223,13 +197,7 @@ if (
         st.error(md(exc))
 
 st.subheader("Compare and promote for this station")
-station_runs = [
-    r
-    for r in runs.list_runs(store, reconcile_first=False)
-    if r.name.startswith(f"site-{site.slug(station, 40)}-")
-    and r.status not in runs.ACTIVE
-    and r.best_pt.is_file()
-]
+station_runs = site.station_runs(store, station)
 if not station_runs:
     st.caption("No finished fine-tune of this station yet.")
 elif not base.strip():
@@ -256,21 +224,15 @@ else:
     done = st.session_state.get("label-cmp")
     if done and done[0] == pick:
         cmp: site.StationComparison = done[1]
-        rows = []
-        for label, pair in (
-            ("held-out frames of this station", cmp.holdout),
-            ("base test split", cmp.base),
-        ):
-            if pair is None:
-                continue
-            rows.append(
-                {
-                    "scored on": label,
-                    "images": pair[0].images,
-                    "fine-tune mAP50": round(pair[0].map50, 3),
-                    "station model mAP50": round(pair[1].map50, 3),
-                }
-            )
+        rows = [
+            {
+                "scored on": r.scored_on,
+                "images": r.images,
+                "fine-tune mAP50": r.candidate_map50,
+                "station model mAP50": r.active_map50,
+            }
+            for r in cmp.rows()
+        ]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
         if cmp.holdout is None:
             st.caption(

@@ -156,6 +156,14 @@ def cmd_complete(args: argparse.Namespace) -> int:
 
 
 def register(sub: Subparsers) -> None:
+    """The site-loop commands: complete-labels, collect, label, finetune."""
+    _register_complete(sub)
+    _register_collect(sub)
+    _register_label(sub)
+    _register_finetune(sub)
+
+
+def _register_complete(sub: Subparsers) -> None:
     cm = sub.add_parser(
         "complete-labels", help="add a class a data set does not label, from the model's boxes"
     )
@@ -167,6 +175,8 @@ def register(sub: Subparsers) -> None:
     add_json(cm)
     cm.set_defaults(func=cmd_complete)
 
+
+def _register_collect(sub: Subparsers) -> None:
     c = sub.add_parser("collect", help="collect a station's frames for labelling")
     c.add_argument("sources", nargs="*", metavar="IMAGE_VIDEO_OR_FOLDER")
     c.add_argument("--station", required=True)
@@ -185,6 +195,8 @@ def register(sub: Subparsers) -> None:
     add_json(c)
     c.set_defaults(func=cmd_collect)
 
+
+def _register_label(sub: Subparsers) -> None:
     lb = sub.add_parser(
         "label", help="a station's site frames: list, prelabel, export, import (YOLO format)"
     )
@@ -204,6 +216,8 @@ def register(sub: Subparsers) -> None:
     add_json(lb)
     lb.set_defaults(func=cmd_label)
 
+
+def _register_finetune(sub: Subparsers) -> None:
     ft = sub.add_parser("finetune", help="fine-tune a station's model on its labelled frames")
     ft.add_argument("--station", required=True)
     ft.add_argument("--base", help="the base data set (default GLOVEWATCH_BASE_DATA)")

@@ -324,6 +324,13 @@ def cmd_merge_datasets(args: argparse.Namespace) -> int:
 
 
 def register(sub: Subparsers) -> None:
+    """The training commands: data sets, runs, and the models they make."""
+    _register_datasets(sub)
+    _register_runs(sub)
+    _register_models(sub)
+
+
+def _register_datasets(sub: Subparsers) -> None:
     i = sub.add_parser("import-dataset", help="import a YOLO data set (zip or folder)")
     i.add_argument("source", metavar="ZIP_OR_DIR")
     i.add_argument("--name")
@@ -346,6 +353,8 @@ def register(sub: Subparsers) -> None:
     add_json(mg)
     mg.set_defaults(func=cmd_merge_datasets)
 
+
+def _register_runs(sub: Subparsers) -> None:
     t = sub.add_parser("train", help="start a training run in its own process")
     t.add_argument(
         "--data",
@@ -381,6 +390,8 @@ def register(sub: Subparsers) -> None:
         c.add_argument("run", metavar="RUN", help="run id or name")
         c.set_defaults(func=func, json=False)
 
+
+def _register_models(sub: Subparsers) -> None:
     cp = sub.add_parser("compare", help="score a run and the active model on the same split")
     cp.add_argument("run", metavar="RUN")
     cp.add_argument("--split", default="val")

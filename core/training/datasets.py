@@ -142,6 +142,18 @@ class ValidationReport:
         return out
 
     @property
+    def problems(self) -> dict[str, list[str]]:
+        """The files or lines behind each warning, by what is wrong with them."""
+        return {
+            "Missing labels": self.missing_labels,
+            "Empty label files": self.empty_images,
+            "Out-of-range coordinates": self.out_of_range,
+            "Class ids beyond names": self.bad_class_ids,
+            "Unreadable label lines": self.malformed,
+            "Duplicates across splits": [" = ".join(d) for d in self.duplicates],
+        }
+
+    @property
     def ok(self) -> bool:
         return not self.errors
 

@@ -21,6 +21,21 @@ from core.vision.yolo_data import load_yaml, read_layout, write_data_yaml
 SIZES = ("n", "s", "m", "l", "x")
 # Built-in Ultralytics architectures, trained from scratch (no pretrained download offline).
 ARCHITECTURES = tuple(f"yolo11{s}{t}.yaml" for t in ("", "-seg") for s in SIZES)
+SIZE_LABELS = {
+    "n": "n (nano, fastest)",
+    "s": "s (small)",
+    "m": "m (medium)",
+    "l": "l (large)",
+    "x": "x (extra large)",
+}
+TASKS = ("detect", "segment")
+
+
+def architecture(size: str, task: str) -> str:
+    """The built-in YOLO11 architecture of a size and task, e.g. ``yolo11n-seg.yaml``."""
+    if size not in SIZES or task not in TASKS:
+        raise TrainingError(f"There is no YOLO11 '{size}' model for '{task}'.")
+    return f"yolo11{size}{'-seg' if task == 'segment' else ''}.yaml"
 
 
 @dataclass(frozen=True)

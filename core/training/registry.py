@@ -167,6 +167,63 @@ def _split_images(run: Run, split: str) -> int | None:
         return None
 
 
+def _check_promotable(run: Run, comparison: Comparison | None, accept_lower: bool) -> None:
+    if run.status in ACTIVE:
+        raise RegistryError(f"Run {run.id} is still {run.status}; promote it when it ends.")
+    if not run.best_pt.is_file():
+        raise RegistryError(f"Run {run.id} has no best.pt to promote (status {run.status}).")
+    if comparison is not None and comparison.candidate_is_worse and not accept_lower:
+        assert comparison.active is not None
+        raise RegistryError(
+            f"Run {run.id} scores lower than the active model on {comparison.candidate.split} "
+            f"(mAP50 {comparison.candidate.map50:.3f} vs {comparison.active.map50:.3f}); "
+            "confirm to promote it anyway."
+        )
+
+
+def _copy_model(run: Run) -> tuple[Path, str]:
+    """The run's best.pt copied into the data folder's models (named by its hash)."""
+    sha = file_sha256(run.best_pt)
+    models_dir = ensure_home().home / "models"
+    models_dir.mkdir(parents=True, exist_ok=True)
+    target = models_dir / f"run{run.id:04d}-{sha[:12]}.pt"
+    if not target.exists():
+        tmp = target.with_suffix(".part")
+        shutil.copyfile(run.best_pt, tmp)
+        tmp.replace(target)  # never leave a half-copied active model
+    return target, sha
+
+
+def _promotion_scores(run: Run, comparison: Comparison | None) -> dict[str, Any]:
+    """The evaluation's scores, or without one the run's best validation epoch."""
+    if comparison is not None:
+        return eval_scores(comparison.candidate, run.dataset)
+    return {
+        "dataset": run.dataset,
+        "split": "val",
+        "images": _split_images(run, "val"),
+        "imgsz": run.args.get("imgsz"),
+        "mAP50": best_metric(run.best, "mAP50"),
+        "mAP50-95": best_metric(run.best, "mAP50-95"),
+        "source": "best epoch",
+    }
+
+
+def _card(run: Run, scores: dict[str, Any], role_map: dict[str, str], by: str) -> ModelCard:
+    return ModelCard(
+        title=f"Run {run.id} '{run.name}' ({Path(run.model).name})",
+        data=run.dataset,
+        split=str(scores["split"]),
+        images=scores.get("images"),
+        imgsz=scores.get("imgsz"),
+        map50=scores.get("mAP50"),
+        map50_95=scores.get("mAP50-95"),
+        per_class_ap50=scores.get("per_class_ap50", {}),
+        roles=role_map,
+        notes=f"Promoted by {by}.",
+    )
+
+
 def promote(
     store: Store,
     run_ref: int | str,
@@ -185,55 +242,12 @@ def promote(
     judges only that station; the plant-wide model stays as it is.
     """
     run = get_run(store, run_ref)
-    if run.status in ACTIVE:
-        raise RegistryError(f"Run {run.id} is still {run.status}; promote it when it ends.")
-    if not run.best_pt.is_file():
-        raise RegistryError(f"Run {run.id} has no best.pt to promote (status {run.status}).")
-    if comparison is not None and comparison.candidate_is_worse and not accept_lower:
-        assert comparison.active is not None
-        raise RegistryError(
-            f"Run {run.id} scores lower than the active model on {comparison.candidate.split} "
-            f"(mAP50 {comparison.candidate.map50:.3f} vs {comparison.active.map50:.3f}); "
-            "confirm to promote it anyway."
-        )
-    sha = file_sha256(run.best_pt)
-    models_dir = ensure_home().home / "models"
-    models_dir.mkdir(parents=True, exist_ok=True)
-    target = models_dir / f"run{run.id:04d}-{sha[:12]}.pt"
-    if not target.exists():
-        tmp = target.with_suffix(".part")
-        shutil.copyfile(run.best_pt, tmp)
-        tmp.replace(target)  # never leave a half-copied active model
-    names = dict(enumerate(model_names(target)))
-    role_map = ClassRoles.from_names(names, roles).as_dict()
-    if comparison is not None:
-        scores = eval_scores(comparison.candidate, run.dataset)
-    else:
-        scores = {
-            "dataset": run.dataset,
-            "split": "val",
-            "images": _split_images(run, "val"),
-            "imgsz": run.args.get("imgsz"),
-            "mAP50": best_metric(run.best, "mAP50"),
-            "mAP50-95": best_metric(run.best, "mAP50-95"),
-            "source": "best epoch",
-        }
+    _check_promotable(run, comparison, accept_lower)
+    target, sha = _copy_model(run)
+    role_map = ClassRoles.from_names(dict(enumerate(model_names(target))), roles).as_dict()
+    scores = _promotion_scores(run, comparison)
     by = promoted_by or settings().user or getpass.getuser()
-    write_card(
-        target,
-        ModelCard(
-            title=f"Run {run.id} '{run.name}' ({Path(run.model).name})",
-            data=run.dataset,
-            split=str(scores["split"]),
-            images=scores.get("images"),
-            imgsz=scores.get("imgsz"),
-            map50=scores.get("mAP50"),
-            map50_95=scores.get("mAP50-95"),
-            per_class_ap50=scores.get("per_class_ap50", {}),
-            roles=role_map,
-            notes=f"Promoted by {by}.",
-        ),
-    )
+    write_card(target, _card(run, scores, role_map, by))
     entry = _entry(
         store.registry.promote(str(target), sha, run.id, run.dataset, role_map, scores, by, station)
     )

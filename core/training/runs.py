@@ -65,6 +65,12 @@ class Run(RunRecord):
     def epochs(self) -> int:
         return int(self.args.get("epochs", 0))
 
+    @property
+    def has_weights(self) -> bool:
+        """Ended (finished, stopped or failed) with a best.pt: a run that can be scored and
+        promoted."""
+        return self.status not in ACTIVE and self.best_pt.is_file()
+
 
 @dataclass(frozen=True)
 class Metrics:
@@ -89,6 +95,25 @@ class Progress:
     epochs: int
     elapsed_s: float
     remaining_s: float | None
+
+    @property
+    def elapsed_text(self) -> str:
+        """Wall-clock time since the start as h:mm:ss."""
+        return clock_text(self.elapsed_s)
+
+    @property
+    def remaining_text(self) -> str:
+        """The estimated time left as h:mm:ss ('–' before the first epoch ends)."""
+        return clock_text(self.remaining_s)
+
+
+def clock_text(seconds: float | None) -> str:
+    """Seconds as h:mm:ss; '–' when unknown."""
+    if seconds is None:
+        return "–"
+    m, sec = divmod(int(seconds), 60)
+    hrs, m = divmod(m, 60)
+    return f"{hrs}:{m:02d}:{sec:02d}"
 
 
 # ---------------------------------------------------------------------------- runs

@@ -55,6 +55,12 @@ def class_colour(name: str) -> tuple[int, int, int]:
     return STATUS_COLOURS[status]
 
 
+def class_hex(name: str) -> str:
+    """:func:`class_colour` as a web colour ('#rrggbb'), for pages and the box editor."""
+    b, g, r = class_colour(name)
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
 def _labels(dets: Detections) -> list[str]:
     ids = dets.tracker_id
     return [
@@ -79,7 +85,10 @@ def draw(
     out = image.copy()
     scale = max(out.shape[:2]) / 640
     thick = max(1, round(2 * scale))
-    font = 0.5 * max(scale, 0.6)
+    # captions about 3 % of the picture's longer side: still readable when a page shows the
+    # picture a third of the screen wide
+    font = max(0.6, 0.9 * scale)
+    weight = max(1, round(1.6 * font))
     if dets.polygons is not None and len(dets):
         overlay = out.copy()
         for poly, colour in zip(dets.polygons, colours):
@@ -90,7 +99,7 @@ def draw(
         np.round(dets.xyxy).astype(int), colours, _labels(dets)
     ):
         cv2.rectangle(out, (int(x1), int(y1)), (int(x2), int(y2)), colour, thick)
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, 1)
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, weight)
         ty = int(y1) - 4 if y1 - th - base - 4 > 0 else int(y1) + th + base + 4
         cv2.rectangle(out, (int(x1), ty - th - base), (int(x1) + tw + 4, ty + base - 2), colour, -1)
         cv2.putText(
@@ -100,7 +109,7 @@ def draw(
             cv2.FONT_HERSHEY_SIMPLEX,
             font,
             (255, 255, 255),
-            1,
+            weight,
             cv2.LINE_AA,
         )
     return out

@@ -267,3 +267,11 @@ def test_missing_yaml_or_names_are_refused_unnamed_splits_are_found(store, gw_ho
         assert any(n.startswith("images/val/") for n in zf.namelist())
     ds = dsm.import_dataset(store, z)
     assert ds.report.images == {"train": 2, "val": 2}
+
+
+def test_problems_list_the_files_behind_each_warning():
+    rep = dsm.ValidationReport(missing_labels=["a.jpg"], duplicates=[("t/x.jpg", "v/x.jpg")])
+    assert rep.problems["Missing labels"] == ["a.jpg"]
+    assert rep.problems["Duplicates across splits"] == ["t/x.jpg = v/x.jpg"]
+    others = set(rep.problems) - {"Missing labels", "Duplicates across splits"}
+    assert not any(rep.problems[k] for k in others)

@@ -164,7 +164,16 @@ def test_progress_is_wall_clock_from_start_to_end(store, tiny_dataset, tmp_path)
     prog = runs.progress(run)
     assert prog.elapsed_s == 200.0 and prog.epochs_done == 2 and prog.epochs == 4
     assert prog.remaining_s == 0.0  # it has ended
+    assert (prog.elapsed_text, prog.remaining_text) == ("0:03:20", "0:00:00")
+    assert runs.clock_text(None) == "–" and runs.clock_text(3725.9) == "1:02:05"
     assert runs.best_scores(runs.read_metrics(run))["epoch"] == 2.0
+    # ended, but scored and promotable only once it has its best.pt
+    assert not run.has_weights
+    run.best_pt.parent.mkdir(parents=True)
+    run.best_pt.write_bytes(b"weights")
+    assert run.has_weights
+    store.runs.set(run_id, status="running")
+    assert not runs.get_run(store, run_id).has_weights  # still training
 
 
 # ---------------------------------------------------------------------------- real runs

@@ -30,10 +30,12 @@ from core.training.site.collect import (
     collect,
     collect_images,
     collect_reviewed,
+    collect_uploads,
     collect_video,
 )
 from core.training.site.compare import (
     MAX_BASE_DROP,
+    ScoreRow,
     StationComparison,
     compare_station,
     holdout_data,
@@ -45,6 +47,8 @@ from core.training.site.finetune import (
     build_finetune_data,
     finetune,
     plan_finetune,
+    run_prefix,
+    station_runs,
 )
 from core.training.site.frames import (
     BLOCK_MINUTES,
@@ -69,6 +73,7 @@ from core.training.site.labels import (
     export_yolo,
     import_yolo,
     prelabel,
+    save_edit,
     save_labels,
 )
 
@@ -83,6 +88,7 @@ __all__ = [
     "CompletionReport",
     "FinetunePlan",
     "LiveCollector",
+    "ScoreRow",
     "SiteFrame",
     "SiteTap",
     "StationComparison",
@@ -93,6 +99,7 @@ __all__ = [
     "collect",
     "collect_images",
     "collect_reviewed",
+    "collect_uploads",
     "collect_video",
     "compare_station",
     "complete_missing",
@@ -107,8 +114,11 @@ __all__ = [
     "plan_finetune",
     "prelabel",
     "promote_station",
+    "run_prefix",
+    "save_edit",
     "save_labels",
     "site_dir",
     "split_for",
+    "station_runs",
     "uncertainty",
 ]

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from core.config import settings
-from core.errors import MediaError
-from core.media import iter_video, open_video, read_image, write_image
+from core.errors import GloveWatchError, MediaError
+from core.media import VIDEO_SUFFIXES, iter_video, open_video, read_image, write_image
 from core.storage import Store, now
 from core.storage.events import EpisodeRecord
 from core.training import registry
@@ -221,6 +221,38 @@ def collect_images(
         rep.count(
             collect(store, station, image, source, taken, dets, conf, model, by=by, split=split)
         )
+    return rep
+
+
+def collect_uploads(
+    store: Store,
+    station: str,
+    uploads: Sequence[tuple[str, bytes]],
+    every_s: float,
+    tmp_dir: Path,
+    by: str = "-",
+) -> CollectReport:
+    """Add uploaded photos and videos (a video: one frame every ``every_s`` seconds, read
+    from a temporary copy in ``tmp_dir``); a file that cannot be used is an error line and
+    the others go on."""
+    rep = CollectReport()
+    for name, data in uploads:
+        try:
+            if Path(name).suffix.lower() in VIDEO_SUFFIXES:
+                tmp = tmp_dir / f"collect-{Path(name).name}"
+                tmp.write_bytes(data)
+                try:
+                    one = collect_video(store, station, tmp, every_s, by=by, name=name)
+                finally:
+                    tmp.unlink(missing_ok=True)
+            else:
+                one = collect_images(store, station, [(name, data)], by=by)
+        except GloveWatchError as exc:
+            rep.errors.append(str(exc))
+            continue
+        rep.added += one.added
+        rep.near_copies += one.near_copies
+        rep.errors += one.errors
     return rep
 
 

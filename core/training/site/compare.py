@@ -36,6 +36,25 @@ class StationComparison:
         """Whether promoting it needs an explicit confirmation."""
         return self.base_drop > MAX_BASE_DROP
 
+    def rows(self) -> list[ScoreRow]:
+        """One row per data set both models were scored on."""
+        pairs = (("held-out frames of this station", self.holdout), ("base test split", self.base))
+        return [
+            ScoreRow(label, pair[0].images, round(pair[0].map50, 3), round(pair[1].map50, 3))
+            for label, pair in pairs
+            if pair is not None
+        ]
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    """Both models' mAP50 on one data set."""
+
+    scored_on: str
+    images: int
+    candidate_map50: float
+    active_map50: float
+
 
 def holdout_data(store: Store, station: str) -> Path | None:
     """The station's labelled held-out frames as a data set to score on (None if none)."""

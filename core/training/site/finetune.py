@@ -133,7 +133,7 @@ def finetune(store: Store, plan: FinetunePlan, by: str = "-") -> runs.Run:
             batch=plan.batch,
             patience=plan.epochs,
             device=plan.device if plan.device != "cpu" else "cpu",
-            name=f"site-{slug(plan.station, 40)}-{datetime.now():%m%d-%H%M%S}",
+            name=f"{run_prefix(plan.station)}{datetime.now():%m%d-%H%M%S}",
             dataset=f"{plan.station} site frames + base replay",
             extra={
                 "freeze": plan.freeze,
@@ -145,3 +145,18 @@ def finetune(store: Store, plan: FinetunePlan, by: str = "-") -> runs.Run:
         ),
         by=by,
     )
+
+
+def run_prefix(station: str) -> str:
+    """How the names of a station's fine-tune runs begin."""
+    return f"site-{slug(station, 40)}-"
+
+
+def station_runs(store: Store, station: str) -> list[runs.Run]:
+    """The station's fine-tunes that ended with weights (the ones to compare), newest first."""
+    prefix = run_prefix(station)
+    return [
+        r
+        for r in runs.list_runs(store, reconcile_first=False)
+        if r.name.startswith(prefix) and r.has_weights
+    ]

@@ -67,6 +67,25 @@ def save_labels(
     return clean
 
 
+def save_edit(
+    store: Store,
+    fr: SiteFrame,
+    boxes: list[dict[str, Any]] | None,
+    done: bool,
+    by: str,
+    classes: int,
+) -> bool:
+    """What the box editor sent for a frame: changed boxes are stored (done or not), and
+    "done" on unchanged boxes marks them done. Returns whether anything was stored."""
+    if boxes is not None and boxes != fr.record.boxes:
+        save_labels(store, fr.id, boxes, by, done=done, classes=classes)
+        return True
+    if done:
+        save_labels(store, fr.id, fr.record.boxes, by, done=True, classes=classes)
+        return True
+    return False
+
+
 def export_yolo(store: Store, station: str, out_dir: Path, only_done: bool = True) -> Path:
     """The station's labelled frames as a YOLO data set: ``train`` the train blocks, ``val``
     the held-out blocks. Returns the data.yaml."""

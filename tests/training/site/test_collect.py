@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from core.media import read_image
 from core.training import site
@@ -69,6 +70,7 @@ def test_a_track_that_flips_class_is_collected(store, gloved_images):
     assert site.frames(store, "Saw 4")[0].record.uncertainty == 1.0
 
 
+@pytest.mark.slow
 def test_a_live_session_samples_the_station_through_its_frame_tap(
     store, default_weights, bare_images
 ):
@@ -100,3 +102,26 @@ def test_a_live_session_samples_the_station_through_its_frame_tap(
     assert frames and all(f.record.source == "live" for f in frames)
     assert all(f.record.status == "prelabelled" and f.record.updated_by == "ana" for f in frames)
     assert frames[0].record.prelabel_model == default_weights.name
+
+
+@pytest.mark.slow
+def test_uploads_collect_photos_and_videos_and_say_what_could_not_be_read(
+    store, gw_home, bare_images, gloved_images, tmp_path, default_weights
+):
+    """The Label page's uploads: a photo, a video (one frame every 2 s, through a temporary
+    copy that is removed), and a file that is not a picture (one error, the rest goes on)."""
+    from tests.helpers import make_video
+
+    clip = make_video(tmp_path / "saw.mp4", [gloved_images[1], bare_images[2]], repeat=10, fps=5)
+    uploads = [
+        (bare_images[0].name, bare_images[0].read_bytes()),
+        ("notes.jpg", b"plain text, not a picture"),
+        ("saw.mp4", clip.read_bytes()),
+    ]
+    tmp = tmp_path / "uploads"
+    tmp.mkdir()
+    rep = site.collect_uploads(store, "Saw 10", uploads, 2.0, tmp, by="ana")
+    assert len(rep.errors) == 1 and rep.errors[0].startswith("notes.jpg"), rep.errors
+    sources = sorted(f.record.source for f in site.frames(store, "Saw 10"))
+    assert rep.added == len(sources) and sources == ["batch", "video", "video"]
+    assert not list(tmp.iterdir())  # the video's temporary copy is gone

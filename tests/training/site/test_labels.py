@@ -86,3 +86,20 @@ def test_complete_missing_adds_the_unlabelled_class_only_where_nothing_is_labell
             for line in (src / "labels" / lab.parent.name / lab.name).read_text().splitlines()
             if line.startswith("0 ")
         )
+
+
+def test_an_edit_is_stored_only_when_it_changes_or_finishes_a_frame(store, gloved_images):
+    fid = site.collect(store, "Saw 11", read_image(gloved_images[4]), "batch")
+    assert fid is not None
+    box = {"class_id": 1, "x1": 0.2, "y1": 0.2, "x2": 0.5, "y2": 0.6}
+
+    def frame() -> site.SiteFrame:
+        return next(f for f in site.frames(store, "Saw 11") if f.id == fid)
+
+    assert not site.save_edit(store, frame(), None, False, "ana", 2)  # nothing sent
+    assert not site.save_edit(store, frame(), [], False, "ana", 2)  # the same (no) boxes
+    assert site.save_edit(store, frame(), [box], False, "ana", 2)  # changed, not done
+    assert frame().record.status != "done" and frame().record.boxes == [box]
+    assert site.save_edit(store, frame(), None, True, "ben", 2)  # done as it is
+    assert frame().record.status == "done" and frame().record.updated_by == "ben"
+    assert [h.action for h in store.site.history(fid)] == ["edit", "done"]
