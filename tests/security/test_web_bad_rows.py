@@ -28,10 +28,12 @@ BAD_AMOUNTS = [-5.0, math.inf, -math.inf, math.nan]
 HUGE = "X" * (10 * 1024 * 1024)
 
 
-def _poison(store: Any, day: str) -> int:
+def _poison(store: Any, day: str, shown_confidence: bool = True) -> int:
     """Write every kind of bad row (at ``day`` where a row needs a good time); how many bad
     episodes the backend took (SQLite turns NaN into NULL, which its NOT NULL columns refuse).
-    Coverage is rolled up per station and hour as it is written, so its rows are fewer."""
+    Coverage is rolled up per station and hour as it is written, so its rows are fewer.
+    ``shown_confidence``: also episodes that are good but for the confidence they show (they
+    count in the figures)."""
     episodes = 0
 
     def put(fn: Any, *args: Any) -> bool:
@@ -55,6 +57,13 @@ def _poison(store: Any, day: str) -> int:
         put(store.coverage.write, "Saw 02", None, [cov])
     ev = EventRow(station=HUGE, started_at=f"{day} 10:00:00", duration_s=1.0)
     episodes += put(store.events.insert, ev)
+    for conf in (math.inf, math.nan, -1.0) if shown_confidence else ():
+        put(
+            store.events.insert,
+            EventRow(
+                station="Saw 01", started_at=f"{day} 11:00:00", duration_s=2.0, peak_conf=conf
+            ),
+        )
     return episodes
 
 
@@ -71,7 +80,7 @@ def test_bad_rows_change_no_figure_and_are_counted(any_store, tmp_path):
     span = h.data_span(store)
     f = h.HistoryFilter(span.first, span.last)
     before = (h.kpis(store, f).total, h.count_episodes(store, f), h.stations(store))
-    taken = _poison(store, span.last.isoformat())
+    taken = _poison(store, span.last.isoformat(), shown_confidence=False)
     assert taken >= 9  # NaN is stored on PostgreSQL only
     assert h.data_span(store).first == span.first and h.data_span(store).last == span.last
     after = (h.kpis(store, f).total, h.count_episodes(store, f), h.stations(store))
