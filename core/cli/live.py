@@ -18,6 +18,7 @@ from core.cli.common import (
 )
 from core.config import DEFAULT_STATION, DEFAULTS, settings
 from core.errors import EXIT_INPUT, EXIT_OK, EXIT_UNUSABLE
+from core.storage import Store
 from core.vision.detector import BACKENDS
 
 
@@ -77,61 +78,54 @@ def cmd_live(args: argparse.Namespace) -> int:
     return EXIT_INPUT if status is SourceStatus.FAILED else EXIT_OK
 
 
-def cmd_stations(args: argparse.Namespace) -> int:
-    from core.events.rules import Polarity, StationRule, parse_zones
-    from core.events.stations import (
-        current_rule,
-        delete_station,
-        list_stations,
-        rule_history,
-        save_rule,
-    )
+def _list_stations(st: Store, as_json: bool) -> int:
+    from core.events.stations import current_rule, list_stations
 
-    st = store()
-    if args.action == "list":
-        rules = [current_rule(st, n) for n in list_stations(st)]
-        if args.json:
-            emit(
-                [
-                    {
-                        "station": r.station,
-                        "version": r.version,
-                        "polarity": str(r.polarity),
-                        "allowed": list(r.allowed),
-                        "zones": [z.to_text() for z in r.zones],
-                        "tiles": r.tiles or None,
-                    }
-                    for r in rules
-                ]
-            )
-        for r in rules if not args.json else ():
-            say(
-                f"{r.station}: {r.describe()}" + "".join(f"\n  zone {z.to_text()}" for z in r.zones)
-            )
-        return EXIT_OK
-    if not args.name:
-        say(f"give the station name: python -m core stations {args.action} NAME")
-        return EXIT_UNUSABLE
-    if args.action == "show":
-        hist = rule_history(st, args.name)
-        if args.json:
-            emit(
-                [
-                    {
-                        "version": h.rule.version,
-                        "created_at": h.created_at,
-                        "author": h.author,
-                        "rule": json.loads(h.rule.to_json()),
-                    }
-                    for h in hist
-                ]
-            )
-        for h in hist if not args.json else ():
-            say(f"v{h.rule.version} {h.created_at} by {h.author or '-'}: {h.rule.describe()}")
-        return EXIT_OK
-    if args.action == "delete":
-        delete_station(st, args.name, args.by)
-        return EXIT_OK
+    rules = [current_rule(st, n) for n in list_stations(st)]
+    if as_json:
+        emit(
+            [
+                {
+                    "station": r.station,
+                    "version": r.version,
+                    "polarity": str(r.polarity),
+                    "allowed": list(r.allowed),
+                    "zones": [z.to_text() for z in r.zones],
+                    "tiles": r.tiles or None,
+                }
+                for r in rules
+            ]
+        )
+    for r in rules if not as_json else ():
+        say(f"{r.station}: {r.describe()}" + "".join(f"\n  zone {z.to_text()}" for z in r.zones))
+    return EXIT_OK
+
+
+def _show_station(st: Store, name: str, as_json: bool) -> int:
+    from core.events.stations import rule_history
+
+    hist = rule_history(st, name)
+    if as_json:
+        emit(
+            [
+                {
+                    "version": h.rule.version,
+                    "created_at": h.created_at,
+                    "author": h.author,
+                    "rule": json.loads(h.rule.to_json()),
+                }
+                for h in hist
+            ]
+        )
+    for h in hist if not as_json else ():
+        say(f"v{h.rule.version} {h.created_at} by {h.author or '-'}: {h.rule.describe()}")
+    return EXIT_OK
+
+
+def _set_station(st: Store, args: argparse.Namespace) -> int:
+    from core.events.rules import Polarity, StationRule, parse_zones
+    from core.events.stations import save_rule
+
     rule = save_rule(
         st,
         StationRule(
@@ -148,6 +142,24 @@ def cmd_stations(args: argparse.Namespace) -> int:
     else:
         say(f"{rule.station}: saved rule v{rule.version}")
     return EXIT_OK
+
+
+def cmd_stations(args: argparse.Namespace) -> int:
+    """List, show, set or delete station rules."""
+    from core.events.stations import delete_station
+
+    st = store()
+    if args.action == "list":
+        return _list_stations(st, args.json)
+    if not args.name:
+        say(f"give the station name: python -m core stations {args.action} NAME")
+        return EXIT_UNUSABLE
+    if args.action == "show":
+        return _show_station(st, args.name, args.json)
+    if args.action == "delete":
+        delete_station(st, args.name, args.by)
+        return EXIT_OK
+    return _set_station(st, args)
 
 
 def register(sub: Subparsers) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 
 from core.config import DEFAULTS
 from core.events.rules import Judgement, Severity
-from core.vision.detections import FrameDetections, box_iou
+from core.vision.detections import Detections, FrameDetections, box_iou
 
 Box = tuple[float, float, float, float]
 
@@ -105,39 +105,60 @@ class EpisodeTracker:
         for row, i in enumerate(idx):
             track = int(ids[i]) if ids is not None and ids[i] >= 0 else None
             ep = self._match(track, overlap[row], candidates, seen)
-            conf, box = float(dets.confidence[i]), dets.box(int(i))
-            severity = Severity(judged.severity[i])
             if ep is None:
-                ep = Episode(
-                    self._next,
-                    track,
-                    str(dets.class_name[i]),
-                    str(judged.reason[i]),
-                    t,
-                    t,
-                    box,
-                    conf,
-                    t,
-                    severity,
-                    judged.zone[i],
-                )
-                self._active[ep.number] = ep
-                self._next += 1
+                ep = self._open(t, track, dets, judged, int(i))
                 peaked.append((ep, int(i)))
-            else:
-                ep.last_t, ep.box = t, box
-                if conf > ep.peak_conf:
-                    ep.peak_conf, ep.peak_t = conf, t
-                    ep.class_name, ep.reason = str(dets.class_name[i]), str(judged.reason[i])
-                    peaked.append((ep, int(i)))
-                if severity is Severity.CRITICAL and ep.severity is not Severity.CRITICAL:
-                    ep.severity, ep.zone = Severity.CRITICAL, judged.zone[i]
+            elif self._extend(ep, t, dets, judged, int(i)):
+                peaked.append((ep, int(i)))
             if track is not None:
-                if ep.track_id is not None and ep.track_id != track:
-                    self._by_track.pop(ep.track_id, None)
-                ep.track_id = track
-                self._by_track[track] = ep.number
+                self._bind(ep, track)
             seen.add(ep.number)
+        return EpisodeUpdate(tuple(self._confirm(seen)), closed, tuple(peaked), len(idx))
+
+    def _open(
+        self, t: float, track: int | None, dets: Detections, judged: Judgement, i: int
+    ) -> Episode:
+        """A new (not yet confirmed) episode from offending detection ``i``."""
+        ep = Episode(
+            self._next,
+            track,
+            str(dets.class_name[i]),
+            str(judged.reason[i]),
+            t,
+            t,
+            dets.box(i),
+            float(dets.confidence[i]),
+            t,
+            Severity(judged.severity[i]),
+            judged.zone[i],
+        )
+        self._active[ep.number] = ep
+        self._next += 1
+        return ep
+
+    @staticmethod
+    def _extend(ep: Episode, t: float, dets: Detections, judged: Judgement, i: int) -> bool:
+        """Detection ``i`` seen again in ``ep``; True when it is the episode's best sighting."""
+        conf = float(dets.confidence[i])
+        ep.last_t, ep.box = t, dets.box(i)
+        peak = conf > ep.peak_conf
+        if peak:
+            ep.peak_conf, ep.peak_t = conf, t
+            ep.class_name, ep.reason = str(dets.class_name[i]), str(judged.reason[i])
+        severity = Severity(judged.severity[i])
+        if severity is Severity.CRITICAL and ep.severity is not Severity.CRITICAL:
+            ep.severity, ep.zone = Severity.CRITICAL, judged.zone[i]
+        return peak
+
+    def _bind(self, ep: Episode, track: int) -> None:
+        """The tracker's id now follows ``ep`` (a hand can change ids)."""
+        if ep.track_id is not None and ep.track_id != track:
+            self._by_track.pop(ep.track_id, None)
+        ep.track_id = track
+        self._by_track[track] = ep.number
+
+    def _confirm(self, seen: set[int]) -> list[Episode]:
+        """Episodes seen in this frame that just lasted long enough to count."""
         opened = []
         for ep in self._active.values():
             if (
@@ -147,7 +168,7 @@ class EpisodeTracker:
             ):
                 ep.confirmed = True
                 opened.append(ep)
-        return EpisodeUpdate(tuple(opened), closed, tuple(peaked), len(idx))
+        return opened
 
     def _match(
         self, track: int | None, overlap: np.ndarray, candidates: list[Episode], seen: set[int]

@@ -40,11 +40,10 @@ class RetentionRepo:
     def __init__(self, db: Database):
         self.db = db
 
-    def purge(self, cutoff: str, days: int) -> Purged:
-        """In one transaction: roll coverage seconds and per-frame results older than
-        ``cutoff`` into the hourly roll-ups, delete them, and clear evidence paths of older
-        episodes. Files are left to the caller, to delete after the commit."""
-        r, s, e, d = t.results, t.sessions, t.events, t.detections
+    def _results_rollup(self, cutoff: str) -> Any:
+        """The statement adding per-frame results older than ``cutoff`` (not dismissed, not
+        errors) to the hourly roll-up of their station."""
+        r, s, e = t.results, t.sessions, t.events
         rh = t.results_hourly
         hour = func.substr(r.c.ts, 1, 13).concat(":00:00")
         dismissed = result_dismissed(r, e)
@@ -57,7 +56,7 @@ class RetentionRepo:
             .group_by(s.c.station, hour)
         )
         ins = (postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert)(rh)
-        add_results = ins.from_select(
+        return ins.from_select(
             ["station", "hour", "frames", "compliant_n", "violating_n"], rolled
         ).on_conflict_do_update(
             index_elements=["station", "hour"],
@@ -67,6 +66,13 @@ class RetentionRepo:
                 "violating_n": rh.c.violating_n + ins.excluded.violating_n,
             },
         )
+
+    def purge(self, cutoff: str, days: int) -> Purged:
+        """In one transaction: roll coverage seconds and per-frame results older than
+        ``cutoff`` into the hourly roll-ups, delete them, and clear evidence paths of older
+        episodes. Files are left to the caller, to delete after the commit."""
+        r, e, d = t.results, t.events, t.detections
+        add_results = self._results_rollup(cutoff)
         old_evidence = (e.c.started_at < cutoff) & or_(
             e.c.evidence_path.is_not(None), e.c.crop_path.is_not(None)
         )

@@ -76,6 +76,37 @@ def _stream(conn: Connection, table: Table, chunk: int) -> Iterator[tuple[Any, .
         yield from (tuple(row) for row in part)
 
 
+def _rows_to_replace(source: Database, target: Database, force: bool) -> int:
+    """How many rows of ``target`` a copy replaces; refused when it is the source, or holds
+    rows and ``force`` is not given."""
+    if source.url == target.url:
+        raise StoreError(f"{source.where} is both the source and the target of the copy.")
+    held = table_counts(target)
+    replaced = sum(held.values())
+    if replaced and not force:
+        busy = ", ".join(f"{name} {n}" for name, n in held.items() if n)
+        raise StoreError(
+            f"{target.where} is not empty ({busy} rows). Copy into an empty store, or give "
+            "--force to replace its rows; nothing was changed."
+        )
+    return replaced
+
+
+def _verified(src: Connection, dst: Connection) -> tuple[TableCopy, ...]:
+    """The row counts of every table on both sides; raises when any differs (leaving the
+    target's transaction with an error rolls it back)."""
+    before, after = _counts(src), _counts(dst)
+    report = tuple(TableCopy(name, before[name], after[name]) for name in before)
+    wrong = [tc for tc in report if not tc.ok]
+    if wrong:
+        raise StoreError(
+            "The copy does not match the source ("
+            + ", ".join(f"{tc.table}: {tc.source} rows, copied {tc.target}" for tc in wrong)
+            + "); nothing was written."
+        )
+    return report
+
+
 def copy_store(
     source: Database,
     target: Database,
@@ -90,16 +121,7 @@ def copy_store(
     :class:`StoreError` when the target holds rows (without ``force``), is the source, or
     refuses a row; the target is then left as it was.
     """
-    if source.url == target.url:
-        raise StoreError(f"{source.where} is both the source and the target of the copy.")
-    held = table_counts(target)
-    replaced = sum(held.values())
-    if replaced and not force:
-        busy = ", ".join(f"{name} {n}" for name, n in held.items() if n)
-        raise StoreError(
-            f"{target.where} is not empty ({busy} rows). Copy into an empty store, or give "
-            "--force to replace its rows; nothing was changed."
-        )
+    replaced = _rows_to_replace(source, target, force)
     started = time.perf_counter()
     tables = t.metadata.sorted_tables
     current = ""
@@ -116,15 +138,7 @@ def copy_store(
             current = ""
             advance_sequences(dst, [tbl.name for tbl in tables])
             analyze(dst, [tbl.name for tbl in tables])
-            before, after = _counts(src), _counts(dst)
-            report = tuple(TableCopy(name, before[name], after[name]) for name in before)
-            wrong = [tc for tc in report if not tc.ok]
-            if wrong:  # leaving the block with an error rolls the target back
-                raise StoreError(
-                    "The copy does not match the source ("
-                    + ", ".join(f"{tc.table}: {tc.source} rows, copied {tc.target}" for tc in wrong)
-                    + "); nothing was written."
-                )
+            report = _verified(src, dst)
     except exc.IntegrityError as err:
         what = f" in table {current}" if current else ""
         raise StoreError(
