@@ -68,9 +68,12 @@ def _poison(store: Any, day: str, shown_confidence: bool = True) -> int:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def any_store(request, gw_home):
+def any_store(request, gw_home, monkeypatch):
+    """The app's store on either backend (the pages open it too: GLOVEWATCH_DB_URL)."""
     if request.param == "postgresql":
-        return open_store(request.getfixturevalue("pg_url"))
+        url = request.getfixturevalue("pg_url")
+        monkeypatch.setenv("GLOVEWATCH_DB_URL", url)
+        return open_store(url)
     return open_store()
 
 
@@ -95,7 +98,8 @@ def test_bad_rows_change_no_figure_and_are_counted(any_store, tmp_path):
     assert HUGE[:100] not in episodes_csv(store, f)
 
 
-def test_history_and_home_open_and_say_how_many_rows_were_left_out(store, gw_home):
+def test_history_and_home_open_and_say_how_many_rows_were_left_out(any_store):
+    store = any_store
     generate(store, stations=2, days=3, seconds_rows=300, seed=5)
     today = now()[:10]
     _poison(store, today)
