@@ -14,13 +14,12 @@ store can end at any time (sign-out, disabling, a new password or role).
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any
 
 import streamlit as st
 
 from core import accounts
-from core.accounts import Account, Role, SignedIn
+from core.accounts import Account, Role
 from core.accounts import sessions as web
 from core.accounts.sso import SsoSetup, check_sso
 from core.config import Settings
@@ -30,7 +29,7 @@ from ui.text import md
 
 log = logging.getLogger("glovewatch.ui.auth")
 
-_KEY = "gw-signed-in"  # the SignedIn of this browser session
+_KEY = "gw-signed-in"  # the Account signed in in this browser session
 _TOKEN = "gw-token"  # noqa: S105  (a session-state key: the cookie token is kept under it)
 _COOKIE = "gw-cookie"  # a cookie change still to send to the browser: (token, max age)
 _OUT = "gw-signed-out"  # this session signed out: its old cookie is no news
@@ -105,8 +104,7 @@ def _login_form(store: Store, s: Settings, setup: SsoSetup) -> None:
             st.error(str(exc))
         else:
             token = web.start(store, account)
-            now = datetime.now()
-            st.session_state[_KEY] = SignedIn(account, now, now)
+            st.session_state[_KEY] = account
             st.session_state[_TOKEN] = token
             st.session_state[_COOKIE] = (token, int(s.session_hours * 3600))
             st.session_state.pop(_OUT, None)
@@ -155,8 +153,7 @@ def _held(store: Store, s: Settings) -> Account | None:
             st.info("Your session has ended; please sign in again.")
         return None
     if _KEY not in st.session_state:
-        now = datetime.now()
-        st.session_state[_KEY] = SignedIn(account, now, now)
+        st.session_state[_KEY] = account
         st.session_state[_TOKEN] = token
     return account
 

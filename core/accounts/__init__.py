@@ -32,8 +32,6 @@ from core.storage.accounts import AuditRecord, UserRecord
 
 MAX_FAILURES = 5
 LOCK_MINUTES = 15
-SESSION_HOURS = 8.0
-IDLE_MINUTES = 60.0
 MIN_PASSWORD = 10
 LOCAL_USER = "local"  # who acts when no account exists (loopback demo)
 
@@ -256,39 +254,6 @@ def sign_in(store: Store, name: str, password: str) -> Account:
     store.users.update(rec.name, failed_logins=0, locked_until=None, last_login_at=_stamp(_now()))
     store.audit.add(rec.name, "user.sign_in", rec.name)
     return Account(rec.name, Role.parse(claimed.role), "local")
-
-
-@dataclass(frozen=True)
-class SignedIn:
-    """A sign-in held by a browser session, with its expiry rules."""
-
-    account: Account
-    since: datetime
-    last_seen: datetime
-
-    def expired(
-        self,
-        now: datetime | None = None,
-        hours: float = SESSION_HOURS,
-        idle_minutes: float = IDLE_MINUTES,
-    ) -> bool:
-        now = now or _now()
-        return now - self.since > timedelta(hours=hours) or now - self.last_seen > timedelta(
-            minutes=idle_minutes
-        )
-
-    def touched(self, now: datetime | None = None) -> SignedIn:
-        return SignedIn(self.account, self.since, now or _now())
-
-
-def still_valid(store: Store, signed: SignedIn) -> bool:
-    """Whether a held sign-in may go on: not expired, the account not disabled or demoted."""
-    if signed.expired():
-        return False
-    if signed.account.source != "local":
-        return True
-    rec = store.users.get(signed.account.name)
-    return bool(rec and not rec.disabled and Role.parse(rec.role) == signed.account.role)
 
 
 def accounts_exist(store: Store) -> bool:
