@@ -12,6 +12,7 @@ import math
 import time
 from dataclasses import replace
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -247,3 +248,52 @@ def test_the_generated_broker_refuses_strangers_and_confines_each_worker(any_sto
         assert got == []  # ... and w2 saw none of it
         spy.close(timeout_s=0.5)
     assert (tmp_path / "broker" / "passwd").stat().st_mode & 0o077 == 0
+
+
+def test_a_real_worker_passes_every_check_through_the_generated_broker(store, tmp_path, gw_home):
+    """The checks are not stricter than the product: a real ``core worker`` (a moving clip,
+    the shipped model) through the broker with accounts and ACL has nothing refused or
+    rejected, and its evidence lands inside the ingester's evidence store."""
+    import subprocess
+    import threading
+
+    from core.comms import auth, keys
+    from core.comms.ingest import Ingester
+    from core.pipeline.broker import Mosquitto
+    from core.pipeline.fleetbench import camera_yaml, child_env, python_core, scene_clips
+
+    cred = keys.issue_in(store, gw_home, "line-9")
+    secret = auth.load_secret(gw_home)
+    broker = Mosquitto(tmp_path / "broker", users=keys.broker_accounts(store, secret)).start()
+    _, moving = scene_clips(tmp_path / "clips")
+    cfg = tmp_path / "line-9.yaml"
+    cfg.write_text(camera_yaml("line-9", [("cam a", moving[0])], 5.0, "pytorch", 320, True, None))
+    ing = Ingester(store, secret, gw_home / "evidence")
+    stop, ready = threading.Event(), threading.Event()
+    th = threading.Thread(target=ing.run, args=(broker.url, stop, ready), daemon=True)
+    th.start()
+    try:
+        assert ready.wait(15)
+        env = {**child_env(gw_home, store.url, broker.url), "GLOVEWATCH_WORKER_KEY": cred}
+        done = subprocess.run(
+            python_core("worker", "--config", str(cfg), "--seconds", "20", "--json"),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        wait_for(lambda: store.fleet.workers()[0].status == "stopped", 15, "its final status")
+    finally:
+        stop.set()
+        th.join(15)
+        broker.stop()
+    stats = ing.stats()
+    assert (stats.rejected, stats.refused, stats.failed) == (0, 0, 0)
+    assert stats.applied > 0 and stats.statuses > 0 and store.fleet.dead_letters() == []
+    # episodes depend on the model's pace on a loaded machine; those there kept their evidence
+    # inside the ingester's evidence store
+    assert all(
+        e.evidence_path is None or Path(e.evidence_path).is_relative_to(gw_home / "evidence")
+        for e in events(store)
+    )
