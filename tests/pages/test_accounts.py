@@ -136,7 +136,7 @@ def test_viewer_is_refused_with_the_needed_role_and_nothing_else(accounts, fake_
 
 def test_viewer_opens_home_and_history_but_cannot_review(accounts, synth_home):
     at = signed_in("vera")
-    assert "🧤 GloveWatch" in values(at.title) and "Sessions" in metrics(at)
+    assert "🧤 GloveWatch" in values(at.title) and "Episodes" in metrics(at)
     links = [p.proto.page for p in at.main.get("page_link")]
     assert "History" in links and not {
         "Live",
