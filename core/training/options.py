@@ -88,6 +88,7 @@ def resolve_model(model: str) -> str:
 
 
 def model_task(model: str) -> str:
+    """``segment`` or ``detect``: what a model YAML builds or a weights file was trained for."""
     if model.endswith((".yaml", ".yml")):
         text = Path(model).read_text() if Path(model).is_file() else model
         return "segment" if "seg" in Path(model).stem or "Segment" in text else "detect"

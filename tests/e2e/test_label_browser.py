@@ -126,5 +126,6 @@ def test_collect_correct_finetune_compare_promote(
     assert app_server.store().registry.active() is None  # the plant-wide model is unchanged
     # the comparison with the replaced model is gone with it
     page.get_by_text("now judges Saw 9").wait_for()
+    settle(page)  # the flash is drawn first: the rest of that run replaces the old elements
     assert not page.get_by_role("button", name=f"Promote for {STATION}").count()
     shots(page, "promoted")
