@@ -112,10 +112,8 @@ def _motion(raw: Any, base: MotionConfig, where: str) -> MotionConfig:
     )
 
 
-def parse_config(raw: dict[str, Any], folder: Path, worker: str | None = None) -> WorkerConfig:
-    """A :class:`WorkerConfig` from the mapping of a ``cameras.yaml`` in ``folder``."""
-    where = "cameras.yaml"
-    known = {
+WORKER_SETTINGS = frozenset(
+    {
         "worker",
         "backend",
         "weights",
@@ -133,7 +131,60 @@ def parse_config(raw: dict[str, Any], folder: Path, worker: str | None = None) -
         "blur_evidence",
         "evidence",
     }
-    unknown = set(raw) - known
+)
+CAMERA_SETTINGS = frozenset({"name", "source", "station", "fps", "loop", "motion"})
+
+
+def _camera(c: object, cw: str, folder: Path, fps: float, motion: MotionConfig) -> CameraSpec:
+    """One entry of ``cameras:``; ``cw`` says where it is for the error messages."""
+    if not isinstance(c, dict):
+        raise ConfigError(f"{cw}: expected a mapping with name, station and source.")
+    unknown = set(c) - CAMERA_SETTINGS
+    if unknown:
+        raise ConfigError(f"{cw}: unknown setting(s) {', '.join(sorted(unknown))}.")
+    cam_name = str(c.get("name") or "").strip()
+    source = str(c.get("source") or "").strip()
+    if not cam_name or "/" in cam_name or len(cam_name) > 80:
+        raise ConfigError(f"{cw}: give it a 'name' (1-80 characters, no '/').")
+    if not source:
+        raise ConfigError(
+            f"{cw} ({cam_name}): give its 'source' (a camera URL, env:VARIABLE or a video file)."
+        )
+    if not is_url(source):
+        path = Path(source).expanduser()
+        source = str(path if path.is_absolute() else (folder / path).resolve())
+    station = str(c.get("station") or DEFAULT_STATION).strip()[:80] or DEFAULT_STATION
+    return CameraSpec(
+        cam_name,
+        source,
+        station,
+        _number(c, "fps", fps, 0.1, MAX_FPS, cw),
+        bool(c.get("loop", False)),
+        _motion(c.get("motion"), motion, cw),
+    )
+
+
+def _cameras(
+    raw: dict[str, Any], where: str, folder: Path, fps: float, motion: MotionConfig
+) -> tuple[CameraSpec, ...]:
+    """The cameras of a worker, each named once."""
+    cams_raw = raw.get("cameras")
+    if not isinstance(cams_raw, list) or not cams_raw:
+        raise ConfigError(f"{where}: list the cameras under 'cameras:' (name, station, source).")
+    cameras = tuple(
+        _camera(c, f"{where}, camera {i}", folder, fps, motion) for i, c in enumerate(cams_raw, 1)
+    )
+    names = [c.name for c in cameras]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"{where}: camera names must be unique: {', '.join(dupes)}.")
+    return cameras
+
+
+def parse_config(raw: dict[str, Any], folder: Path, worker: str | None = None) -> WorkerConfig:
+    """A :class:`WorkerConfig` from the mapping of a ``cameras.yaml`` in ``folder``."""
+    where = "cameras.yaml"
+    unknown = set(raw) - WORKER_SETTINGS
     if unknown:
         raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}.")
     s = settings()
@@ -148,48 +199,10 @@ def parse_config(raw: dict[str, Any], folder: Path, worker: str | None = None) -
         imgsz=int(_number(raw, "imgsz", s.imgsz, 64, 4096, where)),
     )
     fps = _number(raw, "fps", 5.0, 0.1, MAX_FPS, where)
-    motion = _motion(raw.get("motion"), MotionConfig(), where)
-    cams_raw = raw.get("cameras")
-    if not isinstance(cams_raw, list) or not cams_raw:
-        raise ConfigError(f"{where}: list the cameras under 'cameras:' (name, station, source).")
-    cameras: list[CameraSpec] = []
-    for i, c in enumerate(cams_raw, 1):
-        cw = f"{where}, camera {i}"
-        if not isinstance(c, dict):
-            raise ConfigError(f"{cw}: expected a mapping with name, station and source.")
-        unknown = set(c) - {"name", "source", "station", "fps", "loop", "motion"}
-        if unknown:
-            raise ConfigError(f"{cw}: unknown setting(s) {', '.join(sorted(unknown))}.")
-        cam_name = str(c.get("name") or "").strip()
-        source = str(c.get("source") or "").strip()
-        if not cam_name or "/" in cam_name or len(cam_name) > 80:
-            raise ConfigError(f"{cw}: give it a 'name' (1-80 characters, no '/').")
-        if not source:
-            raise ConfigError(
-                f"{cw} ({cam_name}): give its 'source' (a camera URL, "
-                "env:VARIABLE or a video file)."
-            )
-        if not is_url(source):
-            path = Path(source).expanduser()
-            source = str(path if path.is_absolute() else (folder / path).resolve())
-        station = str(c.get("station") or DEFAULT_STATION).strip()[:80] or DEFAULT_STATION
-        cameras.append(
-            CameraSpec(
-                cam_name,
-                source,
-                station,
-                _number(c, "fps", fps, 0.1, MAX_FPS, cw),
-                bool(c.get("loop", False)),
-                _motion(c.get("motion"), motion, cw),
-            )
-        )
-    names = [c.name for c in cameras]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise ConfigError(f"{where}: camera names must be unique: {', '.join(dupes)}.")
+    cameras = _cameras(raw, where, folder, fps, _motion(raw.get("motion"), MotionConfig(), where))
     return WorkerConfig(
         name=name,
-        cameras=tuple(cameras),
+        cameras=cameras,
         weights=(
             Path(weights) if Path(str(weights)).is_absolute() else (folder / str(weights)).resolve()
         )
