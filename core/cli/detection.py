@@ -185,27 +185,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     res = run_bench(
         Path(args.source),
         weights(args),
-        backend=args.backend,
         imgsz=args.imgsz,
-        passes=args.passes,
-        baselines=() if args.no_plain else ("pytorch", "openvino"),
+        baselines=tuple(b for b in args.baselines.split(",") if b),
+        data=Path(args.data) if args.data else _default_data(),
+        live_child=not args.no_live,
     )
     if args.json:
         emit(res.as_dict())
     else:
-        s = res.stages_ms
-        say(
-            f"GloveWatch pipeline ({res.backend}, imgsz {res.imgsz}): {res.pipeline_fps} fps "
-            f"over {res.frames} frames (decode {s.decode} ms, infer+track {s.infer_track} ms, "
-            f"episodes {s.episodes} ms, draw {s.annotate} ms)"
-        )
-        for b, fps in res.plain_fps.items():
-            what = "the .pt" if b == "pytorch" else "the same OpenVINO export"
-            say(
-                f"plain Ultralytics predict loop on {what}: {fps} fps -> GloveWatch is "
-                f"{res.ratios[b]}x that"
-            )
-        say(f"RSS MiB over time: {res.rss_mb}")
+        for line in res.lines():
+            say(line)
     return EXIT_OK
 
 
@@ -339,13 +328,18 @@ def register(sub: Subparsers) -> None:
     ex.set_defaults(func=cmd_export)
 
     bn = sub.add_parser(
-        "bench", help="live pipeline fps vs plain Ultralytics loops (.pt and OpenVINO)"
+        "bench",
+        help="live pipeline fps (FP32, INT8) vs Ultralytics' track loops and the runtime limit",
     )
     bn.add_argument("--source", required=True, metavar="VIDEO")
-    bn.add_argument("--backend", choices=BACKENDS, default=DEFAULTS.backend)
     add_weights(bn)
     bn.add_argument("--imgsz", type=int, default=s.imgsz)
-    bn.add_argument("--passes", type=int, default=1, help="loop the clip (memory over time)")
-    bn.add_argument("--no-plain", action="store_true", help="skip the baseline loops")
+    bn.add_argument(
+        "--baselines",
+        default="openvino,openvino_int8",
+        help="Ultralytics loops to run beside: openvino, openvino_int8, pytorch ('' none)",
+    )
+    bn.add_argument("--data", help="calibration set of Ultralytics' INT8 export")
+    bn.add_argument("--no-live", action="store_true", help="skip `core live`'s memory run")
     add_json(bn)
     bn.set_defaults(func=cmd_bench)

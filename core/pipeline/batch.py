@@ -11,9 +11,12 @@ from __future__ import annotations
 import csv
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from core.analytics.spreadsheet import safe_text, write_workbook
 from core.config import DEFAULT_STATION, DEFAULTS, ensure_home, settings
@@ -318,11 +321,9 @@ class _Runner:
         frame_no = 0
         try:
             with VideoWriter(out_path, info.fps, info.width, info.height) as writer:
-                while True:
-                    ok, frame = cap.read()
-                    if not ok or frame is None:
-                        break
-                    fd = self.detect(frame, track=True)
+                # frames in flight on the detector while earlier ones are judged and written
+                for index, frame, fd in self.detect.stream(enumerate(_read_frames(cap))):
+                    frame_no = index
                     judged = recorder.process(frame_no / info.fps, fd, frame, frame_no).judgement
                     writer.write(draw(frame, fd, judged.status))
                     res.rows.extend(_table_rows(item.name, frame_no, fd, judged))
@@ -502,6 +503,15 @@ def run_batch(
     if progress:
         progress(BatchProgress(1.0, "done", time.monotonic() - started, 0.0))
     return report
+
+
+def _read_frames(cap: Any) -> Iterator[np.ndarray]:
+    """The frames of an open video until the first it cannot decode."""
+    while True:
+        ok, frame = cap.read()
+        if not ok or frame is None:
+            return
+        yield frame
 
 
 def _process(runner: _Runner, item: BatchInput, tick: Callable[[float, str], None]) -> FileResult:

@@ -88,6 +88,8 @@ class LiveConfig:
     tiles: TileSpec | None = None  # None: the station's setting
     user: str | None = None  # who started it
     store_url: str | None = None  # None: the configured store
+    evidence_dir: Path | None = None  # None: the configured one
+    int8: bool = True  # OpenVINO: its INT8 build when one passed the accuracy gate
     # opens a tap on the judged frames from (the session's store, the model's name), e.g.
     # core.training.site.SiteTap, which samples frames for the station's site data set
     tap: Callable[[Store, str], FrameTap] | None = None
@@ -202,7 +204,9 @@ class ModelLoader:
         cfg = self.cfg
         stack = ExitStack()
         try:
-            det = stack.enter_context(DETECTORS.acquire(cfg.weights, cfg.backend, cfg.params.imgsz))
+            det = stack.enter_context(
+                DETECTORS.acquire(cfg.weights, cfg.backend, cfg.params.imgsz, int8=cfg.int8)
+            )
             # The first track() call loads the tracker and compiles kernels (seconds): do it
             # now, not on the first real frame.
             det.detect(np.zeros((64, 64, 3), np.uint8), cfg.params, track=True, tracker=cfg.tracker)
@@ -276,7 +280,7 @@ class LiveSession:
             self.rule,
             self.sink,
             cfg.episodes,
-            EvidenceWriter(settings().evidence_dir, blur=cfg.blur_evidence),
+            EvidenceWriter(cfg.evidence_dir or settings().evidence_dir, blur=cfg.blur_evidence),
         )
         self.tap = cfg.tap(self.store, info.name) if cfg.tap is not None else None
         self.t0 = time.monotonic()

@@ -377,8 +377,12 @@ def make_detector(
     source = backend_of(weights)
     if (source if source != "pytorch" else backend) == "openvino":
         from core.vision.openvino_detector import OpenVinoDetector, read_ir
-        from core.vision.openvino_int8 import active_int8
+        from core.vision.openvino_int8 import active_int8, shipped_int8
 
+        shipped = shipped_int8(weights, imgsz) if int8 and source == "pytorch" else None
+        if shipped is not None:  # no export needed, so torch is never imported
+            train = export_info(shipped).get("train_imgsz")
+            return OpenVinoDetector(weights, shipped, roles, train_imgsz=train)
         folder = weights if source == "openvino" else export_model(weights, "openvino", imgsz)
         if read_ir(folder).task == "detect":
             quantized = active_int8(folder) if int8 and source == "pytorch" else None

@@ -76,6 +76,16 @@ def active_int8(fp32_folder: Path) -> Path | None:
     return folder if export_info(folder).get("int8_gate") == "passed" else None
 
 
+def shipped_int8(weights: Path, imgsz: int) -> Path | None:
+    """An INT8 build shipped beside ``weights`` (``<stem>_int8_openvino_model``) that passed
+    the gate for exactly this file at this input size, or None."""
+    folder = weights.parent / f"{weights.stem}_int8_openvino_model"
+    info = export_info(folder)
+    if info.get("int8_gate") != "passed" or info.get("imgsz") != imgsz:
+        return None
+    return folder if info.get("source_sha256") == file_sha256(weights) else None
+
+
 def _calibration(data: Path, size: int, n: int, seed: int = 0) -> list[np.ndarray]:
     """``n`` training images (evenly sampled), letterboxed as the network's raw input."""
     from core.vision.openvino_detector import letterbox
@@ -184,6 +194,7 @@ def build_int8(
         **export_info(fp32),
         "int8_gate": "passed",
         "source_sha256": file_sha256(weights),
+        "imgsz": imgsz,
         "calibration": {"data": str(data), "images": len(images)},
         "gate": report.as_dict(),
     }

@@ -1,5 +1,5 @@
-"""The benchmark: the live pipeline against plain Ultralytics loops on the .pt and on the
-OpenVINO export, through the core and the command line."""
+"""The benchmark: the live pipeline against Ultralytics' track loop on the same OpenVINO export
+and the runtime's own limit, `core live`'s memory, through the core and the command line."""
 
 from __future__ import annotations
 
@@ -18,63 +18,39 @@ from tests.pipeline.support import events
 pytestmark = pytest.mark.slow
 
 
-def test_bench_reports_pipeline_both_baselines_stages_and_memory(
+def test_bench_reports_pipeline_baseline_limit_latency_and_live_memory(
     gw_home, default_weights, shift_clip, openvino_ready
 ):
-    res = run_bench(
-        shift_clip,
-        default_weights,
-        backend="pytorch",
-        imgsz=320,
-        sample_every_s=1.0,
-        block_frames=8,
+    res = run_bench(shift_clip, default_weights, imgsz=320, baselines=("openvino",), block_frames=8)
+    assert res.frames == 32 and res.imgsz == 320
+    assert set(res.fps) == {"pipeline_fp32", "ul_openvino"}  # no INT8 build at 320 here
+    assert any("core export --int8" in n for n in res.notes)
+    assert all(fps > 0 for fps in res.fps.values())
+    assert res.ratios["openvino"] == pytest.approx(
+        res.fps["pipeline_fp32"] / res.fps["ul_openvino"], abs=0.011
     )
-    assert res.frames == 32 and res.passes == 1 and res.backend == "pytorch"
-    assert res.pipeline_fps > 0
-    assert set(res.plain_fps) == {"pytorch", "openvino"}
-    assert all(fps > 0 for fps in res.plain_fps.values())
-    assert set(res.ratios) == {"pytorch", "openvino"}
-    for name, fps in res.plain_fps.items():
-        assert res.ratios[name] == pytest.approx(res.pipeline_fps / fps, abs=0.011)
-    stages = res.stages_ms
-    assert stages.infer_track > 0 and stages.decode >= 0 and stages.annotate > 0
-    assert stages.episodes >= 0
-    assert set(res.plain_ms) == {"pytorch", "openvino"}
-    assert len(res.rss_mb) >= 2 and all(mb > 0 for _, mb in res.rss_mb)
-    assert [t for t, _ in res.rss_mb] == sorted(t for t, _ in res.rss_mb)
-    assert res.episodes == 2  # the clip's two bare-hand episodes, in a private store
+    assert res.limit_fps["fp32"] > 0 and res.share_of_limit > 0
+    assert res.stages_ms["infer_in_flight"] > 0 and res.stages_ms["profile_infer_sync"] > 0
+    assert 0 < res.latency_ms["p50"] <= res.latency_ms["p95"]
+    assert res.episodes == 2 and res.dropped == 0  # the clip's two bare-hand episodes
     assert events(open_store()) == []  # benchmark episodes stay out of the plant's numbers
+    assert not (gw_home / "evidence").exists() or not any((gw_home / "evidence").rglob("*.jpg"))
+    live = res.live
+    assert live["exit_code"] == 0 and live["frames"] == 32
+    assert live["torch_loaded"] is False and 0 < live["peak_rss_mb"] < 600
+    assert [t for t, _ in res.rss_mb] == sorted(t for t, _ in res.rss_mb)
 
 
 def test_bench_cli_prints_the_json(gw_home, default_weights, bare_images, openvino_ready, tmp_path):
     clip = write_clip(bare_images[:1], tmp_path / "short.mp4", fps=5, seconds_each=1.6)
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "core",
-            "bench",
-            "--source",
-            str(clip),
-            "--backend",
-            "pytorch",
-            "--imgsz",
-            "320",
-            "--weights",
-            str(default_weights),
-            "--json",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    cmd = [sys.executable, "-m", "core", "bench", "--source", str(clip), "--imgsz", "320"]
+    cmd += ["--weights", str(default_weights), "--baselines", "openvino", "--no-live", "--json"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     res = json.loads(out.stdout)  # nothing but the JSON on stdout
-    assert res["frames"] == 8 and res["pipeline_fps"] > 0
-    assert set(res["plain_fps"]) == set(res["ratios"]) == {"pytorch", "openvino"}
-    assert set(res["stages_ms"]) == {"decode", "infer_track", "episodes", "annotate"}
-    assert len(res["rss_mb"]) >= 2 and res["imgsz"] == 320
+    assert res["frames"] == 8 and res["fps"]["pipeline_fp32"] > 0
+    assert set(res["ratios"]) == {"openvino", "best_vs_openvino"}
+    assert {"p50", "p95"} <= set(res["latency_ms"]) and res["live"] == {}
 
     bad = subprocess.run(
         [sys.executable, "-m", "core", "bench", "--source", "nope.mp4"],
