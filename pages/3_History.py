@@ -23,7 +23,7 @@ from core.storage.events import EpisodeRecord
 from core.text import slug
 from ui.charts import figure
 from ui.text import md
-from ui.widgets import page_setup
+from ui.widgets import page_setup, warned
 
 log = logging.getLogger("glovewatch.pages.history")
 
@@ -270,10 +270,7 @@ def main() -> None:
         )
         _retention(store)
         return
-    # read only where data is held (five years at most); unreadable rows are counted
-    f, notes = reading.prepare(store, _filters(store, span), span)
-    for note in notes:
-        st.warning(note)
+    f = warned(*reading.prepare(store, _filters(store, span), span))  # data held, <= 5 years
     st.caption(
         f"Showing {md(f.describe())}. Class, severity and review filters apply to "
         f"episodes; hand-time has neither. Data in the store: {span.first} to {span.last}."

@@ -4,8 +4,10 @@ thresholds."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import streamlit as st
 
@@ -23,6 +25,7 @@ from ui.auth import current_account, sign_out_button
 from ui.text import md
 
 log = logging.getLogger("glovewatch.ui")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,14 @@ def _page_links(account: Account) -> None:
     for path, label, icon, needs in NAV:
         if needs is None or account.can(needs):
             st.sidebar.page_link(path, label=label, icon=icon)
+
+
+def warned(value: T, notes: Sequence[str]) -> T:
+    """``value``, after showing each of ``notes`` as a warning (e.g. a range that was narrowed,
+    rows that could not be read)."""
+    for note in notes:
+        st.warning(note)
+    return value
 
 
 def guard(page: Page, permission: Permission) -> bool:

@@ -200,6 +200,98 @@ def _coverage_checks(c: Table, time_col: Any) -> list[ColumnElement[bool]]:
     ]
 
 
+# One source of figures: (time column, station column, sums by field, FROM, extra conditions;
+# None: the episode conditions of the filter).
+Source = tuple[Any, Any, dict[str, Any], Any, list[Any] | None]
+
+
+def _coverage_source(f: HistoryFilter, key: KeyFn) -> Source:
+    # Figures by day or coarser read the daily roll-up (24 times fewer rows); hours of the
+    # day and shifts need the hourly one.
+    daily = key in DAY_KEYS and not f.shifts
+    c = t.coverage_daily if daily else t.coverage_hourly
+    c_time = c.c.day if daily else c.c.hour
+    sums = {n: func.sum(c.c[n]) for n in ("watched_s", "compliant_s", "violating_s")}
+    return c_time, c.c.station, sums, c, _coverage_checks(c, c_time)
+
+
+def _sources(f: HistoryFilter, key: KeyFn) -> list[Source]:
+    """Coverage, rolled-up and raw detection results, and episodes, each with its sums."""
+    rh, r, s, e = t.results_hourly, t.results, t.sessions, t.events
+    counts = ("frames", "compliant_n", "violating_n")
+    return [
+        _coverage_source(f, key),
+        (
+            rh.c.hour,
+            rh.c.station,
+            {n: func.sum(rh.c[n]) for n in counts},
+            rh,
+            [sane_time(rh.c.hour), sane_name(rh.c.station), *readable_amounts(*rh.c[counts])],
+        ),
+        (
+            r.c.ts,
+            s.c.station,
+            {
+                "frames": func.count(),
+                "compliant_n": func.sum(r.c.compliant),
+                "violating_n": func.sum(r.c.violating),
+            },
+            r.join(s, s.c.id == r.c.session_id),
+            [r.c.error.is_(None), not_(result_dismissed(r, e)), sane_time(r.c.ts)],
+        ),
+        (
+            e.c.started_at,
+            e.c.station,
+            {
+                "episodes": _sum_if(e.c.review != "dismissed"),
+                "critical": _sum_if((e.c.review != "dismissed") & (e.c.severity == "critical")),
+                "dismissed": _sum_if(e.c.review == "dismissed"),
+                "unreviewed": _sum_if(e.c.review == "unreviewed"),
+                "dismissed_s": _sum_if(e.c.review == "dismissed", e.c.duration_s),
+            },
+            e,
+            None,
+        ),
+    ]
+
+
+def _merged(f: HistoryFilter, key: KeyFn, sources: list[Source]) -> tuple[Any, int]:
+    """One query: each source grouped by ``key``, then summed per group; and the number of
+    key columns."""
+    first, then = _TWO_STEP.get(key, (key, None))
+    selects = []
+    n_keys = 0
+    for ts, station, sums, source, extra in sources:
+        keys = first(ts, station)
+        n_keys = len(keys)
+        conds = (
+            episode_conditions(f, t.events)
+            if extra is None
+            else period_conditions(f, ts, station) + extra
+        )
+        q = (
+            select(
+                *(k.label(f"k{i}") for i, k in enumerate(keys)),
+                *(sums.get(n, literal_column("0")).label(n) for n in FIELDS),
+            )
+            .select_from(source)
+            .where(*conds)
+        )
+        if keys:
+            q = q.group_by(*keys)
+        selects.append(q)
+    both = union_all(*selects).subquery()
+    group: list[Any] = [both.c[f"k{i}"] for i in range(n_keys)]
+    if then is not None:
+        group = then(group)
+    # As floats from the database: PostgreSQL sums integers as numeric, and turning tens of
+    # thousands of Decimals into an array costs more than the query.
+    q = select(*group, *(cast(func.coalesce(func.sum(both.c[n]), 0), Float) for n in FIELDS))
+    if group:
+        q = q.group_by(*group)
+    return q, n_keys
+
+
 class HistoryRepo:
     """Read-only aggregations for the History page and reports."""
 
@@ -216,96 +308,7 @@ class HistoryRepo:
         One query: each source's figures grouped by ``key`` (``UNION ALL``), merged per group
         by the database.
         """
-        rh, r, s, e = t.results_hourly, t.results, t.sessions, t.events
-        # Figures by day or coarser read the daily roll-up (24 times fewer rows); hours of the
-        # day and shifts need the hourly one.
-        daily = key in DAY_KEYS and not f.shifts
-        c = t.coverage_daily if daily else t.coverage_hourly
-        c_time = c.c.day if daily else c.c.hour
-        dismissed = result_dismissed(r, e)
-        parts: list[tuple[Any, Any, dict[str, Any], Any, list[Any] | None]] = [
-            (
-                c_time,
-                c.c.station,
-                {
-                    "watched_s": func.sum(c.c.watched_s),
-                    "compliant_s": func.sum(c.c.compliant_s),
-                    "violating_s": func.sum(c.c.violating_s),
-                },
-                c,
-                _coverage_checks(c, c_time),
-            ),
-            (
-                rh.c.hour,
-                rh.c.station,
-                {
-                    "frames": func.sum(rh.c.frames),
-                    "compliant_n": func.sum(rh.c.compliant_n),
-                    "violating_n": func.sum(rh.c.violating_n),
-                },
-                rh,
-                [
-                    sane_time(rh.c.hour),
-                    sane_name(rh.c.station),
-                    *readable_amounts(rh.c.frames, rh.c.compliant_n, rh.c.violating_n),
-                ],
-            ),
-            (
-                r.c.ts,
-                s.c.station,
-                {
-                    "frames": func.count(),
-                    "compliant_n": func.sum(r.c.compliant),
-                    "violating_n": func.sum(r.c.violating),
-                },
-                r.join(s, s.c.id == r.c.session_id),
-                [r.c.error.is_(None), not_(dismissed), sane_time(r.c.ts)],
-            ),
-            (
-                e.c.started_at,
-                e.c.station,
-                {
-                    "episodes": _sum_if(e.c.review != "dismissed"),
-                    "critical": _sum_if((e.c.review != "dismissed") & (e.c.severity == "critical")),
-                    "dismissed": _sum_if(e.c.review == "dismissed"),
-                    "unreviewed": _sum_if(e.c.review == "unreviewed"),
-                    "dismissed_s": _sum_if(e.c.review == "dismissed", e.c.duration_s),
-                },
-                e,
-                None,
-            ),
-        ]
-        first, then = _TWO_STEP.get(key, (key, None))
-        selects = []
-        n_keys = 0
-        for ts, station, sums, source, extra in parts:
-            keys = first(ts, station)
-            n_keys = len(keys)
-            conds = (
-                episode_conditions(f, e)
-                if extra is None
-                else period_conditions(f, ts, station) + extra
-            )
-            q = (
-                select(
-                    *(k.label(f"k{i}") for i, k in enumerate(keys)),
-                    *(sums.get(n, literal_column("0")).label(n) for n in FIELDS),
-                )
-                .select_from(source)
-                .where(*conds)
-            )
-            if keys:
-                q = q.group_by(*keys)
-            selects.append(q)
-        both = union_all(*selects).subquery()
-        group: list[Any] = [both.c[f"k{i}"] for i in range(n_keys)]
-        if then is not None:
-            group = then(group)
-        # As floats from the database: PostgreSQL sums integers as numeric, and turning tens of
-        # thousands of Decimals into an array costs more than the query.
-        q = select(*group, *(cast(func.coalesce(func.sum(both.c[n]), 0), Float) for n in FIELDS))
-        if group:
-            q = q.group_by(*group)
+        q, n_keys = _merged(f, key, _sources(f, key))
         with self.db.read() as conn:
             rows = conn.execute(q).all()
         found = [tuple(str(v) for v in row[:n_keys]) for row in rows]
