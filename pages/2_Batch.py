@@ -6,7 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from core.accounts import Permission
-from core.config import DEFAULTS
+from core.analytics.trials import delete_trial_results, trial_results
+from core.config import DEFAULTS, TRIAL_STATION
 from core.errors import GloveWatchError
 from core.events.rules import Verdict
 from core.events.stations import current_rule, list_stations
@@ -24,16 +25,19 @@ st.title("Batch detection")
 st.write(
     "Upload photos or videos of work stations. Each hand is judged by the station's "
     "glove rule: :green[compliant] in green, :red[violating] in red, context (heads) in "
-    "grey. Every file gets a verdict, and the session is saved to the history."
+    "grey. Every file gets a verdict. A **trial run** (the default) is kept apart from the "
+    "plant's figures; choose a station to count the files there."
 )
 
 with st.sidebar:
     st.header("Settings")
     station = st.selectbox(
         "Station",
-        list_stations(page.store),
+        [TRIAL_STATION, *list_stations(page.store)],
         key="batch-station",
-        help="Which machine these files show: its rule judges them.",
+        format_func=lambda s: "Trial run (not counted)" if s == TRIAL_STATION else s,
+        help="Which machine these files show: its rule judges them, and they count in its "
+        "figures. A trial run is judged by the default rule and counted nowhere.",
     )
     picked = model_picker("batch", page, station)
     st.caption(md(current_rule(page.store, station).describe()))
@@ -51,7 +55,8 @@ with st.sidebar:
 uploads = st.file_uploader(
     "Images and videos",
     accept_multiple_files=True,
-    key="batch-files",
+    # a new key after every run: the next run starts with no files chosen
+    key=f"batch-files-{st.session_state.get('batch-runs', 0)}",
     type=sorted(x.lstrip(".") for x in IMAGE_SUFFIXES | VIDEO_SUFFIXES),
 )
 run = st.button("Run detection", type="primary", disabled=not (uploads and picked), key="batch-run")
@@ -74,6 +79,8 @@ if run and picked and uploads:
             store=page.store,
             user=page.account.name,
         )
+        st.session_state["batch-runs"] = st.session_state.get("batch-runs", 0) + 1
+        st.rerun()  # drawn again: the uploader empty (a new key), the results below it
     except GloveWatchError as exc:
         log.error("batch failed: %s", exc)
         st.error(f"Detection could not run: {exc}")
@@ -85,12 +92,27 @@ if run and picked and uploads:
         )
     bar.empty()
 
+trials = trial_results(page.store)
+with st.sidebar.expander("Trial results"):
+    st.caption(trials.describe())
+    if st.button("Delete trial results", disabled=trials.empty, key="batch-delete-trials"):
+        gone = delete_trial_results(page.store, page.account.name)
+        log.info("%s", gone.summary())
+        st.session_state["batch-flash"] = gone.summary()
+        report_now = st.session_state.get("batch-report")
+        if report_now is not None and report_now.station == TRIAL_STATION:
+            del st.session_state["batch-report"]
+        st.rerun()
+if "batch-flash" in st.session_state:
+    st.success(st.session_state.pop("batch-flash"))
+
 report: BatchReport | None = st.session_state.get("batch-report")
 if report is None:
     st.info("Choose files and press **Run detection**.")
     st.stop()
 
-st.subheader(f"Session {report.session_id} at {md(report.station)}")
+where = "a trial run (not counted)" if report.station == TRIAL_STATION else md(report.station)
+st.subheader(f"Session {report.session_id}: {where}")
 st.caption(f"{md(report.rule)} · model {md(report.model)}")
 cols = st.columns(6)
 cols[0].metric("Files", len(report.files))

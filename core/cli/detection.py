@@ -18,7 +18,7 @@ from core.cli.common import (
     tiles_arg,
     weights,
 )
-from core.config import DEFAULT_STATION, DEFAULTS, PROJECT_ROOT, settings
+from core.config import DEFAULTS, PROJECT_ROOT, TRIAL_STATION, settings
 from core.errors import EXIT_INPUT, EXIT_OK, EXIT_UNUSABLE
 from core.vision.detector import BACKENDS
 
@@ -104,6 +104,19 @@ def cmd_detect(args: argparse.Namespace) -> int:
             f"batch/session-{report.session_id:06d}"
         )
     return EXIT_INPUT if (report.failed or missing) else EXIT_OK
+
+
+def cmd_trials(args: argparse.Namespace) -> int:
+    """Say what trial runs have left in the store; delete it with --delete."""
+    from core.analytics.trials import delete_trial_results, trial_results
+
+    if args.delete:
+        gone = delete_trial_results(store(), settings().user or None)
+        emit(asdict(gone)) if args.json else say(gone.summary())
+    else:
+        kept = trial_results(store())
+        emit(asdict(kept)) if args.json else say(kept.describe())
+    return EXIT_OK
 
 
 def _print_eval(res, label: str = "") -> None:  # type: ignore[no-untyped-def]
@@ -236,7 +249,12 @@ def register(sub: Subparsers) -> None:
         default=DEFAULTS.backend,
         help="inference runtime for videos and images (default %(default)s)",
     )
-    d.add_argument("--station", default=DEFAULT_STATION)
+    d.add_argument(
+        "--station",
+        default=TRIAL_STATION,
+        help="the station these files show: its rule judges them and they count in its "
+        "figures (default: a trial run, counted nowhere; see `trials`)",
+    )
     d.add_argument("--save", metavar="DIR", help="also copy annotated outputs here")
     d.add_argument(
         "--tiles",
@@ -247,6 +265,10 @@ def register(sub: Subparsers) -> None:
     )
     add_json(d)
     d.set_defaults(func=cmd_detect)
+    tr = sub.add_parser("trials", help="what trial runs (detect without --station) left")
+    tr.add_argument("--delete", action="store_true", help="delete their results and files")
+    add_json(tr)
+    tr.set_defaults(func=cmd_trials)
 
     for name, helptext, tiled in (
         ("evaluate", "mAP of a model on a data set split", False),

@@ -36,3 +36,19 @@ def test_demo_store_is_built_once_in_its_own_folder(small_demo, gw_home, store):
     assert h.kpis(again, f).total == figures
     # the plant's own store is untouched
     assert store.bulk.is_empty() and h.data_span(store).empty
+
+
+def test_demo_episodes_carry_drawn_evidence(small_demo, gw_home, monkeypatch):
+    from core.analytics.review import load_evidence, thumbnail_png
+
+    monkeypatch.setattr(demo, "DEMO_EVIDENCE", 5)
+    built, _ = demo.demo_store()
+    span = h.data_span(built)
+    every = h.episodes(built, h.HistoryFilter(span.first, span.last), limit=100_000)
+    eps = every[:5]
+    assert all(e.evidence_path and e.crop_path for e in eps)  # the newest ones
+    assert all(str(gw_home / "demo" / "evidence") in e.evidence_path for e in eps)
+    view = load_evidence(eps[0])
+    assert view.image is not None and view.image.shape[:2] == (400, 640)
+    assert "redacted" in view.message and thumbnail_png(eps[0]) is not None
+    assert len(every) > 5 and not any(e.evidence_path for e in every[5:])  # only the newest

@@ -327,3 +327,26 @@ def test_synth_is_deterministic_and_refuses_a_used_store(path_stores):
     assert any(d.compliance is None for d in days)  # Sundays are off: no data, not 100 %
     with pytest.raises(ValueError, match="at least one"):
         synth.generate(path_stores("s2.sqlite"), stations=0)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0 s"), (45.4, "45 s"), (59.4, "59 s"), (60, "1 min"), (754, "13 min"), (9000, "2.5 h")],
+)
+def test_time_monitored_in_the_unit_a_reader_expects(seconds, text):
+    assert h.duration_text(seconds) == text
+
+
+def test_headline_figures_say_what_they_count(store):
+    _hour(store, "Saw 01", "2026-01-05 10:00:00", watched=45.0, compliant=30.0, violating=10.0)
+    _event(store, "Saw 01", "2026-01-05 10:00:10")
+    _event(store, "Saw 01", "2026-01-05 10:00:20", review_state="dismissed")
+    figs = {f.key: f for f in h.headline(h.kpis(store, ONE_DAY))}
+    assert list(figs) == ["compliance", "episodes", "critical", "frames", "monitored"]
+    assert figs["monitored"].text == "45 s" and figs["monitored"].value == 45.0
+    assert figs["episodes"].text == "1" and "Dismissed in this range: 1" in figs["episodes"].help
+    assert figs["compliance"].text == h.percent_text(figs["compliance"].value)
+    assert figs["compliance"].text.endswith(" %") and "hand-time" in figs["compliance"].help
+    assert all(f.help for f in figs.values())
+    assert h.percent_text(None) == "no data"
+    assert h.today_filter(DAY) == ONE_DAY

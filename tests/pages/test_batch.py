@@ -8,7 +8,9 @@ from typing import Any
 import openpyxl
 from streamlit.runtime.memory_media_file_storage import _calculate_file_id
 
-from core.config import settings
+from core.analytics import history as h
+from core.analytics.trials import TrialResults, trial_results
+from core.config import TRIAL_STATION, settings
 from core.events.rules import StationRule
 from core.events.stations import save_rule
 from tests.helpers import open_page
@@ -19,6 +21,11 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 def _batch_page() -> Any:
     return open_page("pages/2_Batch.py", timeout=300)
+
+
+def _uploader(at: Any) -> Any:
+    """The page's file uploader (its key changes with every run)."""
+    return next(u for u in at.get("file_uploader") if u.label == "Images and videos")
 
 
 def _captions(at: Any) -> list[str]:
@@ -35,7 +42,7 @@ def test_batch_page_verdicts_errors_and_excel(gw_home, store, bare_images, glove
     at.selectbox(key="batch-station").set_value("Bandsaw 3")
     at.slider(key="batch-conf").set_value(0.3)
     bare, gloved = bare_images[0], gloved_images[0]
-    at.file_uploader(key="batch-files").set_value(
+    _uploader(at).set_value(
         [
             (bare.name, bare.read_bytes(), "image/jpeg"),
             (gloved.name, gloved.read_bytes(), "image/jpeg"),
@@ -79,6 +86,38 @@ def test_batch_page_verdicts_errors_and_excel(gw_home, store, bare_images, glove
     # what the page says names no server path
     for text in _captions(at):
         assert str(gw_home) not in text and str(settings().home) not in text, text
+    assert not _uploader(at).value  # a new run starts with no files chosen
+
+
+def test_trial_runs_are_kept_apart_and_can_be_deleted(gw_home, store, bare_images):
+    at = _batch_page()
+    assert at.selectbox(key="batch-station").value == TRIAL_STATION  # the default
+    at.selectbox(key="batch-backend").set_value("pytorch")
+    bare = bare_images[0]
+    _uploader(at).set_value([(bare.name, bare.read_bytes(), "image/jpeg")])
+    at.run()
+    at.button(key="batch-run").click().run()
+    assert not at.exception and not at.error
+    assert metrics(at)["With a violation"] == "1"
+    assert any("trial run (not counted)" in s for s in values(at.subheader))
+    report = at.session_state["batch-report"]
+    assert store.sessions.get(report.session_id).station == TRIAL_STATION
+    assert store.events.for_session(report.session_id)  # its episode is recorded ...
+    today = h.kpis(store, h.today_filter()).total
+    assert (today.frames, today.episodes) == (0, 0)  # ... but counted nowhere in the plant
+    assert TRIAL_STATION not in {s.name for s in h.stations(store)}
+    home = metrics(open_page())
+    assert (home["Images checked"], home["Episodes"]) == ("0", "0")
+    assert trial_results(store) == TrialResults(images=1, episodes=1)
+    assert "1 images or frames checked" in " ".join(values(at.sidebar.caption))
+
+    at.button(key="batch-delete-trials").click().run()
+    assert not at.exception
+    assert any(s.startswith("Deleted 1 trial runs") for s in values(at.success))
+    assert trial_results(store).empty and store.sessions.get(report.session_id) is None
+    assert not report.files[0].annotated_path.exists()  # its files went too
+    assert "batch-report" not in at.session_state
+    assert at.button(key="batch-delete-trials").disabled
 
 
 def test_refused_weights_are_explained_and_not_kept(gw_home, tmp_path):

@@ -301,3 +301,79 @@ def test_user_text_is_shown_literally(history_home, store, bare_images, default_
     assert urls and not any("evil.example" in u for u in urls)
     # widget labels and options are plain text; the table holds the text as typed
     assert _table(at).set_index("id").loc[eid, "comment"] == comment
+
+
+def test_home_history_excel_and_csv_show_the_same_figures(gw_home, store, tmp_path):
+    """One store with camera time, photos, episodes and a dismissed one today: the four
+    figures read the same on Home, History, the Excel summary and both CSVs."""
+    import csv
+    import io
+
+    import openpyxl
+
+    from core.analytics.reports import episodes_csv, summary_csv, write_history_xlsx
+    from core.storage.sessions import ResultRow, SessionInfo
+    from tests.helpers import sheet_rows, sheet_table
+
+    f = h.today_filter()
+    generate(store, stations=2, days=3, seconds_rows=2_000, seed=3, end=f.start)
+    sid = store.sessions.start(
+        SessionInfo("batch", "photos", "Saw 01", "m.pt", "ab" * 32, 0.25, 0.7, 640)
+    )
+    for i in range(3):
+        store.sessions.add_result(sid, ResultRow(source=f"p{i}.jpg", compliant=1, violating=i % 2))
+    today_eps = h.episodes(store, f)
+    assert len(today_eps) > 2
+    set_review(store, today_eps[0].id, "dismissed", "a glove", "ana")
+
+    home = metrics(open_page())
+    at = _page()
+    at.sidebar.date_input(key="range").set_value((f.start, f.end)).run()
+    history = metrics(at)
+    labels = {"Compliance", "Episodes", "Images checked", "Time monitored"}
+    assert {k: history[k] for k in labels} == {k: home[k] for k in labels}
+    assert int(home["Images checked"]) == 3 and home["Time monitored"].endswith((" h", " min"))
+
+    book = openpyxl.load_workbook(write_history_xlsx(tmp_path / "r.xlsx", store, f))
+    excel = {r[0]: r[2] for r in sheet_table(sheet_rows(book["Summary"]), ("KPI", "Value"))}
+    assert excel["Compliance"] == home["Compliance"]
+    assert excel["Episodes (dismissed left out)"] == home["Episodes"]
+    assert excel["Images checked"] == home["Images checked"]
+    assert excel["Minutes monitored"] == home["Time monitored"]
+    summary = {
+        r["figure"]: r["shown as"] for r in csv.DictReader(io.StringIO(summary_csv(store, f)))
+    }
+    assert {k: summary[k] for k in labels} == {k: home[k] for k in labels}
+    rows = list(csv.DictReader(io.StringIO(episodes_csv(store, f))))
+    assert sum(r["review"] != "dismissed" for r in rows) == int(home["Episodes"].replace(",", ""))
+    table_note = [c for c in values(at.caption) if c.startswith("Showing ")]
+    assert any(f"the {home['Episodes']} counted in the figures" in c for c in table_note)
+
+
+def test_demo_switch_moves_the_range_into_the_demo_year(gw_home, store, monkeypatch):
+    """The plant shows today; the demo year ends yesterday: switching shows its charts and its
+    drawn evidence at once, without retyping dates, and switching back shows today again."""
+    from core.analytics import demo
+    from core.storage.sessions import ResultRow, SessionInfo
+
+    monkeypatch.setattr(demo, "DEMO_STATIONS", 3)
+    monkeypatch.setattr(demo, "DEMO_DAYS", 60)
+    monkeypatch.setattr(demo, "DEMO_SECONDS_ROWS", 2_000)
+    monkeypatch.setattr(demo, "DEMO_EVIDENCE", 20)
+    sid = store.sessions.start(
+        SessionInfo("batch", "photo", "Saw 01", "m.pt", "ab" * 32, 0.25, 0.7, 640)
+    )
+    store.sessions.add_result(sid, ResultRow(source="p.jpg", compliant=1))
+    at = _page()
+    today = h.today_filter().start
+    assert at.sidebar.date_input(key="range").value == (today, today)
+    at.sidebar.toggle(key="demo").set_value(True).run()
+    assert not at.exception and not at.error and not at.warning
+    yesterday = today - timedelta(days=1)
+    assert at.sidebar.date_input(key="range").value == (yesterday - timedelta(days=29), yesterday)
+    assert len(at.get("plotly_chart")) == 5 and _count(at) > 0
+    images = at.get("image")
+    assert images and "evidence frame" in images[0].proto.imgs[0].caption  # drawn, not a person
+    at.sidebar.toggle(key="demo").set_value(False).run()
+    assert at.sidebar.date_input(key="range").value == (today, today)
+    assert metrics(at)["Images checked"] == "1"
