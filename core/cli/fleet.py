@@ -33,7 +33,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from core.comms import keys
     from core.comms.bus import MqttOutlet
     from core.pipeline.cameras import load_config
-    from core.pipeline.worker import DirectOutlet, Outlet, Worker
+    from core.pipeline.outlets import DirectOutlet, Outlet
+    from core.pipeline.worker import Worker
     from core.training.registry import active_weights
 
     cfg = load_config(Path(args.config), args.name)

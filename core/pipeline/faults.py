@@ -167,14 +167,60 @@ def _spawn(args: list[str], env: dict[str, str], out: Path | None = None) -> sub
     )
 
 
-def _run(
-    cfg: FaultConfig,
-    tmp: Path,
-    store: Store,
-    store_url: str,
-    token: str,
-    say: Callable[[str], None],
-) -> FaultResult:
+@dataclass
+class _Fleet:
+    """The processes of one fault run, and how to start each of them (again)."""
+
+    cfg: FaultConfig
+    tmp: Path
+    token: str
+    env: dict[str, str]
+    names: list[str]  # worker names
+    configs: list[Path]  # their cameras.yaml
+    journals: list[Path]  # their outbox journals
+    creds: list[str]  # their worker keys
+    procs: list[subprocess.Popen[str]] = field(default_factory=list)
+
+    def worker(self, i: int) -> subprocess.Popen[str]:
+        """Start worker ``i``, its output in a file of its own (a restart gets a new one)."""
+        proc = _spawn(
+            python_core(
+                "worker",
+                "--config",
+                str(self.configs[i]),
+                "--json",
+                "--outbox",
+                str(self.journals[i]),
+                "--resend-after",
+                str(self.cfg.resend_after_s),
+            ),
+            {**self.env, "GLOVEWATCH_WORKER_KEY": self.creds[i]},
+            self.tmp / f"{self.names[i]}-{time.monotonic_ns()}.out",
+        )
+        self.procs.append(proc)
+        return proc
+
+    def ingester(self) -> subprocess.Popen[str]:
+        """Start the ingester (the same client id each time, as a restarted service has)."""
+        proc = _spawn(
+            python_core("ingest", "--json", "--client-id", f"ingest-{self.token}"), self.env
+        )
+        self.procs.append(proc)
+        return proc
+
+    def kill(self) -> None:
+        """SIGKILL whatever is still running."""
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def _write_configs(
+    cfg: FaultConfig, tmp: Path, token: str
+) -> tuple[list[str], list[Path], list[Path], set[str]]:
+    """Each worker's cameras.yaml (its cameras replay the scene clips): the worker names,
+    their config files, their journal paths and the test's stations."""
     still, moving = scene_clips(tmp / "clips")
     clips = [*still, *moving]
     names = [f"faults-{token}-{chr(ord('a') + w)}" for w in range(cfg.workers)]
@@ -189,37 +235,28 @@ def _run(
         configs.append(path)
         journals.append(tmp / f"{name}.jsonl")
     stations = {f"faults {token} {w}{i}" for w in range(cfg.workers) for i in range(cfg.cameras)}
+    return names, configs, journals, stations
+
+
+def _run(
+    cfg: FaultConfig,
+    tmp: Path,
+    store: Store,
+    store_url: str,
+    token: str,
+    say: Callable[[str], None],
+) -> FaultResult:
+    names, configs, journals, stations = _write_configs(cfg, tmp, token)
     # with authentication on, as production runs: a key per worker, broker accounts and ACL
     creds = [issue_in(store, tmp / "home", name) for name in names]
     users = broker_accounts(store, load_secret(tmp / "home"))
     broker = Mosquitto(tmp / "broker", users=users).start()
     env = child_env(tmp / "home", store_url, broker.url)
-
-    def worker(i: int) -> subprocess.Popen[str]:
-        return _spawn(
-            python_core(
-                "worker",
-                "--config",
-                str(configs[i]),
-                "--json",
-                "--outbox",
-                str(journals[i]),
-                "--resend-after",
-                str(cfg.resend_after_s),
-            ),
-            {**env, "GLOVEWATCH_WORKER_KEY": creds[i]},
-            tmp / f"{names[i]}-{time.monotonic_ns()}.out",
-        )
-
-    def ingester() -> subprocess.Popen[str]:
-        return _spawn(python_core("ingest", "--json", "--client-id", f"ingest-{token}"), env)
-
+    fleet = _Fleet(cfg, tmp, token, env, names, configs, journals, creds)
     clock = _Clock(say)
-    procs: list[subprocess.Popen[str]] = []
     try:
-        ing = ingester()
-        workers = [worker(i) for i in range(cfg.workers)]
-        procs += [ing, *workers]
+        ing = fleet.ingester()
+        workers = [fleet.worker(i) for i in range(cfg.workers)]
         clock.note(
             f"started broker, ingester, {cfg.workers} workers x {cfg.cameras} cameras "
             f"({store.db.dialect} store)"
@@ -227,60 +264,75 @@ def _run(
         _wait_online(store, names, timeout_s=600)
         clock = _Clock(say, clock.lines)
         clock.note(f"every worker online: the run begins ({environment_note()})")
-        s = cfg.seconds
-        clock.until(0.20 * s)
-        ing.send_signal(signal.SIGKILL)
-        ing.wait()
-        clock.note(f"SIGKILL ingester (pid {ing.pid})")
-        clock.until(0.30 * s)
-        ing = ingester()
-        procs.append(ing)
-        clock.note(f"ingester started again (pid {ing.pid})")
-        clock.until(0.45 * s)
-        broker.kill()
-        clock.note("SIGKILL broker")
-        clock.until(0.55 * s)
-        broker.restart()
-        clock.note("broker started again")
-        clock.until(0.65 * s)
-        victim = workers[0]
-        victim.send_signal(signal.SIGKILL)
-        victim.wait()
-        clock.note(f"SIGKILL worker {names[0]} (pid {victim.pid})")
-        clock.until(0.72 * s)
-        workers[0] = worker(0)
-        procs.append(workers[0])
-        clock.note(f"worker {names[0]} started again (pid {workers[0].pid})")
-        _wait_online(store, names[:1], timeout_s=600, pid=workers[0].pid)
-        clock.note(f"worker {names[0]} online again (model loaded), watching")
-        clock.until(max(s, time.monotonic() - clock.t0 + 0.2 * s))
-        for p in workers:
-            p.send_signal(signal.SIGTERM)
-        reports = []
-        for p in workers:
-            try:
-                p.wait(120)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        for f in sorted(tmp.glob("faults-*.out")):
-            rep = last_json(f.read_text())
-            if rep:
-                reports.append(
-                    {k: rep.get(k) for k in ("worker", "run", "seconds", "held", "outbox")}
-                )
+        ing = _faults(fleet, broker, store, clock, ing, workers)
+        reports = _stop_workers(workers, tmp)
         clock.note("workers stopped cleanly (episodes closed, outboxes flushed)")
         expected = _expected(journals)
         _wait_applied(store, expected, timeout_s=120)
         stats = stop_json(ing)
         clock.note("everything applied; ingester stopped")
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        fleet.kill()
         broker.stop()
     return _compare(store, expected, stations, clock.lines, stats, reports)
+
+
+def _faults(
+    fleet: _Fleet,
+    broker: Mosquitto,
+    store: Store,
+    clock: _Clock,
+    ing: subprocess.Popen[str],
+    workers: list[subprocess.Popen[str]],
+) -> subprocess.Popen[str]:
+    """Kill the ingester, the broker, then the first worker, each at its point of the run,
+    and start each again; watch on to the end of the run. Returns the ingester now running
+    (``workers[0]`` is replaced by the restarted worker)."""
+    s = fleet.cfg.seconds
+    clock.until(0.20 * s)
+    ing.send_signal(signal.SIGKILL)
+    ing.wait()
+    clock.note(f"SIGKILL ingester (pid {ing.pid})")
+    clock.until(0.30 * s)
+    ing = fleet.ingester()
+    clock.note(f"ingester started again (pid {ing.pid})")
+    clock.until(0.45 * s)
+    broker.kill()
+    clock.note("SIGKILL broker")
+    clock.until(0.55 * s)
+    broker.restart()
+    clock.note("broker started again")
+    clock.until(0.65 * s)
+    victim, name = workers[0], fleet.names[0]
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    clock.note(f"SIGKILL worker {name} (pid {victim.pid})")
+    clock.until(0.72 * s)
+    workers[0] = fleet.worker(0)
+    clock.note(f"worker {name} started again (pid {workers[0].pid})")
+    _wait_online(store, [name], timeout_s=600, pid=workers[0].pid)
+    clock.note(f"worker {name} online again (model loaded), watching")
+    clock.until(max(s, time.monotonic() - clock.t0 + 0.2 * s))
+    return ing
+
+
+def _stop_workers(workers: list[subprocess.Popen[str]], tmp: Path) -> list[dict[str, Any]]:
+    """SIGTERM every worker, wait for it to finish; the report each worker process printed
+    (the killed one's too, from its first output file, if it printed one)."""
+    for p in workers:
+        p.send_signal(signal.SIGTERM)
+    for p in workers:
+        try:
+            p.wait(120)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    reports = []
+    for f in sorted(tmp.glob("faults-*.out")):
+        rep = last_json(f.read_text())
+        if rep:
+            reports.append({k: rep.get(k) for k in ("worker", "run", "seconds", "held", "outbox")})
+    return reports
 
 
 def _wait_online(store: Store, names: list[str], timeout_s: float, pid: int | None = None) -> None:

@@ -18,10 +18,12 @@ rate (5 fps by default) and:
    :class:`~core.events.recorder.EpisodeRecorder` (station rule, episodes, evidence,
    coverage).
 
-Episodes and coverage go to an *outlet*: the store directly (:class:`DirectOutlet`, no broker
-configured), or MQTT (:class:`~core.comms.bus.MqttOutlet`) for an ingester to write. A
-heartbeat reports the worker and each camera (live, stalled, disconnected, stopped; fps,
-analysed and skipped frames) through the same outlet.
+Episodes and coverage go to an *outlet* (:mod:`core.pipeline.outlets`): the store directly
+(:class:`~core.pipeline.outlets.DirectOutlet`, no broker configured), or MQTT
+(:class:`~core.comms.bus.MqttOutlet`) for an ingester to write. The per-camera state is a
+:class:`~core.pipeline.worker_camera.Camera`. A heartbeat reports the worker and each camera
+(live, stalled, disconnected, stopped; fps, analysed and skipped frames) through the same
+outlet.
 """
 
 from __future__ import annotations
@@ -30,17 +32,15 @@ import logging
 import os
 import resource
 import socket
-import statistics
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -48,118 +48,21 @@ from core.comms.messages import CameraRun
 from core.config import settings
 from core.events.evidence import EvidenceWriter
 from core.events.recorder import EpisodeRecorder, RecordingContext
-from core.events.sinks import Sink, StoreSink
+from core.events.rules import StationRule
 from core.events.stations import current_rule
 from core.media import open_video
 from core.pipeline.cameras import CameraSpec, WorkerConfig
-from core.pipeline.motion import MotionGate
-from core.pipeline.sources import (
-    Frame,
-    FrameReader,
-    LatestFrame,
-    Opener,
-    SourceStatus,
-    looping,
-    shown_source,
-)
+from core.pipeline.outlets import Outlet
+from core.pipeline.sources import Frame, Opener, shown_source
+from core.pipeline.worker_camera import TIME_FORMAT, Camera, CameraReport
 from core.storage import Store
 from core.storage.fleet import CameraRow, WorkerRow
 from core.storage.sessions import SessionInfo
 from core.vision.detections import FrameDetections
-from core.vision.detector import DETECTORS, Detector
-from core.vision.tiling import TileSpec, detect_tiled
-from core.vision.tracking import DetectionTracker
+from core.vision.detector import DETECTORS, Detector, ModelInfo
+from core.vision.tiling import detect_tiled
 
 log = logging.getLogger(__name__)
-
-_TS = "%Y-%m-%d %H:%M:%S"
-
-
-class Outlet(Protocol):
-    """Where a worker's episodes, coverage and heartbeats go."""
-
-    def start(self, offline: WorkerRow, cameras: Sequence[CameraRow]) -> None: ...
-
-    def open_camera(self, run: CameraRun) -> tuple[Sink, int | None]: ...
-
-    def close_camera(self, run: CameraRun, session_id: int | None, status: str) -> None: ...
-
-    def heartbeat(self, worker: WorkerRow, cameras: Sequence[CameraRow]) -> None: ...
-
-    def details(self) -> dict[str, Any]: ...
-
-    def close(
-        self, worker: WorkerRow, cameras: Sequence[CameraRow], timeout_s: float = 10.0
-    ) -> bool: ...
-
-
-class DirectOutlet:
-    """No broker: a session per camera, episodes and coverage through a
-    :class:`StoreSink`, status rows written straight into the store."""
-
-    def __init__(self, store: Store, session_beat_s: float = 30.0):
-        self.store = store
-        self.sink = StoreSink(store)
-        self.session_beat_s = session_beat_s
-        self._sessions: list[int] = []
-        self._last_beat = time.monotonic()
-
-    def start(self, offline: WorkerRow, cameras: Sequence[CameraRow]) -> None:
-        """Nothing to connect to."""
-
-    def open_camera(self, run: CameraRun) -> tuple[Sink, int | None]:
-        sid = self.store.sessions.start(run.session)
-        self._sessions.append(sid)
-        return self.sink, sid
-
-    def close_camera(self, run: CameraRun, session_id: int | None, status: str) -> None:
-        if session_id is not None:
-            self.store.sessions.end(session_id, status)
-            self._sessions.remove(session_id)
-
-    def heartbeat(self, worker: WorkerRow, cameras: Sequence[CameraRow]) -> None:
-        self.store.fleet.report(worker, cameras)
-        if time.monotonic() - self._last_beat >= self.session_beat_s:
-            self._last_beat = time.monotonic()
-            for sid in list(self._sessions):
-                self.store.sessions.heartbeat(sid)
-
-    def details(self) -> dict[str, Any]:
-        return {"transport": "store"}
-
-    def close(
-        self, worker: WorkerRow, cameras: Sequence[CameraRow], timeout_s: float = 10.0
-    ) -> bool:
-        self.store.fleet.report(worker, cameras)
-        return True
-
-
-def _percentile(xs: Sequence[float], q: int) -> float | None:
-    if not xs:
-        return None
-    if len(xs) == 1:
-        return round(float(xs[0]), 1)
-    return round(statistics.quantiles(xs, n=100, method="inclusive")[q - 1], 1)
-
-
-@dataclass(frozen=True)
-class CameraReport:
-    """How one camera fared over a worker's run."""
-
-    name: str
-    station: str
-    status: str
-    target_fps: float
-    fps: float  # frames analysed or skipped per second, from its first frame on
-    analysed: int  # frames the detector ran on
-    skipped: int  # frames answered by the previous detections (nothing moved)
-    missed: int  # analysis slots lost because the worker was behind
-    no_frame: int  # slots with no new frame from the source
-    episodes: int
-    lag_p50_ms: float | None  # due time -> frame recorded
-    lag_p95_ms: float | None
-    held: bool  # kept its analysis rate (at least 95 % of the target)
-    message: str
 
 
 @dataclass(frozen=True)
@@ -185,158 +88,6 @@ class WorkerReport:
         return asdict(self)
 
 
-class _Slot(LatestFrame):
-    """A camera's newest-frame slot that also wakes the worker's scheduling thread."""
-
-    def __init__(self, arrived: threading.Event):
-        super().__init__()
-        self.arrived = arrived
-
-    def put(self, frame: Frame, wait: bool, stop: threading.Event) -> bool:
-        dropped = super().put(frame, wait, stop)
-        self.arrived.set()
-        return dropped
-
-
-class Camera:
-    """One camera of a worker: its reader, motion gate, tracker, recorder and counters."""
-
-    def __init__(
-        self,
-        spec: CameraSpec,
-        run: CameraRun,
-        stop: threading.Event,
-        opener: Opener,
-        stall_after_s: float,
-        arrived: threading.Event,
-    ):
-        self.spec, self.run, self.stall_after_s = spec, run, stall_after_s
-        self.shown = shown_source(spec.source)
-        self.slot = _Slot(arrived)
-        self._lock = threading.Lock()
-        self.source_status = SourceStatus.CONNECTING
-        self.message = f"Connecting to {self.shown} ..."
-        self.reader = FrameReader(
-            spec.source,
-            self.slot,
-            stop,
-            self._on_status,
-            lambda n: None,
-            looping(opener) if spec.loop and spec.is_file else opener,
-            realtime=True,
-            max_attempts=10**9,
-        )
-        self.gate = MotionGate(spec.motion)
-        self.tracker = DetectionTracker(frame_rate=max(1, round(spec.fps)))
-        self.tiles: TileSpec | None = None
-        self.recorder: EpisodeRecorder | None = None
-        self.session_id: int | None = None
-        self.period = 1.0 / spec.fps
-        self.next_due = 0.0
-        self.last: FrameDetections | None = None
-        self.last_inferred = -1e9
-        self.analysed = self.skipped = self.missed = self.no_frame = 0
-        self.first_at: float | None = None
-        self.last_at: float | None = None
-        self.last_frame_wall: str | None = None
-        self.recent: deque[float] = deque(maxlen=600)
-        self.lags: deque[float] = deque(maxlen=20_000)
-        self.thread: threading.Thread | None = None
-        self.finished = False
-        self.queued = False  # a frame of this camera waits for the detector
-
-    def _on_status(self, status: SourceStatus, message: str) -> None:
-        with self._lock:
-            self.source_status, self.message = status, message
-        log.info("camera %s: %s %s", self.spec.name, status, message)
-
-    @property
-    def ended(self) -> bool:
-        """The source ended or failed and nothing is left to analyse."""
-        return self.thread is not None and not self.thread.is_alive() and self.slot.closed
-
-    def state(self, now: float) -> str:
-        """live | stalled | disconnected | connecting | stopped."""
-        with self._lock:
-            status = self.source_status
-        if self.finished or status in (SourceStatus.ENDED, SourceStatus.STOPPED):
-            return "stopped"
-        if status in (SourceStatus.RECONNECTING, SourceStatus.FAILED):
-            return "disconnected"
-        if status is not SourceStatus.RUNNING:
-            return "connecting"
-        return "stalled" if now - self.reader.last_read > self.stall_after_s else "live"
-
-    def fps(self, now: float, window_s: float = 10.0) -> float:
-        times = [t for t in list(self.recent) if now - t <= window_s]
-        if len(times) < 2 or self.first_at is None:
-            return 0.0
-        span = min(window_s, now - self.first_at)
-        return round(len(times) / span, 2) if span > 0 else 0.0
-
-    def advance(self, now: float) -> None:
-        """Move to the next analysis slot, counting the slots the worker fell behind."""
-        self.next_due += self.period
-        if now - self.next_due > self.period:
-            behind = int((now - self.next_due) / self.period)
-            self.missed += behind
-            self.next_due += behind * self.period
-
-    def record(self, frame: Frame, fd: FrameDetections, t0: float, due: float) -> None:
-        """Feed a frame and its (tracked) detections to the recorder."""
-        assert self.recorder is not None
-        self.recorder.process(frame.captured_at - t0, fd, frame.image)
-        done = time.monotonic()
-        if self.first_at is None:
-            self.first_at = done
-        self.last_at = done
-        self.recent.append(done)
-        self.lags.append((done - due) * 1000)
-        self.last_frame_wall = datetime.now().strftime(_TS)
-
-    def row(self, worker: str, now: float, stamp: str) -> CameraRow:
-        with self._lock:
-            message = self.message
-        return CameraRow(
-            self.spec.name,
-            self.spec.station,
-            self.state(now),
-            worker,
-            self.shown,
-            self.fps(now),
-            self.analysed,
-            self.skipped,
-            self.last_frame_wall,
-            stamp,
-            message[:300],
-        )
-
-    def report(self, now: float) -> CameraReport:
-        with self._lock:
-            message = self.message
-        span = (self.last_at or now) - (self.first_at or now)
-        processed = self.analysed + self.skipped
-        fps = (processed - 1) / span if processed > 1 and span > 0 else 0.0
-        lags = list(self.lags)
-        held = fps >= 0.95 * self.spec.fps
-        return CameraReport(
-            self.spec.name,
-            self.spec.station,
-            self.state(now),
-            self.spec.fps,
-            round(fps, 2),
-            self.analysed,
-            self.skipped,
-            self.missed,
-            self.no_frame,
-            self.recorder.episodes_total if self.recorder else 0,
-            _percentile(lags, 50),
-            _percentile(lags, 95),
-            held,
-            message[:300],
-        )
-
-
 class Worker:
     """Runs the cameras of a :class:`WorkerConfig` (see module docstring)."""
 
@@ -352,7 +103,7 @@ class Worker:
         self.opener = opener
         self.host, self.pid = socket.gethostname(), os.getpid()
         self.run_id = uuid.uuid4().hex[:12]
-        self.started_at = datetime.now().strftime(_TS)
+        self.started_at = datetime.now().strftime(TIME_FORMAT)
         self.stop_event = threading.Event()
         self._readers_stop = threading.Event()
         self._arrived = threading.Event()  # a reader put a frame somewhere
@@ -377,18 +128,23 @@ class Worker:
         except Exception:  # a heartbeat must not fail on its details
             log.exception("outlet details failed")
         return WorkerRow(
-            self.cfg.name, status, self.host, self.started_at, datetime.now().strftime(_TS), d
+            self.cfg.name,
+            status,
+            self.host,
+            self.started_at,
+            datetime.now().strftime(TIME_FORMAT),
+            d,
         )
 
     def camera_rows(self, final: str | None = None) -> list[CameraRow]:
-        now, stamp = time.monotonic(), datetime.now().strftime(_TS)
+        now, stamp = time.monotonic(), datetime.now().strftime(TIME_FORMAT)
         rows = [c.row(self.cfg.name, now, stamp) for c in self.cameras]
         if final is not None:
             rows = [CameraRow(**{**asdict(r), "status": final}) for r in rows]
         return rows
 
     def _initial_rows(self, status: str) -> list[CameraRow]:
-        stamp = datetime.now().strftime(_TS)
+        stamp = datetime.now().strftime(TIME_FORMAT)
         return [
             CameraRow(
                 c.name, c.station, status, self.cfg.name, shown_source(c.source), heartbeat_at=stamp
@@ -421,13 +177,7 @@ class Worker:
             # recorder time t is seconds since t0; wall time is `started` + t
             t0, started = time.monotonic(), datetime.now()
             self._open_cameras(det, started)
-            for cam in self.cameras:
-                cam.next_due = t0
-                cam.thread = threading.Thread(
-                    target=cam.reader.run, daemon=True, name=f"gw-cam-{cam.spec.name}"
-                )
-                cam.reader.ready.set()
-                cam.thread.start()
+            self._start_readers(t0)
             beat = threading.Thread(
                 target=self._heartbeat_loop, daemon=True, name="gw-worker-heartbeat"
             )
@@ -440,22 +190,47 @@ class Worker:
             finally:
                 elapsed = time.monotonic() - t0
                 cpu = _cpu_s() - cpu0
-                self.stop_event.set()
-                self._readers_stop.set()
-                for cam in self.cameras:
-                    cam.slot.wake()
-                self._finish()
-                beat.join(2)
-        now = time.monotonic()
-        reports = tuple(c.report(now) for c in self.cameras)
+                self._wind_down(beat)
+        reports = tuple(c.report(time.monotonic()) for c in self.cameras)
+        return self._report(reports, elapsed, cpu, self._close_outlet())
+
+    def _start_readers(self, t0: float) -> None:
+        """Every camera's first slot is due at ``t0``; its reader thread starts now."""
+        for cam in self.cameras:
+            cam.next_due = t0
+            cam.thread = threading.Thread(
+                target=cam.reader.run, daemon=True, name=f"gw-cam-{cam.spec.name}"
+            )
+            cam.reader.ready.set()
+            cam.thread.start()
+
+    def _wind_down(self, beat: threading.Thread) -> None:
+        """Stop the loop and the readers, close every camera, let the heartbeat end."""
+        self.stop_event.set()
+        self._readers_stop.set()
+        for cam in self.cameras:
+            cam.slot.wake()
+        self._finish()
+        beat.join(2)
+
+    def _close_outlet(self) -> dict[str, Any]:
+        """The last status rows through the outlet; its outbox figures, if it has them."""
         final_rows = self.camera_rows(final="stopped")
-        outbox: dict[str, Any] = {}
         try:
             self.outlet.close(self.worker_row("stopped"), final_rows)
-            outbox = {k: v for k, v in self.outlet.details().items() if k.startswith("outbox")}
+            return {k: v for k, v in self.outlet.details().items() if k.startswith("outbox")}
         except Exception:
             log.exception("closing the worker's outlet failed")
-        n = max(1, len(self.cameras))
+            return {}
+
+    def _report(
+        self,
+        reports: tuple[CameraReport, ...],
+        elapsed: float,
+        cpu: float,
+        outbox: dict[str, Any],
+    ) -> WorkerReport:
+        cfg, n = self.cfg, max(1, len(self.cameras))
         return WorkerReport(
             cfg.name,
             self.run_id,
@@ -482,34 +257,12 @@ class Worker:
         )
         for spec in cfg.cameras:
             rule = current_rule(self.store, spec.station)
-            tiles = rule.tile_spec
-            session = SessionInfo(
-                kind="file" if spec.is_file else "stream",
-                source=spec.name,
-                station=spec.station,
-                model_path=info.name,
-                model_hash=info.sha256,
-                conf=cfg.params.conf,
-                iou=cfg.params.iou,
-                imgsz=cfg.params.imgsz,
-                params={
-                    "backend": info.backend,
-                    "worker": cfg.name,
-                    "camera": spec.name,
-                    "fps": spec.fps,
-                    "motion": asdict(spec.motion),
-                    "tiles": tiles.to_text() if tiles else None,
-                    "min_duration_s": cfg.episodes.min_duration_s,
-                    "grace_s": cfg.episodes.grace_s,
-                    "rule_version": rule.version,
-                },
-                started_by=settings().user or None,
-            )
+            session = _session(cfg, spec, info, rule)
             run = CameraRun(cfg.name, spec.name, self.run_id, self.host, self.pid, session)
             cam = Camera(
                 spec, run, self._readers_stop, self.opener, cfg.stall_after_s, self._arrived
             )
-            cam.tiles = tiles
+            cam.tiles = rule.tile_spec
             sink, cam.session_id = self.outlet.open_camera(run)
             ctx = RecordingContext(
                 station=spec.station,
@@ -627,6 +380,36 @@ class Worker:
         for cam in self.cameras:
             if cam.thread is not None:
                 cam.thread.join(5)
+
+
+def _session(
+    cfg: WorkerConfig, spec: CameraSpec, info: ModelInfo, rule: StationRule
+) -> SessionInfo:
+    """The session a camera's episodes and coverage belong to: its model, thresholds and
+    settings, as recorded for the History page."""
+    tiles = rule.tile_spec
+    return SessionInfo(
+        kind="file" if spec.is_file else "stream",
+        source=spec.name,
+        station=spec.station,
+        model_path=info.name,
+        model_hash=info.sha256,
+        conf=cfg.params.conf,
+        iou=cfg.params.iou,
+        imgsz=cfg.params.imgsz,
+        params={
+            "backend": info.backend,
+            "worker": cfg.name,
+            "camera": spec.name,
+            "fps": spec.fps,
+            "motion": asdict(spec.motion),
+            "tiles": tiles.to_text() if tiles else None,
+            "min_duration_s": cfg.episodes.min_duration_s,
+            "grace_s": cfg.episodes.grace_s,
+            "rule_version": rule.version,
+        },
+        started_by=settings().user or None,
+    )
 
 
 def _cpu_s() -> float:

@@ -19,7 +19,8 @@ from core.pipeline.cameras import CameraSpec, WorkerConfig, load_config
 from core.pipeline.clips import clip_frames, write_clip
 from core.pipeline.fleetbench import _moving_clip
 from core.pipeline.motion import MotionConfig, MotionGate
-from core.pipeline.worker import DirectOutlet, Worker
+from core.pipeline.outlets import DirectOutlet
+from core.pipeline.worker import Worker
 from core.vision.detector import DETECTORS
 from tests.pipeline.support import (
     FakeCamera,
