@@ -131,10 +131,10 @@ for f in report.files:
 
 ICON = {Verdict.COMPLIANT: "✅", Verdict.VIOLATION: "⛔", Verdict.NO_HANDS: "➖"}
 good = [f for f in report.files if f.ok and f.verdict and f.annotated_path]
-grid = st.columns(3)
+grid = st.columns(2)  # two across: the box captions stay readable
 for i, f in enumerate(good):
     assert f.verdict is not None and f.annotated_path is not None
-    with grid[i % 3]:
+    with grid[i % 2]:
         caption = f"{ICON[f.verdict]} {md(f.describe())}"
         if f.kind == "image":
             st.image(str(f.annotated_path))

@@ -43,9 +43,10 @@ def _thumb_uri(ep: EpisodeRecord) -> str | None:
     return review.thumbnail_uri(ep, 64)
 
 
-def _new_source() -> None:  # the other store's own default range (its last 30 days), at once
-    for key in ("range", "stations"):
-        st.session_state.pop(key, None)
+def _k(name: str) -> str:
+    """A widget key of the store shown: the demo has its own dates, stations and choices (a
+    widget keeps showing its old value when only its state is cleared)."""
+    return f"{name}-demo" if st.session_state.get("demo") else name
 
 
 def _source() -> Store:
@@ -53,7 +54,6 @@ def _source() -> Store:
     demo = st.sidebar.toggle(
         "Demo data (a synthetic year, 20 stations)",
         key="demo",
-        on_change=_new_source,
         help="A generated year instead of this plant's data (nothing is mixed); see CLI `synth`.",
     )
     if not demo:
@@ -73,33 +73,32 @@ def _filters(store: Store, span: h.DataSpan) -> h.HistoryFilter:
     picked = sb.date_input(
         "Date range",
         value=(default.start, default.end),
-        key="range",
+        key=_k("range"),
         min_value=date(2000, 1, 1),
         help=f"Data from {span.first} to {span.last}.",
     )
-    start, end = h.picked_range(picked, default)
     hidden = {s.name for s in h.stations(store) if s.deleted}
     stations = sb.multiselect(
         "Stations",
         [s.name for s in h.stations(store)],
-        key="stations",
+        key=_k("stations"),
         format_func=lambda n: f"{n} (hidden)" if n in hidden else n,
     )
     shifts = page.settings.shifts
     chosen_shifts = sb.multiselect(
         "Shifts",
         [s.name for s in shifts] + [h.OFF_SHIFT],
-        key="shifts",
+        key=_k("shifts"),
         help=", ".join(f"{s.name} {s.start}-{s.end}" for s in shifts),
     )
     return h.HistoryFilter(
-        start=start,
-        end=end,
+        *h.picked_range(picked, default),
         stations=tuple(stations),
         shifts=tuple(chosen_shifts),
-        classes=tuple(sb.multiselect("Episode class", h.classes(store), key="classes")),
-        severities=tuple(sb.multiselect("Severity", list(h.SEVERITIES), key="severities")),
-        reviews=tuple(sb.multiselect("Review state", list(h.REVIEW_STATES), key="reviews")),
+        classes=tuple(sb.multiselect("Episode class", h.classes(store), key=_k("classes"))),
+        severities=tuple(sb.multiselect("Severity", list(h.SEVERITIES), key=_k("severities"))),
+        reviews=tuple(sb.multiselect("Review state", list(h.REVIEW_STATES), key=_k("reviews"))),
+        plant_shifts=shifts,
     )
 
 
@@ -130,7 +129,7 @@ def _episode_table(store: Store, f: h.HistoryFilter, fig: h.PageFigures) -> list
     st.subheader("Episodes")
     order = st.selectbox("Order", list(h.EPISODE_ORDERS), key="order")
     eps = h.episodes(store, f, limit=200, order=order)
-    st.caption(f"Showing {len(eps)}. {fig.table_note} Thumbnails for the first 50.")
+    st.caption(f"Showing the first {len(eps)}. {fig.table_note} Thumbnails for the first 50.")
     st.dataframe(
         h.episode_rows(eps, [_thumb_uri(e) for e in eps[:50]]),
         column_order=["thumbnail", *h.EPISODE_COLUMNS],
@@ -159,7 +158,7 @@ def _episode_detail(store: Store, eps: list[EpisodeRecord]) -> None:
     if not eps:
         return
     labels = {e.id: review.episode_label(e) for e in eps}
-    ids, chosen = list(labels), st.session_state.get("episode-chosen")
+    ids, chosen = list(labels), st.session_state.get(_k("episode-chosen"))
     # The browser's picker keeps showing the old text of the chosen episode when only its label
     # changes (a review): a key that changes with the labels redraws it; the choice carries over.
     key = f"episode-{zlib.crc32('|'.join(labels.values()).encode()):08x}"
@@ -170,7 +169,7 @@ def _episode_detail(store: Store, eps: list[EpisodeRecord]) -> None:
         key=key,
         format_func=labels.__getitem__,
     )
-    st.session_state["episode-chosen"] = eid
+    st.session_state[_k("episode-chosen")] = eid
     ep = h.get_episode(store, eid)
     if ep is None:
         st.warning(f"Episode #{eid} no longer exists.")

@@ -356,8 +356,8 @@ class PageFigures:
         """How the episode table's count relates to the Episodes figure."""
         counted = self.kpis.total.episodes
         return (
-            f"{self.count:,} episodes recorded: the {counted:,} counted in the figures "
-            f"and {self.count - counted:,} dismissed as false alarms (marked)."
+            f"{self.count:,} episodes recorded: {counted:,} counted in the figures, "
+            f"{self.count - counted:,} dismissed as false alarms (marked)."
         )
 
 

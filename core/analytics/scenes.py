@@ -2,7 +2,7 @@
 
 Each scene is drawn with OpenCV shapes (a machine table, a blade, a gloved hand and a bare
 one), never a photo of a person, and saved through the same :class:`EvidenceWriter` the live
-pipeline uses: a redacted frame, the hand crop and the boxes beside it.
+pipeline uses: a redacted frame, the hand crop and the boxes beside them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from core.events.evidence import EvidenceWriter
-from core.vision.annotate import BoxStatus, draw
+from core.vision.annotate import BoxStatus
 from core.vision.detections import Detections
 from core.vision.roles import Role
 
@@ -85,10 +85,11 @@ def draw_scene(rng: np.random.Generator) -> tuple[np.ndarray, Detections, np.nda
 def save_scene(
     writer: EvidenceWriter, rng: np.random.Generator, station: str, stem: str, day: str
 ) -> SceneFiles | None:
-    """Draw one scene with its boxes and save it as an episode's evidence (None: not saved)."""
+    """Draw one scene and save it as an episode's evidence, as the recorder does: the frame
+    redacted but for the offending hand, its crop, the boxes beside them (None: not saved)."""
     img, dets, status = draw_scene(rng)
     x1, y1, x2, y2 = (float(v) for v in dets.xyxy[0])
-    saved = writer.save(draw(img, dets, status), dets, status, (x1, y1, x2, y2), station, stem, day)
+    saved = writer.save(img, dets, status, (x1, y1, x2, y2), station, stem, day)
     if saved is None:
         return None
     return SceneFiles(str(saved.frame_path), str(saved.crop_path))

@@ -1,10 +1,13 @@
 """Real browser: upload a photo on the Batch page, run the shipped model, see the verdict, the
-table and the metrics, and find the session in the store."""
+table and the metrics, and find the session in the store: a trial run, counted nowhere, that
+the page deletes again; the uploader is empty for the next run."""
 
 from __future__ import annotations
 
 import pytest
 
+from core.analytics import history as h
+from core.config import TRIAL_STATION
 from tests.e2e.conftest import choose, goto, metric, settle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -32,9 +35,19 @@ def test_upload_image_and_see_results(app_server, browser_page, shots, bare_imag
     ).to_be_visible()
     shots(page, "batch-results")
 
+    uploader = page.locator("[data-testid='stFileUploader']")
+    assert not uploader.get_by_text(bare_images[0].name).count()  # empty for the next run
+
     store = app_server.store()
     session = store.sessions.get(1)
-    assert (session.kind, session.status) == ("batch", "finished")
+    assert (session.kind, session.status, session.station) == ("batch", "finished", TRIAL_STATION)
     episodes = store.events.for_session(1)
     assert episodes and episodes[0].source == bare_images[0].name
-    assert store.sessions.day_summary().images == 1
+    assert h.kpis(store, h.today_filter()).total.frames == 0  # a trial counts nowhere
+
+    page.get_by_text("Trial results", exact=True).click()
+    page.get_by_role("button", name="Delete trial results").click()
+    expect(page.get_by_text("Deleted 1 trial runs", exact=False)).to_be_visible(timeout=60_000)
+    settle(page)
+    assert store.sessions.get(1) is None
+    shots(page, "batch-trials-deleted")

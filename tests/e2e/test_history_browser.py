@@ -1,10 +1,12 @@
 """Real browser: open History over a store with episodes, open one, mark it dismissed, and see
-the table, the picker and the figures change without reloading the page."""
+the table, the picker and the figures change without reloading the page; Home and History show
+the same figures; the demo switch shows the demo year's charts at once."""
 
 from __future__ import annotations
 
 import pytest
 
+from core.analytics import history as h
 from tests.e2e.conftest import goto, metric, settle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -55,3 +57,43 @@ def test_dismiss_an_episode_and_see_the_table_change(history_home, app_server, b
 
     ep = app_server.store().events.get(eid)
     assert (ep.review, ep.review_comment) == ("dismissed", "a glove in the reflection")
+
+
+def test_home_and_history_agree_and_the_demo_shows_at_once(
+    history_home, monkeypatch, app_server, browser_page, shots
+):
+    from playwright.sync_api import expect
+
+    from core.analytics import demo
+
+    # a small demo year, built here before the app opens it (the app would build a full one)
+    monkeypatch.setattr(demo, "DEMO_STATIONS", 4)
+    monkeypatch.setattr(demo, "DEMO_DAYS", 60)
+    monkeypatch.setattr(demo, "DEMO_SECONDS_ROWS", 5_000)
+    monkeypatch.setattr(demo, "DEMO_EVIDENCE", 30)
+    demo.demo_store()
+    page = browser_page
+    goto(page, app_server, "", "Today")
+    shots(page, "home")
+    store = app_server.store()
+    expected = {f.label: f.text for f in h.headline(h.kpis(store, h.today_filter()))}
+    for label in ("Compliance", "Episodes", "Images checked", "Time monitored"):
+        assert metric(page, label) == expected[label], label  # core's one definition
+    assert expected["Images checked"] == "5"
+
+    goto(page, app_server, "History", "History")
+    page.get_by_text("Open episode", exact=True).wait_for(timeout=60_000)
+    settle(page)
+    shots(page, "history")
+    f = h.default_filter(store)
+    in_history = {x.label: x.text for x in h.headline(h.kpis(store, f))}
+    for label in ("Compliance", "Episodes", "Images checked", "Time monitored"):
+        assert metric(page, label) == in_history[label], label
+
+    page.get_by_text("Demo data (a synthetic year, 20 stations)").click()
+    expect(page.get_by_text("Showing demo data", exact=False)).to_be_visible(timeout=60_000)
+    settle(page)
+    assert not page.get_by_text("No data from", exact=False).count()
+    assert page.locator("[data-testid='stPlotlyChart']").count() >= 1  # at once, no retyping
+    shots(page, "history-demo")
+    expect(page.get_by_text("evidence frame", exact=False).first).to_be_visible(timeout=30_000)
