@@ -176,6 +176,83 @@ def _ultralytics_val(
     return per50, per5095
 
 
+@dataclass
+class _Pass:
+    """What one pass of the app's detector over a split gathers: the confusion matrix at the
+    operating point and, when it also gives the scores, the matches for AP."""
+
+    matrix: np.ndarray
+    tps: list[np.ndarray] = field(default_factory=list)
+    confs: list[np.ndarray] = field(default_factory=list)
+    classes: list[np.ndarray] = field(default_factory=list)
+    targets: list[np.ndarray] = field(default_factory=list)
+    total_ms: float = 0.0
+
+
+def _check_classes(layout: Layout, nc: int) -> None:
+    if len(layout.names) != nc:
+        raise DatasetError(
+            f"The model has {nc} classes and the data set "
+            f"{len(layout.names)}: it cannot be scored on this data set."
+        )
+
+
+def _detector_pass(
+    det: Any,
+    items: list[Any],
+    params: InferenceParams,
+    tiles: TileSpec | None,
+    agnostic: bool,
+    scoring: bool,
+) -> _Pass:
+    """Run the app's detector over ``items``; with ``scoring`` keep the matches for AP at
+    ``params`` (else detect at the operating point only)."""
+    nc = len(det.info.names)
+    acc = _Pass(matrix=np.zeros((nc + 1, nc + 1), dtype=np.int64))
+    for item in items:
+        image = read_image(item.image)
+        h, w = image.shape[:2]
+        tb = np.array([b.xyxy(w, h) for b in item.boxes]).reshape(-1, 4)
+        tc = np.array([b.class_id for b in item.boxes], dtype=int)
+        if not scoring:  # scores from the validator; here the operating point
+            frame = det.detect(image, replace(params, conf=CONFUSION_CONF))
+        elif tiles is not None:
+            frame = detect_tiled(det, image, params, tiles)
+        else:
+            frame = det.detect(image, params)
+        pred = frame.detections.by_confidence()
+        if scoring:
+            pc, ttc = (pred.class_id * 0, tc * 0) if agnostic else (pred.class_id, tc)
+            acc.tps.append(match_predictions(pred.xyxy, pc, tb, ttc))
+            acc.confs.append(pred.confidence)
+            acc.classes.append(pc)
+            acc.targets.append(ttc)
+        acc.total_ms += frame.inference_ms
+        strong = pred[pred.confidence >= CONFUSION_CONF]
+        confusion_update(acc.matrix, strong.xyxy, strong.class_id, tb, tc)
+    return acc
+
+
+def _pass_ap(acc: _Pass, names: dict[int, str]) -> tuple[dict[str, float], dict[str, float]]:
+    """Per-class AP50 and AP50-95 from a scoring pass, as Ultralytics' validator computes
+    them (classes with labels but no predictions score 0)."""
+    from ultralytics.utils.metrics import ap_per_class
+
+    tp = np.concatenate(acc.tps) if acc.tps else np.zeros((0, 10), bool)
+    target_cls = np.concatenate(acc.targets) if acc.targets else np.zeros(0, int)
+    ap, classes = np.zeros((0, 10)), np.zeros(0, int)
+    if len(tp):
+        res = ap_per_class(
+            tp, np.concatenate(acc.confs), np.concatenate(acc.classes), target_cls, names=names
+        )
+        ap, classes = res[5], res[6]
+    labelled = [int(c) for c in np.unique(target_cls)]
+    by_class = {int(c): ap[i] for i, c in enumerate(classes)}
+    per50 = {names[c]: float(by_class[c][0]) if c in by_class else 0.0 for c in labelled}
+    per5095 = {names[c]: float(by_class[c].mean()) if c in by_class else 0.0 for c in labelled}
+    return per50, per5095
+
+
 def evaluate(
     weights: Path | str,
     data: Path | str,
@@ -197,76 +274,21 @@ def evaluate(
     :class:`~core.errors.DatasetError` for a missing split or unreadable labels and
     :class:`~core.errors.ModelError` for unusable weights.
     """
-    from ultralytics.utils.metrics import ap_per_class
+    from core.vision.detector import model_names
 
     layout = read_layout(data)
     items = [item for folder in layout.folders(split) for item in read_images_dir(folder)]
-    from core.vision.detector import model_names
-
-    model_classes = model_names(weights)
-    if len(layout.names) != len(model_classes):
-        raise DatasetError(
-            f"The model has {len(model_classes)} classes and the data set "
-            f"{len(layout.names)}: it cannot be scored on this data set."
-        )
+    _check_classes(layout, len(model_names(weights)))
     validated = None
     if tiles is None and not through_app:
         validated = _ultralytics_val(weights, layout, split, imgsz, conf, iou, agnostic)
     with DETECTORS.acquire(weights, backend=backend, imgsz=imgsz or 640) as det:
         size = imgsz or det.info.train_imgsz or 640
+        class_names = dict(det.info.names)
+        _check_classes(layout, len(class_names))
         params = InferenceParams(conf=conf, iou=iou, imgsz=size)
-        names = class_names = dict(det.info.names)
-        nc = len(names)
-        if len(layout.names) != nc:
-            raise DatasetError(
-                f"The model has {nc} classes and the data set "
-                f"{len(layout.names)}: it cannot be scored on this data set."
-            )
-        matrix = np.zeros((nc + 1, nc + 1), dtype=np.int64)
-        tps, confs, pred_classes, targets = [], [], [], []
-        total_ms = 0.0
-        for item in items:
-            image = read_image(item.image)
-            h, w = image.shape[:2]
-            tb = np.array([b.xyxy(w, h) for b in item.boxes]).reshape(-1, 4)
-            tc = np.array([b.class_id for b in item.boxes], dtype=int)
-            if validated is not None:  # scores from the validator; here the operating point
-                frame = det.detect(image, replace(params, conf=CONFUSION_CONF))
-                pred = frame.detections.by_confidence()
-            else:
-                frame = (
-                    detect_tiled(det, image, params, tiles)
-                    if tiles is not None
-                    else det.detect(image, params)
-                )
-                pred = frame.detections.by_confidence()
-                pc, ttc = (pred.class_id * 0, tc * 0) if agnostic else (pred.class_id, tc)
-                tps.append(match_predictions(pred.xyxy, pc, tb, ttc))
-                confs.append(pred.confidence)
-                pred_classes.append(pc)
-                targets.append(ttc)
-            total_ms += frame.inference_ms
-            strong = pred[pred.confidence >= CONFUSION_CONF]
-            confusion_update(matrix, strong.xyxy, strong.class_id, tb, tc)
-    if validated is not None:
-        per50, per5095 = validated
-    else:
-        names = {0: AGNOSTIC_NAME} if agnostic else names
-        tp = np.concatenate(tps) if tps else np.zeros((0, 10), bool)
-        target_cls = np.concatenate(targets) if targets else np.zeros(0, int)
-        ap, classes = np.zeros((0, 10)), np.zeros(0, int)
-        if len(tp):
-            res = ap_per_class(
-                tp, np.concatenate(confs), np.concatenate(pred_classes), target_cls, names=names
-            )
-            ap, classes = res[5], res[6]
-        # Classes with labels but no predictions score 0, as in Ultralytics' validator.
-        labelled = [int(c) for c in np.unique(target_cls)]
-        ap_by_class = {int(c): ap[i] for i, c in enumerate(classes)}
-        per50 = {names[c]: float(ap_by_class[c][0]) if c in ap_by_class else 0.0 for c in labelled}
-        per5095 = {
-            names[c]: float(ap_by_class[c].mean()) if c in ap_by_class else 0.0 for c in labelled
-        }
+        acc = _detector_pass(det, items, params, tiles, agnostic, scoring=validated is None)
+    per50, per5095 = validated or _pass_ap(acc, {0: AGNOSTIC_NAME} if agnostic else class_names)
     return EvalResult(
         weights=str(weights),
         data=str(layout.yaml_path),
@@ -278,9 +300,9 @@ def evaluate(
         map50_95=float(np.mean(list(per5095.values()))) if per5095 else 0.0,
         per_class_ap50=per50,
         per_class_ap50_95=per5095,
-        ms_per_image=total_ms / max(len(items), 1),
-        confusion=matrix.tolist(),
+        ms_per_image=acc.total_ms / max(len(items), 1),
+        confusion=acc.matrix.tolist(),
         confusion_labels=[class_names[i] for i in sorted(class_names)] + ["background"],
         agnostic=agnostic,
-        hand_recall=hand_recall(matrix),
+        hand_recall=hand_recall(acc.matrix),
     )
