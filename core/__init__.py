@@ -6,10 +6,8 @@ detections, tiling, evaluation), ``storage`` (schema, connections, repositories)
 (station rules, episodes, coverage, evidence, alerts), ``training`` (data sets, runs,
 registry), ``analytics`` (history, review, reports, retention, demo data), ``pipeline``
 (sources, live processing, batch, benchmarks), ``accounts``, ``cli``.
+
+Importing the package changes nothing: each entry point (the command line, the pages, the
+training worker) calls :func:`core.config.apply_offline_environment` first, then reads
+:func:`core.config.settings` once and passes on what each layer needs.
 """
-
-from core.config import apply_offline_env
-
-# Before anything imports ultralytics: no downloads, no telemetry, local fonts, and weights
-# unpickled with PyTorch's weights_only loader (see core.vision.weights).
-apply_offline_env()

@@ -191,7 +191,8 @@ def _ice_servers_from_env() -> list[dict]:
 
 
 def settings() -> Settings:
-    """Read the settings from the environment (cheap; call it where needed, don't cache)."""
+    """Read the settings from the environment: once, at an entry point, which passes on what
+    each layer needs (lower layers take values, not the environment)."""
     home = Path(os.environ.get("GLOVEWATCH_HOME") or PROJECT_ROOT / "data").expanduser().resolve()
     weights = os.environ.get("GLOVEWATCH_WEIGHTS")
     return Settings(
@@ -266,10 +267,13 @@ def _decline_openvino_telemetry() -> None:
         pass  # an unwritable home: nothing we can record
 
 
-def apply_offline_env() -> None:
-    """Make Ultralytics, OpenVINO and friends work without the internet.
+def apply_offline_environment() -> None:
+    """Make Ultralytics, OpenVINO and friends work without the internet, and turn on the safe
+    weights loader (``ULTRALYTICS_SAFE_LOAD``, see :mod:`core.vision.weights`).
 
-    Must run before ``ultralytics`` is imported; ``core/__init__`` calls it. Ultralytics wants
+    Ultralytics reads these when it is imported, so every entry point calls this first: the
+    command line (:func:`core.cli.main`), the pages (:func:`ui.widgets.page_setup`), the training
+    worker and the test suite. Importing ``core`` does not. Ultralytics wants
     to download Arial fonts for plots: we give it matplotlib's DejaVuSans under those names in a
     config folder the project owns.
     """

@@ -14,6 +14,12 @@ from typing import Any
 
 import pytest
 
+from core.config import apply_offline_environment
+
+# The suite is an entry point too: offline settings and the safe weights loader before any
+# test module imports ultralytics (importing core does not set them).
+apply_offline_environment()
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 MINI = FIXTURES / "gloves-mini"

@@ -29,7 +29,7 @@ CORE = ROOT / "core"
 FOUNDATIONS = ("config", "errors", "text", "media", "logs", "processes")
 # Lowest first; a package may import from its own layer and the layers before it.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    (*FOUNDATIONS, "__init__"),  # core/__init__ only sets the offline environment
+    (*FOUNDATIONS, "__init__"),  # core/__init__ is a docstring: importing does nothing
     ("vision",),
     ("storage",),
     ("events",),

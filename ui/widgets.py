@@ -11,9 +11,8 @@ from typing import TypeVar
 
 import streamlit as st
 
-import core  # noqa: F401  (offline settings and safe loading before anything imports ultralytics)
 from core.accounts import Account, Permission, serve_refusal
-from core.config import Settings, ensure_home, settings
+from core.config import Settings, apply_offline_environment, ensure_home, settings
 from core.errors import AccessDenied, GloveWatchError, ModelError
 from core.events.recovery import recover
 from core.logs import setup_logging
@@ -49,6 +48,9 @@ def page_setup(title: str, icon: str = "🧤", permission: Permission | None = N
     Anything that stops the page (an unwritable data folder, a broken store, no sign-in, a
     role that may not see the page) is said on the page and ends the script here.
     """
+    # Each page is its own entry point (a browser may open any of them first): the offline
+    # environment and the safe weights loader before anything imports ultralytics.
+    apply_offline_environment()
     st.set_page_config(page_title=f"{title} · GloveWatch", page_icon=icon, layout="wide")
     setup_logging()
     try:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from core.cli import db, detection, fleet, history, live, site, training, users
 from core.cli.common import json_output
+from core.config import apply_offline_environment
 from core.errors import GloveWatchError, exit_code
 from core.logs import setup_logging
 
@@ -43,6 +44,7 @@ def startup() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
+    apply_offline_environment()  # before any command imports ultralytics
     setup_logging(logging.WARNING)
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func

@@ -104,6 +104,7 @@ def history_filter(args: argparse.Namespace) -> HistoryFilter:
             classes=tuple(args.classes or ()),
             severities=tuple(args.severity or ()),
             reviews=tuple(args.review or ()),
+            plant_shifts=settings().shifts,
         )
     except ValueError as exc:  # a bad date or a backwards range: one line, not a traceback
         raise GloveWatchError(str(exc)) from None

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, func, literal
 
-from core.config import TRIAL_STATION, Shift, settings
+from core.config import DEFAULT_SHIFTS, TRIAL_STATION, Shift
 from core.storage.sanity import readable_episode
 
 SEVERITIES = ("warning", "critical")
@@ -25,7 +25,8 @@ class HistoryFilter:
 
     Date range and stations apply to every figure; shift to every figure (by the hour or time
     of day); class, severity and review state describe episodes, so they filter episode figures
-    only (hand-time has no class or severity).
+    only (hand-time has no class or severity). ``plant_shifts`` are the shifts that name a time
+    of day: the entry point passes ``Settings.shifts``.
     """
 
     start: date
@@ -35,6 +36,7 @@ class HistoryFilter:
     classes: tuple[str, ...] = ()
     severities: tuple[str, ...] = ()
     reviews: tuple[str, ...] = ()
+    plant_shifts: tuple[Shift, ...] = DEFAULT_SHIFTS
 
     def __post_init__(self) -> None:
         if self.end < self.start:
@@ -76,7 +78,7 @@ class HistoryFilter:
         return "_".join(parts)
 
 
-def shift_of(col: Any, shifts: tuple[Shift, ...] | None = None) -> ColumnElement[Any]:
+def shift_of(col: Any, shifts: tuple[Shift, ...]) -> ColumnElement[Any]:
     """SQL naming the shift of a timestamp column ('YYYY-MM-DD HH:MM:SS').
 
     A shift whose end is before its start crosses midnight. Hourly roll-ups are assigned by the
@@ -85,16 +87,14 @@ def shift_of(col: Any, shifts: tuple[Shift, ...] | None = None) -> ColumnElement
     return shift_of_clock(func.substr(col, 12, 5), shifts)
 
 
-def whole_hour_shifts(shifts: tuple[Shift, ...] | None = None) -> bool:
+def whole_hour_shifts(shifts: tuple[Shift, ...]) -> bool:
     """True when every shift starts and ends on the hour (the hour of a time names its
     shift)."""
-    shifts = settings().shifts if shifts is None else shifts
     return all(s.start.endswith(":00") and s.end.endswith(":00") for s in shifts)
 
 
-def shift_of_clock(hm: Any, shifts: tuple[Shift, ...] | None = None) -> ColumnElement[Any]:
+def shift_of_clock(hm: Any, shifts: tuple[Shift, ...]) -> ColumnElement[Any]:
     """SQL naming the shift of a time of day ``'HH:MM'``."""
-    shifts = settings().shifts if shifts is None else shifts
     if not shifts:
         return literal(OFF_SHIFT)
     whens = []
@@ -117,7 +117,7 @@ def period_conditions(
     else:
         conds.append(station_col != TRIAL_STATION)
     if f.shifts:
-        conds.append(shift_of(time_col).in_(f.shifts))
+        conds.append(shift_of(time_col, f.plant_shifts).in_(f.shifts))
     return conds
 
 

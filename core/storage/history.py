@@ -30,13 +30,13 @@ from sqlalchemy import (
     union_all,
 )
 
+from core.config import Shift
 from core.storage import schema as t
 from core.storage.database import Database
 from core.storage.filters import (
     HistoryFilter,
     episode_conditions,
     period_conditions,
-    shift_of,
     shift_of_clock,
     whole_hour_shifts,
 )
@@ -72,28 +72,34 @@ def key_station(ts: Any, station: Any) -> list[ColumnElement[Any]]:
 
 
 def key_station_shift(ts: Any, station: Any) -> list[ColumnElement[Any]]:
-    return [station, shift_of(ts)]
+    # station and time of day; the groups then get their shift from the filter's plant
+    # shifts (_steps)
+    return [station, func.substr(ts, 12, 5)]
 
 
 def key_station_day(ts: Any, station: Any) -> list[ColumnElement[Any]]:
     return [station, func.substr(ts, 1, 10)]
 
 
-def _clock_key(ts: Any, station: Any) -> list[ColumnElement[Any]]:
-    # station and time of day, as precise as the shifts need
-    return [station, func.substr(ts, 12, 2 if whole_hour_shifts() else 5)]
+ThenFn = Callable[[list[Any]], list[ColumnElement[Any]]]
 
 
-def _shift_of_clock(keys: list[Any]) -> list[ColumnElement[Any]]:
-    clock = keys[1].concat(":00") if whole_hour_shifts() else keys[1]
-    return [keys[0], shift_of_clock(clock)]
+def _steps(key: KeyFn, shifts: tuple[Shift, ...]) -> tuple[KeyFn, ThenFn | None]:
+    """How ``key`` is grouped: in one step, or (station and shift) in two: first by a key each
+    row yields cheaply (station and time of day, as precise as the shifts need), then, on the
+    few thousand groups, by shift. Naming the shift of every row is what costs."""
+    if key is not key_station_shift:
+        return key, None
+    whole = whole_hour_shifts(shifts)
 
+    def clock(ts: Any, station: Any) -> list[ColumnElement[Any]]:
+        return [station, func.substr(ts, 12, 2 if whole else 5)]
 
-# Keys grouped in two steps: first by a key each row yields cheaply, then (on the few
-# thousand groups) by the key wanted. Naming the shift of every row is what costs.
-_TWO_STEP: dict[KeyFn, tuple[KeyFn, Callable[[list[Any]], list[ColumnElement[Any]]]]] = {
-    key_station_shift: (_clock_key, _shift_of_clock),
-}
+    def shift(keys: list[Any]) -> list[ColumnElement[Any]]:
+        return [keys[0], shift_of_clock(keys[1].concat(":00") if whole else keys[1], shifts)]
+
+    return clock, shift
+
 
 # Keys that need nothing finer than the day (see HistoryRepo.grouped)
 DAY_KEYS: frozenset[KeyFn] = frozenset({key_none, key_day, key_station, key_station_day})
@@ -258,7 +264,7 @@ def _sources(f: HistoryFilter, key: KeyFn) -> list[Source]:
 def _merged(f: HistoryFilter, key: KeyFn, sources: list[Source]) -> tuple[Any, int]:
     """One query: each source grouped by ``key``, then summed per group; and the number of
     key columns."""
-    first, then = _TWO_STEP.get(key, (key, None))
+    first, then = _steps(key, f.plant_shifts)
     selects = []
     n_keys = 0
     for ts, station, sums, source, extra in sources:

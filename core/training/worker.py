@@ -16,8 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-import core  # noqa: F401  (offline environment and safe loading before ultralytics)
-from core.config import MODELS_DIR, settings
+from core.config import MODELS_DIR, apply_offline_environment, settings
 from core.storage import Store, now, open_store
 from core.training import options, runs
 from core.training.recipes import RECIPES
@@ -135,7 +134,14 @@ def _use_all_cores(_trainer: Any) -> None:
     torch.set_num_threads(settings().torch_threads or os.cpu_count() or 1)
 
 
+def main(argv: list[str]) -> int | str:
+    """The process's entry point: the offline environment and the safe weights loader before
+    Ultralytics is imported, then the run ``argv[0]``; returns the exit status."""
+    apply_offline_environment()
+    if len(argv) != 1 or not argv[0].isdigit():
+        return "usage: python -m core.training.worker RUN_ID"
+    return train(int(argv[0]))
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or not sys.argv[1].isdigit():
-        sys.exit("usage: python -m core.training.worker RUN_ID")
-    sys.exit(train(int(sys.argv[1])))
+    sys.exit(main(sys.argv[1:]))

@@ -3,7 +3,9 @@
 A ``.pt`` file is a pickle, and unpickling a pickle can call any function (``os.system``
 included). Ultralytics unpickles with ``weights_only=False`` unless its safe loader is on, so
 GloveWatch turns that loader on for the whole process (``ULTRALYTICS_SAFE_LOAD=1``, set by
-``core/__init__``: PyTorch's ``weights_only=True``) and, before any load, reads the list of
+each entry point through :func:`core.config.apply_offline_environment`: PyTorch's
+``weights_only=True``; :func:`check_weights` refuses to go on without it) and, before any load,
+reads the list of
 classes a checkpoint references without running it
 (``torch.serialization.get_unsafe_globals_in_checkpoint``). Anything outside
 :data:`ALLOWED_GLOBALS` is refused with one sentence, so the file is never loaded at all.
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -110,8 +114,19 @@ def referenced_globals(path: Path) -> set[str]:
         ) from exc
 
 
+def safe_loader_on() -> bool:
+    """Whether Ultralytics unpickles with ``weights_only=True`` in this process: its flag as it
+    read it when imported, or (not imported yet) what it will read."""
+    utils = sys.modules.get("ultralytics.utils")
+    if utils is not None:
+        return bool(getattr(utils, "SAFE_LOAD", False))
+    flag = os.environ.get("ULTRALYTICS_SAFE_LOAD", "").strip().lower()
+    return flag in ("1", "true", "yes", "on", "y", "t")  # Ultralytics' env_bool
+
+
 def check_weights(path: Path | str) -> None:
-    """Refuse a ``.pt`` file that references anything a real YOLO checkpoint does not.
+    """Refuse a ``.pt`` file that references anything a real YOLO checkpoint does not, and any
+    load in a process whose entry point did not turn the safe loader on.
 
     Allowed project classes are registered with PyTorch's safe unpickler, so the following
     ``weights_only=True`` load can rebuild them.
@@ -119,6 +134,13 @@ def check_weights(path: Path | str) -> None:
     import torch
 
     path = Path(path)
+    if not safe_loader_on():
+        # fail closed: an entry point that forgot apply_offline_environment() would otherwise
+        # let Ultralytics unpickle with weights_only=False
+        raise ModelError(
+            f"{path.name} was not loaded: this process did not turn on the safe weights loader "
+            "(core.config.apply_offline_environment)."
+        )
     found = referenced_globals(path)
     unknown = sorted(found - ALLOWED_GLOBALS)
     if unknown and all(name.startswith(_LIBRARY_LAYERS) for name in unknown):

@@ -8,6 +8,7 @@ import pytest
 
 from core.analytics import history as h
 from core.analytics import review, synth
+from core.config import settings
 from core.storage import open_store
 from core.storage.coverage import HourRow
 from core.storage.events import EventRow
@@ -87,12 +88,18 @@ def test_station_shift_night_crosses_midnight(exact):
     assert cells[("B", "Late")].compliance == 1.0
 
 
-def test_custom_shifts_from_the_environment(exact, monkeypatch):
+def test_custom_shifts_from_the_settings(exact, monkeypatch):
+    """GLOVEWATCH_SHIFTS, read by the entry point and passed down in the filter, names the
+    shifts; the store never reads the environment itself."""
     monkeypatch.setenv("GLOVEWATCH_SHIFTS", "Day=07:00-19:00,Night=19:00-07:00")
-    cells = {s.key: s for s in h.station_shift(exact, ONE_DAY)}
+    default = {s.key for s in h.station_shift(exact, ONE_DAY)}  # a filter built without them
+    assert default == {("A", "Early"), ("A", "Night"), ("B", "Late")}
+    plant = h.HistoryFilter(DAY, DAY, plant_shifts=settings().shifts)
+    cells = {s.key: s for s in h.station_shift(exact, plant)}
     assert set(cells) == {("A", "Day"), ("A", "Night"), ("B", "Day")}
     assert cells[("A", "Night")].compliant_s == 80  # 23:00 and 02:00
-    assert h.kpis(exact, h.HistoryFilter(DAY, DAY, shifts=("Night",))).total.episodes == 1
+    night = h.HistoryFilter(DAY, DAY, shifts=("Night",), plant_shifts=plant.plant_shifts)
+    assert h.kpis(exact, night).total.episodes == 1
 
 
 def test_filters_shift_and_episode_only_filters(exact):

@@ -434,10 +434,12 @@ def test_shift_figures(
             HourRow("Saw 01", "2025-03-01 07:00:00", 3600, 0, 0, 0),
         ]
     )
-    f = HistoryFilter(date(2025, 3, 1), date(2025, 3, 1))
+    # the entry point's settings, passed down in the filter
+    f = HistoryFilter(date(2025, 3, 1), date(2025, 3, 1), plant_shifts=settings().shifts)
     got = {s.key[1]: (s.episodes, s.watched_s) for s in H.station_shift(st, f)}
     assert got == expected
-    night = H.kpis(st, HistoryFilter(f.start, f.end, shifts=("Night",))).total
+    by_night = HistoryFilter(f.start, f.end, shifts=("Night",), plant_shifts=f.plant_shifts)
+    night = H.kpis(st, by_night).total
     assert (night.episodes, night.watched_s) == expected["Night"]
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import core  # noqa: F401  (offline environment before ultralytics)
 import models
 from core.training.options import describe_variant, project_variants
 from core.training.worker import register_project_modules

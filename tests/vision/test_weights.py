@@ -3,9 +3,12 @@ and every real kind of checkpoint the project makes still loads."""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -128,6 +131,45 @@ def test_shipped_models_pass_the_check(default_weights):
         check_weights(weights)
         assert referenced_globals(weights) <= ALLOWED_GLOBALS
     assert inspect_model(default_weights).task == "detect"
+
+
+# A process whose entry point forgot apply_offline_environment(): before Ultralytics is
+# imported, and after it was imported with the loader off (turning it on then is too late).
+_NO_SAFE_LOADER = """
+import json, sys
+from core.config import apply_offline_environment
+from core.errors import ModelError
+from core.vision.weights import check_weights
+said = []
+for step in ("not imported", "imported too early"):
+    if step == "imported too early":
+        import ultralytics.utils
+        apply_offline_environment()
+    try:
+        check_weights(sys.argv[1])
+        said.append("loaded")
+    except ModelError as exc:
+        said.append(str(exc))
+print(json.dumps(said))
+"""
+
+
+def test_no_checkpoint_loads_without_the_safe_loader(default_weights):
+    env = {k: v for k, v in os.environ.items() if k != "ULTRALYTICS_SAFE_LOAD"}
+    out = subprocess.run(
+        [sys.executable, "-c", _NO_SAFE_LOADER, str(default_weights)],
+        cwd=ROOT,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    said = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(said) == 2
+    for text in said:
+        assert text.startswith(f"{default_weights.name} was not loaded: ")
+        assert "safe weights loader" in text and "\n" not in text
 
 
 def test_save_upload_deletes_a_refused_upload(gw_home, tmp_path):
