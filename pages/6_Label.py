@@ -93,7 +93,10 @@ with st.expander("Collect frames", expanded=not counts):
         st.session_state["label-flash"] = (
             f"Collected {rep.added} evidence frames ({rep.near_copies} near-copies skipped)."
         )
-        st.rerun()
+        for e in rep.errors:
+            st.error(md(e))
+        if not rep.errors:
+            st.rerun()
 
 if "label-flash" in st.session_state:
     st.success(md(st.session_state.pop("label-flash")))

@@ -18,9 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.config import settings
 from core.errors import MediaError, ReviewError
-from core.events.evidence import EvidenceStore, read_boxes
+from core.events.evidence import find_evidence
 from core.media import read_image
 from core.storage import Store
 from core.storage.events import EpisodeRecord, ReviewEntry
@@ -98,17 +97,7 @@ class EvidenceView:
 
     image: np.ndarray | None
     message: str
-
-
-def evidence_file(path: str) -> Path | None:
-    """The file an episode's evidence path names, when it lies inside an evidence store (the
-    data folder's, or the demo's): evidence is never read from anywhere else."""
-    s = settings()
-    for root in (s.evidence_dir, s.home / "demo" / "evidence"):
-        found = EvidenceStore(root).path(path)
-        if found is not None:
-            return found
-    return None
+    path: Path | None = None  # the file read (resolved inside its evidence store)
 
 
 def load_evidence(ep: EpisodeRecord, crop: bool = False) -> EvidenceView:
@@ -120,20 +109,21 @@ def load_evidence(ep: EpisodeRecord, crop: bool = False) -> EvidenceView:
         if ep.evidence_removed_at:
             return EvidenceView(None, f"Evidence removed by retention on {ep.evidence_removed_at}.")
         return EvidenceView(None, "No evidence image was stored for this episode.")
-    real = evidence_file(path)
-    if real is None:
+    found = find_evidence(path)
+    if found is None:
         log.warning("episode %s names evidence outside the evidence store; not read", ep.id)
         return EvidenceView(
             None, f"The {what} of episode #{ep.id} is not in the evidence store; it is not shown."
         )
-    if not real.exists():
+    if not found.path.exists():
         return EvidenceView(
             None, f"The {what} of episode #{ep.id} is missing (deleted outside GloveWatch)."
         )
     try:
         return EvidenceView(
-            read_image(real),
+            read_image(found.path),
             f"Episode #{ep.id}: {what} (redacted: only the offending hand is sharp)",
+            found.path,
         )
     except MediaError as exc:
         log.warning("episode %s: %s", ep.id, exc)
@@ -180,8 +170,8 @@ class ExportReport:
 
 def _boxes(store: Store, ep: EpisodeRecord) -> list[tuple[str, tuple[float, ...]]]:
     """(role, box) of the detections in an episode's evidence frame."""
-    real = evidence_file(ep.evidence_path) if ep.evidence_path else None
-    side = read_boxes(real) if real is not None else None
+    found = find_evidence(ep.evidence_path) if ep.evidence_path else None
+    side = found.boxes() if found is not None else None
     if side is not None:
         return [(d["role"], tuple(d["box"])) for d in side.get("detections", [])]
     return [(d.role, d.box) for d in store.events.frame_detections(ep)]
@@ -223,7 +213,7 @@ def export_reviewed(
     ]
     for ep in eps:
         view = load_evidence(ep)
-        if view.image is None or not ep.evidence_path:
+        if view.image is None or view.path is None or not ep.evidence_path:
             report.skipped.append(
                 (ep.id, view.message if view.image is None else "only a hand crop was stored")
             )
@@ -246,7 +236,7 @@ def export_reviewed(
                 f"{(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}"
             )
         stem = f"episode-{ep.id:07d}"
-        shutil.copyfile(ep.evidence_path, img_dir / (stem + Path(ep.evidence_path).suffix))
+        shutil.copyfile(view.path, img_dir / (stem + Path(ep.evidence_path).suffix))
         (lab_dir / (stem + ".txt")).write_text("\n".join(lines) + ("\n" if lines else ""))
         report.images += 1
         report.boxes += len(lines)

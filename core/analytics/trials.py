@@ -12,7 +12,8 @@ from datetime import date
 from pathlib import Path
 
 from core.analytics import history as h
-from core.config import TRIAL_STATION
+from core.config import TRIAL_STATION, settings
+from core.events.evidence import EvidenceStore
 from core.storage import Store
 
 log = logging.getLogger(__name__)
@@ -64,17 +65,24 @@ class TrialsDeleted:
 def delete_trial_results(store: Store, by: str | None = None) -> TrialsDeleted:
     """Delete every trial run with its results, episodes, evidence and annotated files."""
     erased = store.stations.erase_recordings(TRIAL_STATION)
+    s = settings()
+    # only inside the evidence store and the batch outputs, as retention: a row never gets
+    # the store file or anything else deleted (an evidence frame's detections go with it)
+    folders = [EvidenceStore(s.evidence_dir), EvidenceStore(s.batch_dir)]
     files = 0
     for name in erased.files:
-        path = Path(name)
-        for p in (path, path.with_suffix(".json")):  # evidence keeps its boxes beside it
-            try:
-                p.unlink()
-                files += p == path
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                log.warning("trial file %s not deleted: %s", p.name, exc)
+        held = next((f for f in folders if f.path(name) is not None), None)
+        if held is None:
+            log.warning(
+                "trial file %s is outside the evidence store; left in place", Path(name).name
+            )
+            continue
+        try:
+            files += held.remove(name) is not None
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("trial file %s not deleted: %s", Path(name).name, exc)
     out = TrialsDeleted(erased.sessions, erased.results, erased.episodes, files)
     store.audit.add(by or "-", "trials.delete", TRIAL_STATION, asdict(out))
     log.info("%s (by %s)", out.summary(), by or "-")

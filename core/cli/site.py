@@ -34,6 +34,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         rep = site.collect_reviewed(st, args.station, by=_by())
         total.added += rep.added
         total.near_copies += rep.near_copies
+        total.errors += rep.errors
     for src in args.sources:
         p = Path(src)
         files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
@@ -59,8 +60,11 @@ def cmd_collect(args: argparse.Namespace) -> int:
     emit(out) if args.json else say(
         f"{args.station}: {total.added} frames collected, "
         f"{total.near_copies} near-copies skipped, "
-        f"{len(total.errors)} unreadable"
+        f"{len(total.errors)} not collected"
     )
+    if not args.json:  # with --json the sentences are in its 'errors'
+        for e in total.errors:
+            say(e)
     return EXIT_INPUT if total.errors else EXIT_OK
 
 

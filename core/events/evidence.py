@@ -9,20 +9,23 @@ training labels (live episodes included).
 
 Every read and delete of evidence goes through :class:`EvidenceStore`: a path (from the store,
 never from a message) is resolved, symlinks and ``..`` included, and used only when it lies
-inside the evidence folder. A worker's message names evidence by a reference relative to that
-folder (``<day>/<name>.jpg``), never by a path.
+inside the evidence folder; an episode's evidence is found with :func:`find_evidence`. A
+worker's message names evidence by a reference relative to that folder
+(``<day>/<name>.jpg``), never by a path.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from core.config import settings
 from core.media import write_image
 from core.text import slug
 from core.vision.annotate import crop
@@ -193,3 +196,33 @@ class EvidenceStore:
         if side is not None and side.is_file() and real.suffix != ".json":
             side.unlink()
         return size
+
+
+@dataclass(frozen=True)
+class EvidenceFile:
+    """A stored evidence path, resolved inside the evidence folder that holds it."""
+
+    path: Path  # resolved: symlinks followed, ``..`` folded
+    root: Path  # the evidence folder it lies in
+
+    def boxes(self) -> dict | None:
+        """The detections saved beside this frame (None: none, or not inside the folder)."""
+        return read_boxes(self.path, self.root)
+
+
+def evidence_roots() -> tuple[Path, ...]:
+    """The evidence folders episodes' evidence is read from: the data folder's and the
+    demo's (the demo store's drawn evidence)."""
+    s = settings()
+    return (s.evidence_dir, s.home / "demo" / "evidence")
+
+
+def find_evidence(stored: str | Path, roots: Sequence[Path] | None = None) -> EvidenceFile | None:
+    """The file a stored evidence path names, in the first folder of ``roots`` (default
+    :func:`evidence_roots`) it lies inside; None when it lies inside none of them: evidence
+    is never read from anywhere else."""
+    for root in evidence_roots() if roots is None else roots:
+        real = EvidenceStore(root).path(stored)
+        if real is not None:
+            return EvidenceFile(real, Path(root))
+    return None

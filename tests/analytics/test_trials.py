@@ -75,6 +75,24 @@ def test_deleting_trials_removes_their_rows_and_files_only(store, bare_images):
     assert store.audit.recent(5)[0].action == "trials.delete"
 
 
+def test_deleting_trials_never_deletes_a_file_outside_the_evidence_store(store, gw_home):
+    """A trial episode row naming a file out of the evidence folder (``..`` or a symlink in
+    it pointing out) deletes its row, never that file."""
+    from core.config import settings
+    from core.storage.events import EventRow
+
+    evidence = settings().evidence_dir
+    evidence.mkdir(parents=True, exist_ok=True)
+    keep = gw_home / "keep.jpg"
+    keep.write_bytes(b"not evidence")
+    (evidence / "link.jpg").symlink_to(keep)
+    for path in (evidence / ".." / "keep.jpg", evidence / "link.jpg"):
+        store.events.insert(EventRow(TRIAL_STATION, "2026-01-05 11:00:00", evidence_path=str(path)))
+    gone = delete_trial_results(store, "ana")
+    assert gone.episodes == 2 and gone.files == 0
+    assert keep.read_bytes() == b"not evidence"
+
+
 def test_trials_from_the_command_line(gw_home, store, capfd, bare_images):
     _trial(store, bare_images[1])
     r = cli(capfd, "trials", "--json")

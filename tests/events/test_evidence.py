@@ -140,3 +140,24 @@ def test_the_evidence_store_reads_and_deletes_only_inside_itself(tmp_path):
     assert ev.remove(inside) == 1 and not inside.exists()
     assert not inside.with_suffix(".json").exists()  # its detections went with it
     assert read_boxes(outside, root) is None and confined(outside, root) is None
+
+
+def test_find_evidence_resolves_inside_one_of_its_folders_only(tmp_path):
+    """The first folder a stored path lies inside holds it; ``..`` and a symlink that lead
+    out are refused, and so are detections whose side file is a symlink out."""
+    from core.events.evidence import find_evidence
+
+    live, demo = tmp_path / "evidence", tmp_path / "demo" / "evidence"
+    for root in (live, demo):
+        root.mkdir(parents=True)
+    frame = demo / "a.jpg"
+    frame.write_bytes(b"x")
+    outside = tmp_path / "detections.json"
+    outside.write_text('{"detections": []}')
+    frame.with_suffix(".json").symlink_to(outside)
+    (live / "out.jpg").symlink_to(tmp_path / "secret.jpg")
+    found = find_evidence(str(frame), (live, demo))
+    assert found is not None and found.path == frame and found.root == demo
+    assert found.boxes() is None  # its side file leads out of the folder
+    for escape in (live / ".." / "secret.jpg", live / "out.jpg", demo / ".." / ".." / "x"):
+        assert find_evidence(escape, (live, demo)) is None

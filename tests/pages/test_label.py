@@ -77,3 +77,26 @@ def test_bad_base_data_is_said_not_raised(gw_home, store):
     at.text_input(key="label-base").set_value("/no/such/data.yaml").run()
     assert not at.exception
     assert at.warning and at.button(key="label-finetune").disabled
+
+
+def test_reviewed_evidence_outside_the_store_is_refused_in_words(gw_home, store, gloved_images):
+    """The reviewed-evidence button says which episode's frame it would not read (a path out
+    of the evidence folder) and collects nothing from it."""
+    from core.config import settings
+    from core.storage.events import EventRow
+
+    save_rule(store, StationRule(STATION), "test")
+    secret = gw_home / "secret.jpg"
+    secret.parent.mkdir(parents=True, exist_ok=True)
+    secret.write_bytes(gloved_images[0].read_bytes())
+    path = settings().evidence_dir / ".." / "secret.jpg"
+    eid = store.events.insert(EventRow(STATION, "2026-11-03 09:00:00", evidence_path=str(path)))
+    store.events.set_review(eid, "confirmed", None, "ana")
+    at = _page()
+    at.button(key="label-reviewed").click().run()
+    assert not at.exception
+    errors = [plain(e) for e in values(at.error)]
+    assert errors == [
+        f"Episode #{eid}: its evidence frame is not in the evidence store, so it was not collected."
+    ], errors
+    assert not store.site.frames(STATION)

@@ -15,6 +15,7 @@ import numpy as np
 
 from core.config import settings
 from core.errors import GloveWatchError, MediaError
+from core.events.evidence import EvidenceFile, find_evidence
 from core.media import VIDEO_SUFFIXES, iter_video, open_video, read_image, write_image
 from core.storage import Store, now
 from core.storage.events import EpisodeRecord
@@ -296,12 +297,10 @@ def collect_video(
     return rep
 
 
-def _evidence_boxes(ep: EpisodeRecord, shape: tuple[int, int]) -> list[Box]:
+def _evidence_boxes(ep: EpisodeRecord, found: EvidenceFile, shape: tuple[int, int]) -> list[Box]:
     """The stored detections of an episode's evidence frame as pre-labels (a confirmed bare
     hand stays a hand; a dismissed one becomes a glove)."""
-    from core.events.evidence import read_boxes
-
-    side = read_boxes(Path(ep.evidence_path or "")) or {}
+    side = found.boxes() or {}
     h, w = shape
     boxes = []
     for d in side.get("detections", []):
@@ -330,14 +329,24 @@ def collect_reviewed(store: Store, station: str, by: str = "-", limit: int = 500
     pre-labels (a confirmed bare hand stays a hand; a dismissed one becomes a glove)."""
     rep = CollectReport()
     for ep in _reviewed_episodes(store, station, limit):
-        if not ep.evidence_path or not Path(ep.evidence_path).exists():
+        if not ep.evidence_path:
+            continue
+        found = find_evidence(ep.evidence_path)
+        if found is None:  # a path that leaves the evidence folder is never read
+            log.warning("episode %s names evidence outside the evidence store; not read", ep.id)
+            rep.errors.append(
+                f"Episode #{ep.id}: its evidence frame is not in the evidence store, "
+                "so it was not collected."
+            )
+            continue
+        if not found.path.exists():
             continue
         try:
-            image = read_image(ep.evidence_path)
+            image = read_image(found.path)
         except MediaError as exc:
             rep.errors.append(str(exc))
             continue
-        boxes = _evidence_boxes(ep, image.shape[:2])
+        boxes = _evidence_boxes(ep, found, image.shape[:2])
         h = dhash(image)
         if is_near_copy(store, station, h):
             rep.near_copies += 1

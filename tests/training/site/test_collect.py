@@ -125,3 +125,46 @@ def test_uploads_collect_photos_and_videos_and_say_what_could_not_be_read(
     sources = sorted(f.record.source for f in site.frames(store, "Saw 10"))
     assert rep.added == len(sources) and sources == ["batch", "video", "video"]
     assert not list(tmp.iterdir())  # the video's temporary copy is gone
+
+
+def test_reviewed_evidence_is_read_only_inside_the_evidence_store(store, gloved_images):
+    """An episode row whose evidence path leaves the evidence folder (``..``, or a symlink
+    inside it pointing out) is refused with a sentence, and that image is not collected; the
+    episode whose frame lies inside is collected with its saved detections as pre-labels."""
+    import json
+
+    from core.config import settings
+    from core.storage.events import EventRow
+    from core.training.site.frames import dhash
+
+    evidence = settings().evidence_dir / "2026-11-02"
+    evidence.mkdir(parents=True)
+    inside = evidence / "inside.jpg"
+    inside.write_bytes(gloved_images[0].read_bytes())
+    box = {"class_id": 0, "role": "protected", "box": [10, 10, 60, 60]}
+    inside.with_suffix(".json").write_text(json.dumps({"detections": [box]}))
+    secret = settings().home / "secret.jpg"  # beside the evidence folder, in the data folder
+    secret.write_bytes(gloved_images[1].read_bytes())
+    linked = evidence / "linked.jpg"
+    linked.symlink_to(gloved_images[2])  # inside by name, outside once resolved
+    paths = {
+        "inside": inside,
+        "dotdot": settings().evidence_dir / ".." / "secret.jpg",
+        "symlink": linked,
+    }
+    ids = {}
+    for minute, (what, path) in enumerate(paths.items()):
+        row = EventRow("Saw 3", f"2026-11-02 10:0{minute}:00", evidence_path=str(path))
+        ids[what] = store.events.insert(row)
+        store.events.set_review(ids[what], "confirmed", None, "ana")
+    rep = site.collect_reviewed(store, "Saw 3", by="ana")
+    assert rep.added == 1 and rep.near_copies == 0
+    assert sorted(rep.errors) == sorted(
+        f"Episode #{ids[what]}: its evidence frame is not in the evidence store, "
+        "so it was not collected."
+        for what in ("dotdot", "symlink")
+    )
+    assert all(str(settings().home) not in e for e in rep.errors)  # no server paths
+    (fr,) = site.frames(store, "Saw 3")
+    assert fr.record.source == "episode" and fr.record.boxes[0]["class_id"] == 0
+    assert fr.record.phash == dhash(read_image(inside))  # the frame inside, no other
