@@ -12,7 +12,7 @@ from functools import partial
 import streamlit as st
 
 from core.accounts import Permission
-from core.analytics import charts, reading, review
+from core.analytics import charts, episode_table, reading, review
 from core.analytics import history as h
 from core.analytics.demo import demo_store
 from core.analytics.reports import episodes_csv, report_name, summary_csv, write_history_xlsx
@@ -131,8 +131,8 @@ def _episode_table(store: Store, f: h.HistoryFilter, fig: h.PageFigures) -> list
     eps = h.episodes(store, f, limit=200, order=order)
     st.caption(f"Showing the first {len(eps)}. {fig.table_note} Thumbnails for the first 50.")
     st.dataframe(
-        h.episode_rows(eps, [_thumb_uri(e) for e in eps[:50]]),
-        column_order=["thumbnail", *h.EPISODE_COLUMNS],
+        episode_table.episode_rows(eps, [_thumb_uri(e) for e in eps[:50]]),
+        column_order=["thumbnail", *episode_table.EPISODE_COLUMNS],
         column_config={"thumbnail": st.column_config.ImageColumn("thumbnail", width="small")},
         hide_index=True,
         width="stretch",

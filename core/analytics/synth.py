@@ -274,6 +274,35 @@ RESULT_COLUMNS = (
 )
 
 
+def _tables(
+    rng: np.random.Generator,
+    y: _Year,
+    m: _Monitoring,
+    raw: list[tuple[int, str, int]],
+    events: Iterator[tuple[Any, ...]],
+    sessions: list[tuple[Any, ...]],
+    results: list[tuple[Any, ...]],
+) -> list[tuple[str, tuple[str, ...], Any]]:
+    """What goes into which table, in load order: the raw seconds before the roll-ups and
+    episodes that follow them."""
+    return [
+        ("stations", ("name", "created_at", "deleted_at"), _station_rows(y)),
+        ("sessions", SESSION_COLUMNS, sessions),
+        (
+            "coverage_seconds",
+            ("station", "session_id", "ts", "hands", "compliant_s", "violating_s"),
+            _seconds_rows(rng, y, m, raw),
+        ),
+        (
+            "coverage_hourly",
+            ("station", "hour", "watched_s", "hand_s", "compliant_s", "violating_s"),
+            _hourly_rows(y, m),
+        ),
+        ("events", EVENT_COLUMNS, events),
+        ("results", RESULT_COLUMNS, results),
+    ]
+
+
 def generate(
     store: Store,
     stations: int = 20,
@@ -313,22 +342,7 @@ def generate(
         _batch_photos(rng, y.start, days, m.last_sid) if batch_station else ([], [])
     )
     counts = store.bulk.load(
-        [
-            ("stations", ("name", "created_at", "deleted_at"), _station_rows(y)),
-            ("sessions", SESSION_COLUMNS, m.sessions + batch_sessions),
-            (
-                "coverage_seconds",
-                ("station", "session_id", "ts", "hands", "compliant_s", "violating_s"),
-                _seconds_rows(rng, y, m, raw),
-            ),
-            (
-                "coverage_hourly",
-                ("station", "hour", "watched_s", "hand_s", "compliant_s", "violating_s"),
-                _hourly_rows(y, m),
-            ),
-            ("events", EVENT_COLUMNS, event_rows()),
-            ("results", RESULT_COLUMNS, batch_results),
-        ]
+        _tables(rng, y, m, raw, event_rows(), m.sessions + batch_sessions, batch_results)
     )
     assert counts["coverage_seconds"] == sum(w for _, _, w in raw)
     return SynthReport(
