@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -39,6 +41,9 @@ from core.vision.tiling import TileSpec
 from core.vision.tracking import VideoDetector
 
 log = logging.getLogger(__name__)
+# frames of a video in flight on the OpenVINO runtime: more than live keeps (throughput over
+# latency), so inference goes on while a frame is encoded into the annotated video
+VIDEO_DEPTH = 4
 
 
 @dataclass(frozen=True)
@@ -320,9 +325,13 @@ class _Runner:
         )
         frame_no = 0
         try:
-            with VideoWriter(out_path, info.fps, info.width, info.height) as writer:
+            with (
+                VideoWriter(out_path, info.fps, info.width, info.height) as video,
+                _EncodingThread(video) as writer,
+            ):
                 # frames in flight on the detector while earlier ones are judged and written
-                for index, frame, fd in self.detect.stream(enumerate(_read_frames(cap))):
+                frames = enumerate(_read_frames(cap))
+                for index, frame, fd in self.detect.stream(frames, depth=VIDEO_DEPTH):
                     frame_no = index
                     judged = recorder.process(frame_no / info.fps, fd, frame, frame_no).judgement
                     writer.write(draw(frame, fd, judged.status))
@@ -503,6 +512,40 @@ def run_batch(
     if progress:
         progress(BatchProgress(1.0, "done", time.monotonic() - started, 0.0))
     return report
+
+
+class _EncodingThread:
+    """Encodes the annotated video on its own thread, at most 8 frames waiting (H.264 costs
+    as much as inference per frame on this CPU; here it overlaps the detection loop)."""
+
+    def __init__(self, video: VideoWriter):
+        self._video = video
+        self._queue: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=8)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="gw-encode")
+
+    def __enter__(self) -> _EncodingThread:
+        self._thread.start()
+        return self
+
+    def write(self, frame: np.ndarray) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(frame)
+
+    def _run(self) -> None:
+        while (frame := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._video.write(frame)
+                except Exception as exc:  # raised in the detection loop at the next frame
+                    self._error = exc
+
+    def __exit__(self, *exc: object) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None and exc[0] is None:
+            raise self._error
 
 
 def _read_frames(cap: Any) -> Iterator[np.ndarray]:

@@ -300,9 +300,10 @@ class Detector:
         params: InferenceParams | None = None,
         track: bool = False,
         tracker: str = "bytetrack.yaml",
+        depth: int | None = None,
     ) -> Iterator[tuple[T, np.ndarray, FrameDetections]]:
         """Detect (and track) a sequence of ``(tag, frame)``, results in order. Here one at a
-        time; the OpenVINO runtime path keeps several frames in flight."""
+        time; the OpenVINO runtime path keeps ``depth`` frames in flight."""
         for tag, image in items:
             yield tag, image, self.detect(image, params, track=track, tracker=tracker)
 

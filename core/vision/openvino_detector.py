@@ -225,7 +225,9 @@ class OpenVinoDetector(Detector):
         self._compiled = compile_ir(ir, hint, precision)
         requests = int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
         self.requests = max(2, requests)
-        self._queue = ov.AsyncInferQueue(self._compiled, self.requests)
+        # twice the optimal number, so a deeper stream (batch files) keeps the streams fed
+        # while the host is busy encoding; live keeps ``requests`` in flight (latency)
+        self._queue = ov.AsyncInferQueue(self._compiled, 2 * self.requests)
         self._results = _Results()
         self._queue.set_callback(self._results.callback)
         self._seq = 0
@@ -271,14 +273,17 @@ class OpenVinoDetector(Detector):
         params: InferenceParams | None = None,
         track: bool = False,
         tracker: str = "bytetrack.yaml",
+        depth: int | None = None,
     ) -> Iterator[tuple[T, np.ndarray, FrameDetections]]:
-        """Detect (and track) a sequence of frames with several in flight, results in order."""
+        """Detect (and track) a sequence of frames with ``depth`` in flight (default: the
+        device's optimal number of requests, at most twice that), results in order."""
         params = params or InferenceParams(imgsz=self.imgsz)  # the IR's size is fixed
+        window = min(max(1, depth or self.requests), 2 * self.requests)
         pending: deque[tuple[T, np.ndarray, int, Letterbox]] = deque()
         for tag, image in items:
             seq, lb = self._submit(image)
             pending.append((tag, image, seq, lb))
-            while len(pending) >= self.requests:
+            while len(pending) >= window:
                 yield self._pop(pending, params, track)
         while pending:
             yield self._pop(pending, params, track)

@@ -81,12 +81,12 @@ class VideoDetector:
         return self._tiled_tracker.update(fd, image)
 
     def stream(
-        self, items: Iterable[tuple[T, np.ndarray]], track: bool = True
+        self, items: Iterable[tuple[T, np.ndarray]], track: bool = True, depth: int | None = None
     ) -> Iterator[tuple[T, np.ndarray, FrameDetections]]:
         """Detect (and track) ``(tag, frame)`` pairs in order; full-frame detection keeps
-        several frames in flight on the OpenVINO runtime path."""
+        ``depth`` frames in flight on the OpenVINO runtime path (default: its optimum)."""
         if self.tiles is None:
-            yield from self.detector.stream(items, self.params, track=track, tracker=self.tracker)
+            yield from self.detector.stream(items, self.params, track, self.tracker, depth)
             return
         for tag, image in items:
             yield tag, image, self(image, track=track)
