@@ -149,23 +149,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _score_line(r) -> str:  # type: ignore[no-untyped-def]
+    per = ", ".join(f"{c} {ap:.3f}" for c, ap in r.per_class_ap50.items())
+    return (
+        f"{r.data_set} | {r.split} | {r.images} | {'+'.join(r.labelled)} | {r.map50:.3f} | "
+        f"{per} | {r.agnostic_ap50:.3f}{'*' if r.partial else ''} | {r.hand_recall:.0%}"
+    )
+
+
 def cmd_scorecard(args: argparse.Namespace) -> int:
     from core.vision.scorecard import find_data_sets, scorecard
 
     roots = [Path(d) for d in args.data] or [PROJECT_ROOT.parent / "shared" / "datasets"]
-    sets = find_data_sets(roots)
-    rows = scorecard(weights(args), sets, imgsz=args.imgsz, progress=None if args.json else say)
+    if not args.json:
+        say("data set | split | images | labels | mAP50 | AP50 per class | any-hand AP50 | found")
+    printer = None if args.json else (lambda r: say(_score_line(r)))
+    rows = scorecard(weights(args), find_data_sets(roots), imgsz=args.imgsz, progress=printer)
     if args.json:
         emit([{**asdict(r), "note": r.note} for r in rows])
-        return EXIT_OK
-    say("data set | split | images | labels | mAP50 | AP50 per class | any-hand AP50 | found")
-    for r in rows:
-        per = ", ".join(f"{c} {ap:.3f}" for c, ap in r.per_class_ap50.items())
-        say(
-            f"{r.data_set} | {r.split} | {r.images} | {'+'.join(r.labelled)} | {r.map50:.3f} | "
-            f"{per} | {r.agnostic_ap50:.3f}{'*' if r.partial else ''} | {r.hand_recall:.0%}"
-        )
-    if any(r.partial for r in rows):
+    elif any(r.partial for r in rows):
         say("* lower bound: the set leaves a class unlabelled, whose hands count as false boxes")
     return EXIT_OK
 

@@ -87,16 +87,17 @@ def scorecard(
     weights: Path,
     data_sets: Iterable[Path],
     imgsz: int | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[ScoreRow], None] | None = None,
 ) -> list[ScoreRow]:
-    """Score ``weights`` on the test and val splits of every data set that has them."""
+    """Score ``weights`` on the test and val splits of every data set that has them;
+    ``progress`` gets each row as soon as it is scored (a full scorecard takes minutes)."""
     rows = []
     for data in data_sets:
         layout = read_layout(data)
         for split in SPLITS:
             if split not in layout.splits or not layout.images(split):
                 continue
-            if progress:
-                progress(f"{data.name} {split}")
             rows.append(score_split(weights, data, split, imgsz))
+            if progress:
+                progress(rows[-1])
     return rows

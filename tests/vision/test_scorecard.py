@@ -44,9 +44,14 @@ def test_a_partial_set_is_scored_only_on_its_class(default_weights, mini, tmp_pa
     one = _gloves_only(mini, tmp_path / "one")
     full = tmp_path / "full"
     shutil.copytree(mini, full)
-    seen: list[str] = []
+    seen: list = []
     rows = scorecard(default_weights, [full, one], progress=seen.append)
-    assert seen == ["full test", "full val", "one test"]  # 'one' has no val split
+    assert seen == rows
+    assert [(r.data_set, r.split) for r in rows] == [  # 'one' has no val split
+        ("full", "test"),
+        ("full", "val"),
+        ("one", "test"),
+    ]
     both, partial = rows[0], rows[2]
     assert not both.partial and set(both.per_class_ap50) == {"glove", "hand"}
     assert partial.partial and set(partial.per_class_ap50) == {"glove"} and partial.note
