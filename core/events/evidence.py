@@ -19,7 +19,9 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import cv2
@@ -196,6 +198,30 @@ class EvidenceStore:
         if side is not None and side.is_file() and real.suffix != ".json":
             side.unlink()
         return size
+
+    def purge_before(self, day: date) -> tuple[int, int]:
+        """Delete the evidence of every day folder (``YYYY-MM-DD``) older than ``day``;
+        returns ``(files, bytes)`` removed. A symlink is never followed and a folder not
+        named by a day is left alone. A worker on another machine keeps its evidence on its
+        own disk, so it applies the plant's retention there with this."""
+        root = self.root.resolve()
+        files = freed = 0
+        for folder in sorted(root.iterdir()) if root.is_dir() else []:
+            try:
+                old = date.fromisoformat(folder.name) < day
+            except ValueError:
+                continue
+            if not old or folder.is_symlink() or not folder.is_dir():
+                continue
+            for f in sorted(folder.iterdir()):
+                real = None if f.is_symlink() or not f.is_file() else confined(f, root)
+                if real is not None:
+                    freed += real.stat().st_size
+                    real.unlink()
+                    files += 1
+            with suppress(OSError):  # not empty: a symlink or a folder stays
+                folder.rmdir()
+        return files, freed
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ import uuid
 from collections import deque
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ import numpy as np
 
 from core.comms.messages import CameraRun
 from core.config import settings
-from core.events.evidence import EvidenceWriter
+from core.events.evidence import EvidenceStore, EvidenceWriter
 from core.events.recorder import EpisodeRecorder, RecordingContext
 from core.events.rules import StationRule
 from core.events.stations import current_rule
@@ -63,6 +63,7 @@ from core.vision.detector import DETECTORS, Detector, ModelInfo
 from core.vision.tiling import detect_tiled
 
 log = logging.getLogger(__name__)
+PURGE_EVERY_S = 3600.0  # how often a worker applies retention to its own evidence
 
 
 @dataclass(frozen=True)
@@ -153,11 +154,31 @@ class Worker:
         ]
 
     def _heartbeat_loop(self) -> None:
+        next_purge = 0.0
         while not self.stop_event.wait(self.cfg.heartbeat_s):
             try:
                 self.outlet.heartbeat(self.worker_row("online"), self.camera_rows())
             except Exception:
                 log.exception("worker heartbeat failed")
+            if time.monotonic() >= next_purge:
+                next_purge = time.monotonic() + PURGE_EVERY_S
+                self.purge_evidence()
+
+    def purge_evidence(self, today: date | None = None) -> tuple[int, int]:
+        """Apply the plant's retention (``GLOVEWATCH_RETENTION_DAYS``) to this worker's own
+        evidence folder: on another machine the central retention cannot reach it."""
+        s = settings()
+        cutoff = (today or date.today()) - timedelta(days=s.retention_days)
+        try:
+            files, freed = EvidenceStore(s.evidence_dir).purge_before(cutoff)
+        except OSError as exc:
+            log.error("evidence older than %s not removed: %s", cutoff, exc)
+            return 0, 0
+        if files:
+            log.info(
+                "retention: %d evidence file(s) before %s removed (%d bytes)", files, cutoff, freed
+            )
+        return files, freed
 
     # --- running -----------------------------------------------------------------------
     def stop(self) -> None:

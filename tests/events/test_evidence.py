@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.events.evidence import EvidenceWriter, read_boxes, redact
+from core.events.evidence import EvidenceStore, EvidenceWriter, read_boxes, redact
 from core.events.rules import StationRule
 from core.media import read_image
 from core.vision.annotate import crop
@@ -161,3 +161,26 @@ def test_find_evidence_resolves_inside_one_of_its_folders_only(tmp_path):
     assert found.boxes() is None  # its side file leads out of the folder
     for escape in (live / ".." / "secret.jpg", live / "out.jpg", demo / ".." / ".." / "x"):
         assert find_evidence(escape, (live, demo)) is None
+
+
+def test_purge_removes_only_old_day_folders_inside_the_store(tmp_path):
+    from datetime import date
+
+    root, outside = tmp_path / "evidence", tmp_path / "precious"
+    outside.mkdir()
+    (outside / "model.pt").write_bytes(b"keep me")
+    for day in ("2026-01-01", "2026-01-02", "2026-03-01"):
+        (root / day).mkdir(parents=True)
+        (root / day / "saw-1.jpg").write_bytes(b"x" * 10)
+    (root / "2026-01-01" / "saw-1.json").write_text("{}")
+    (root / "2026-01-02" / "link.pt").symlink_to(outside / "model.pt")  # never followed
+    (root / "2025-12-31").symlink_to(outside)  # a day-named link out of the store
+    (root / "notes").mkdir()
+    (root / "notes" / "a.txt").write_text("not a day")
+    files, freed = EvidenceStore(root).purge_before(date(2026, 2, 1))
+    assert (files, freed) == (3, 22)
+    assert not (root / "2026-01-01").exists()
+    assert (root / "2026-01-02" / "link.pt").is_symlink()  # its folder stays for it
+    assert (outside / "model.pt").read_bytes() == b"keep me"
+    assert (root / "2026-03-01" / "saw-1.jpg").exists() and (root / "notes" / "a.txt").exists()
+    assert EvidenceStore(tmp_path / "none").purge_before(date(2026, 2, 1)) == (0, 0)

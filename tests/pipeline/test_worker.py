@@ -283,3 +283,22 @@ def test_a_silent_camera_is_reported_stalled(store, default_weights, fast_params
     (w,) = store.fleet.workers()
     assert w.status == "online"
     th.join(30)
+
+
+def test_a_worker_applies_retention_to_its_own_evidence(
+    gw_home, store, default_weights, monkeypatch, fast_params
+):
+    """On another machine the central retention cannot reach a worker's disk: the worker
+    removes its own evidence older than GLOVEWATCH_RETENTION_DAYS."""
+    from datetime import date
+
+    from core.config import settings
+
+    monkeypatch.setenv("GLOVEWATCH_RETENTION_DAYS", "30")
+    ev = settings().evidence_dir
+    for day in ("2026-01-01", "2026-02-20"):
+        (ev / day).mkdir(parents=True)
+        (ev / day / "saw-1.jpg").write_bytes(b"jpeg")
+    w = _worker(store, default_weights, _config(fast_params, CameraSpec("c1", "x.mp4", "Saw 01")))
+    assert w.purge_evidence(today=date(2026, 3, 1)) == (1, 4)
+    assert not (ev / "2026-01-01").exists() and (ev / "2026-02-20" / "saw-1.jpg").exists()
