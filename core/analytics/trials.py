@@ -57,9 +57,14 @@ class TrialsDeleted:
 
     def summary(self) -> str:
         return (
-            f"Deleted {self.sessions} trial runs: {self.results:,} results, {self.episodes:,} "
-            f"episodes and {self.files:,} files."
+            f"Deleted {_n(self.sessions, 'trial run')}: {_n(self.results, 'result')}, "
+            f"{_n(self.episodes, 'episode')} and {_n(self.files, 'file')}."
         )
+
+
+def _n(count: int, word: str) -> str:
+    """``1 episode``, ``3 episodes``."""
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
 def delete_trial_results(store: Store, by: str | None = None) -> TrialsDeleted:

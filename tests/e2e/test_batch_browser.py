@@ -47,7 +47,7 @@ def test_upload_image_and_see_results(app_server, browser_page, shots, bare_imag
 
     page.get_by_text("Trial results", exact=True).click()
     page.get_by_role("button", name="Delete trial results").click()
-    expect(page.get_by_text("Deleted 1 trial runs", exact=False)).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("Deleted 1 trial run:", exact=False)).to_be_visible(timeout=60_000)
     settle(page)
     assert store.sessions.get(1) is None
     shots(page, "batch-trials-deleted")

@@ -113,7 +113,7 @@ def test_trial_runs_are_kept_apart_and_can_be_deleted(gw_home, store, bare_image
 
     at.button(key="batch-delete-trials").click().run()
     assert not at.exception
-    assert any(s.startswith("Deleted 1 trial runs") for s in values(at.success))
+    assert any(s.startswith("Deleted 1 trial run:") for s in values(at.success))
     assert trial_results(store).empty and store.sessions.get(report.session_id) is None
     assert not report.files[0].annotated_path.exists()  # its files went too
     assert "batch-report" not in at.session_state
