@@ -63,6 +63,16 @@ def test_full_frame_evaluation_on_the_fixture_set(default_weights, mini_copy):
 
 
 @pytest.mark.slow
+def test_evaluation_through_the_apps_own_detector(default_weights, mini_copy):
+    """--app-path: the app's post-processing scores (one box per hand keeps classes and
+    scores, so the result is close to the validator's, not the validator itself)."""
+    res = evaluate(default_weights, mini_copy, split="test", through_app=True)
+    _check_plausible(res, mini_copy, "test", 22)
+    validator = evaluate(default_weights, mini_copy, split="test")
+    assert abs(res.map50 - validator.map50) < 0.1 and res.map50 != validator.map50
+
+
+@pytest.mark.slow
 def test_tiled_evaluation_on_the_fixture_set(default_weights, mini):
     res = evaluate(
         default_weights, mini / "data.yaml", split="test", tiles=TileSpec(size=640, overlap=0.25)
