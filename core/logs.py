@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 from core.config import settings
 from core.errors import GloveWatchError
@@ -35,6 +36,23 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at each record, not the one of the first set-up:
+    a process that swaps stderr later (a captured CLI call, a server's redirect) would
+    otherwise log into a closed stream."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+
 def setup_logging(level: int = logging.INFO) -> None:
     """Log to stderr and to ``<GLOVEWATCH_HOME>/logs/glovewatch.log`` (idempotent)."""
     root = logging.getLogger()
@@ -42,7 +60,7 @@ def setup_logging(level: int = logging.INFO) -> None:
         return
     root.setLevel(level)
     redact = RedactingFilter()
-    err = logging.StreamHandler(sys.stderr)
+    err = StderrHandler()
     err.setFormatter(logging.Formatter(_FORMAT))
     err.addFilter(redact)
     root.addHandler(err)
