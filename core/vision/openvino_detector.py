@@ -13,9 +13,11 @@ path. Box decoding and class-wise NMS are vectorised numpy, with Ultralytics' ru
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -200,6 +202,22 @@ def compile_ir(ir: IrModel, hint: str = "THROUGHPUT", precision: str | None = No
         raise ModelError(f"{ir.folder.name}: OpenVINO cannot compile this model.") from exc
 
 
+_OPEN: weakref.WeakSet[OpenVinoDetector] = weakref.WeakSet()
+
+
+def _close_all() -> None:
+    for det in list(_OPEN):
+        det.close()
+
+
+def _track_open(det: OpenVinoDetector) -> None:
+    """Close ``det`` at exit (the first detector registers the exit hook)."""
+    if not _OPEN:
+        atexit.unregister(_close_all)
+        atexit.register(_close_all)
+    _OPEN.add(det)
+
+
 class OpenVinoDetector(Detector):
     """A detection model on the OpenVINO runtime (see the module text); one thread at a time.
 
@@ -247,6 +265,17 @@ class OpenVinoDetector(Detector):
         )
         self._role_of = dict(self.info.roles.roles)
         self._tracker: Any = None
+        _track_open(self)
+
+    def close(self) -> None:
+        """Wait for the requests in flight and release the queue and the compiled model.
+        Called for every open detector at exit: left to the interpreter's teardown, the
+        runtime's threads were sometimes destroyed while running ("terminate called without
+        an active exception", exit -6)."""
+        queue = self.__dict__.pop("_queue", None)
+        if queue is not None:
+            queue.wait_all()
+        self.__dict__.pop("_compiled", None)
 
     @property
     def yolo(self) -> Any:
