@@ -125,8 +125,7 @@ def _store_error(err: BaseException, where: str) -> StoreError:
         )
     if "does not exist" in text and "database" in text:
         return StoreError(
-            f"The database of {where} does not exist: create it first (see "
-            "docs/postgresql.md)."
+            f"The database of {where} does not exist: create it first (see docs/postgresql.md)."
         )
     return StoreError(f"The store {where} cannot be used: {str(err).splitlines()[0]}")
 
