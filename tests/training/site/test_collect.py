@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from core.media import read_image
 from core.training import site
-from core.vision.detections import Detections, FrameDetections
-from core.vision.roles import Role
-
-NAMES = {0: "glove", 1: "hand"}
-ROLES = {0: Role.PROTECTED, 1: Role.VIOLATION}
-
-
-def _dets(conf: list[float], cls: list[int], tracks: list[int] | None = None) -> Detections:
-    boxes = [[10 + 40 * i, 10, 40 + 40 * i, 50] for i in range(len(conf))]
-    return Detections.from_arrays(
-        np.array(boxes, np.float32).reshape(-1, 4),
-        np.array(conf, np.float32),
-        np.array(cls),
-        NAMES,
-        ROLES,
-        tracker_id=None if tracks is None else np.array(tracks),
-    )
+from core.vision.detections import FrameDetections
+from tests.training.site.dets import dets
 
 
 def test_collect_skips_near_copies_and_records_prelabels(store, gloved_images):
@@ -34,7 +18,7 @@ def test_collect_skips_near_copies_and_records_prelabels(store, gloved_images):
         image,
         "batch",
         "2026-11-01 10:00:00",
-        dets=_dets([0.6], [0]),
+        dets=dets([0.6], [0]),
         model="m.pt",
         by="ana",
     )
@@ -52,10 +36,10 @@ def test_live_collector_keeps_the_most_uncertain_frame_of_each_window(
 ):
     c = site.LiveCollector(store, "Saw 3", every_s=2.0, conf=0.25, model="m.pt")
     sure, unsure = read_image(gloved_images[1]), read_image(bare_images[1])
-    c.offer(0.0, sure, FrameDetections(_dets([0.95], [0]), sure.shape[:2]))
-    c.offer(0.5, unsure, FrameDetections(_dets([0.3], [1]), unsure.shape[:2]))
-    c.offer(1.0, sure, FrameDetections(_dets([0.9], [0]), sure.shape[:2]))
-    c.offer(2.1, sure, FrameDetections(_dets([0.9], [0]), sure.shape[:2]))  # window ends
+    c.offer(0.0, sure, FrameDetections(dets([0.95], [0]), sure.shape[:2]))
+    c.offer(0.5, unsure, FrameDetections(dets([0.3], [1]), unsure.shape[:2]))
+    c.offer(1.0, sure, FrameDetections(dets([0.9], [0]), sure.shape[:2]))
+    c.offer(2.1, sure, FrameDetections(dets([0.9], [0]), sure.shape[:2]))  # window ends
     frames = site.frames(store, "Saw 3")
     assert c.collected == 1 and len(frames) == 1
     assert site.hamming(frames[0].record.phash, site.dhash(unsure)) < site.MIN_HAMMING
@@ -64,9 +48,9 @@ def test_live_collector_keeps_the_most_uncertain_frame_of_each_window(
 def test_a_track_that_flips_class_is_collected(store, gloved_images):
     c = site.LiveCollector(store, "Saw 4", every_s=1.0, conf=0.25, model="m.pt")
     img = read_image(gloved_images[2])
-    c.offer(0.0, img, FrameDetections(_dets([0.95], [0], [7]), img.shape[:2]))
-    c.offer(0.5, img, FrameDetections(_dets([0.95], [1], [7]), img.shape[:2]))
-    c.offer(1.2, img, FrameDetections(_dets([0.95], [1], [7]), img.shape[:2]))
+    c.offer(0.0, img, FrameDetections(dets([0.95], [0], [7]), img.shape[:2]))
+    c.offer(0.5, img, FrameDetections(dets([0.95], [1], [7]), img.shape[:2]))
+    c.offer(1.2, img, FrameDetections(dets([0.95], [1], [7]), img.shape[:2]))
     assert site.frames(store, "Saw 4")[0].record.uncertainty == 1.0
 
 

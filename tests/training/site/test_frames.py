@@ -7,22 +7,7 @@ import numpy as np
 from core.media import read_image
 from core.training import site
 from core.vision.detections import Detections
-from core.vision.roles import Role
-
-NAMES = {0: "glove", 1: "hand"}
-ROLES = {0: Role.PROTECTED, 1: Role.VIOLATION}
-
-
-def _dets(conf: list[float], cls: list[int], tracks: list[int] | None = None) -> Detections:
-    boxes = [[10 + 40 * i, 10, 40 + 40 * i, 50] for i in range(len(conf))]
-    return Detections.from_arrays(
-        np.array(boxes, np.float32).reshape(-1, 4),
-        np.array(conf, np.float32),
-        np.array(cls),
-        NAMES,
-        ROLES,
-        tracker_id=None if tracks is None else np.array(tracks),
-    )
+from tests.training.site.dets import dets
 
 
 def test_dhash_finds_near_copies_and_tells_apart_other_pictures(gloved_images, bare_images):
@@ -52,8 +37,8 @@ def test_time_blocks_hold_out_every_fifth_block_never_at_random(store, gloved_im
 
 
 def test_uncertainty_is_high_near_the_threshold():
-    assert site.uncertainty(_dets([0.27], [1]), 0.25) > 0.9
-    assert site.uncertainty(_dets([0.95], [1]), 0.25) == 0.0
+    assert site.uncertainty(dets([0.27], [1]), 0.25) > 0.9
+    assert site.uncertainty(dets([0.95], [1]), 0.25) == 0.0
     assert site.uncertainty(Detections.empty(), 0.25) == 0.0
 
 
