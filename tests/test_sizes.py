@@ -37,7 +37,6 @@ DEBT = {
     "core/pipeline/fleetbench.py _one": 99,
     "core/pipeline/bench.py run_bench": 91,
     "core/pipeline/batch.py run_batch": 77,
-    "core/analytics/review.py export_reviewed": 68,
     "core/cli/detection.py cmd_detect": 65,
 }
 

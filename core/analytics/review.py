@@ -177,6 +177,38 @@ def _boxes(store: Store, ep: EpisodeRecord) -> list[tuple[str, tuple[float, ...]
     return [(d.role, d.box) for d in store.events.frame_detections(ep)]
 
 
+def _reviewed(store: Store, f: HistoryFilter | None, limit: int) -> list[EpisodeRecord]:
+    """The confirmed and dismissed episodes of ``f`` (None: all the data the store holds)."""
+    if f is None:
+        span = store.history.data_span()
+        if span.empty or span.first is None or span.last is None:
+            return []
+        f = HistoryFilter(span.first, span.last)
+    return [
+        e for e in store.events.matching(f, limit=limit) if e.review in ("confirmed", "dismissed")
+    ]
+
+
+def _yolo_lines(
+    dets: list[tuple[str, tuple[float, ...]]], review: str, dismissed_as: str, w: int, h: int
+) -> list[str]:
+    """YOLO label lines of an episode's boxes: gloved hands class 0, bare hands class 1 when
+    the episode was confirmed, 0 when dismissed (none with ``dismissed_as='background'``)."""
+    lines = []
+    for role, (x1, y1, x2, y2) in dets:
+        if role == Role.PROTECTED:
+            cls = 0
+        elif role == Role.VIOLATION and (review == "confirmed" or dismissed_as == "glove"):
+            cls = 1 if review == "confirmed" else 0
+        else:
+            continue
+        lines.append(
+            f"{cls} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} "
+            f"{(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}"
+        )
+    return lines
+
+
 def export_reviewed(
     store: Store,
     out_dir: Path,
@@ -199,19 +231,7 @@ def export_reviewed(
     img_dir.mkdir(parents=True, exist_ok=True)
     lab_dir.mkdir(parents=True, exist_ok=True)
     report = ExportReport(out_dir)
-    if f is None:
-        span = store.history.data_span()
-        f = (
-            None
-            if span.empty or span.first is None or span.last is None
-            else HistoryFilter(span.first, span.last)
-        )
-    eps = [
-        e
-        for e in (store.events.matching(f, limit=limit) if f else [])
-        if e.review in ("confirmed", "dismissed")
-    ]
-    for ep in eps:
+    for ep in _reviewed(store, f, limit):
         view = load_evidence(ep)
         if view.image is None or view.path is None or not ep.evidence_path:
             report.skipped.append(
@@ -223,18 +243,7 @@ def export_reviewed(
             report.skipped.append((ep.id, "no stored detections for its frame"))
             continue
         h, w = view.image.shape[:2]
-        lines = []
-        for role, (x1, y1, x2, y2) in dets:
-            if role == Role.PROTECTED:
-                cls = 0
-            elif role == Role.VIOLATION and (ep.review == "confirmed" or dismissed_as == "glove"):
-                cls = 1 if ep.review == "confirmed" else 0
-            else:
-                continue
-            lines.append(
-                f"{cls} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} "
-                f"{(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}"
-            )
+        lines = _yolo_lines(dets, ep.review, dismissed_as, w, h)
         stem = f"episode-{ep.id:07d}"
         shutil.copyfile(view.path, img_dir / (stem + Path(ep.evidence_path).suffix))
         (lab_dir / (stem + ".txt")).write_text("\n".join(lines) + ("\n" if lines else ""))
