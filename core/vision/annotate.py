@@ -46,19 +46,22 @@ def status_from_roles(dets: Detections) -> np.ndarray:
     return out
 
 
-def class_colour(name: str) -> tuple[int, int, int]:
-    """BGR colour of a class name by its default role (for labels of a data set)."""
+def _class_status(name: str) -> BoxStatus:
+    """The status a class's boxes are drawn in, by its default role."""
     role = default_role(name)
-    status = {Role.PROTECTED: BoxStatus.COMPLIANT, Role.VIOLATION: BoxStatus.VIOLATING}.get(
+    return {Role.PROTECTED: BoxStatus.COMPLIANT, Role.VIOLATION: BoxStatus.VIOLATING}.get(
         role, BoxStatus.CONTEXT
     )
-    return STATUS_COLOURS[status]
+
+
+def class_colour(name: str) -> tuple[int, int, int]:
+    """BGR colour of a class name by its default role (for labels of a data set)."""
+    return STATUS_COLOURS[_class_status(name)]
 
 
 def class_hex(name: str) -> str:
     """:func:`class_colour` as a web colour ('#rrggbb'), for pages and the box editor."""
-    b, g, r = class_colour(name)
-    return f"#{r:02x}{g:02x}{b:02x}"
+    return STATUS_HEX[_class_status(name)]
 
 
 def _labels(dets: Detections) -> list[str]:
