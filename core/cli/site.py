@@ -31,10 +31,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     st = store()
     total = site.CollectReport()
     if args.reviewed:
-        rep = site.collect_reviewed(st, args.station, by=_by())
-        total.added += rep.added
-        total.near_copies += rep.near_copies
-        total.errors += rep.errors
+        total.add(site.collect_reviewed(st, args.station, by=_by()))
     for src in args.sources:
         p = Path(src)
         files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
@@ -48,9 +45,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
                 )
             else:
                 continue
-            total.added += rep.added
-            total.near_copies += rep.near_copies
-            total.errors += rep.errors
+            total.add(rep)
     out = {
         "station": args.station,
         "added": total.added,

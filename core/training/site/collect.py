@@ -196,6 +196,12 @@ class CollectReport:
         else:
             self.added += 1
 
+    def add(self, other: CollectReport) -> None:
+        """Count another collection's frames, near-copies and errors in this one."""
+        self.added += other.added
+        self.near_copies += other.near_copies
+        self.errors += other.errors
+
 
 def collect_images(
     store: Store,
@@ -251,9 +257,7 @@ def collect_uploads(
         except GloveWatchError as exc:
             rep.errors.append(str(exc))
             continue
-        rep.added += one.added
-        rep.near_copies += one.near_copies
-        rep.errors += one.errors
+        rep.add(one)
     return rep
 
 

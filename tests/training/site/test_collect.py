@@ -88,6 +88,14 @@ def test_a_live_session_samples_the_station_through_its_frame_tap(
     assert frames[0].record.prelabel_model == default_weights.name
 
 
+def test_a_report_counts_another_collections_frames_and_errors():
+    """How the CLI and the uploads add up their collections (errors included)."""
+    total = site.CollectReport(1, 2, ["a.jpg cannot be read."])
+    total.add(site.CollectReport(3, 0, ["b.mp4 cannot be read."]))
+    assert (total.added, total.near_copies) == (4, 2)
+    assert total.errors == ["a.jpg cannot be read.", "b.mp4 cannot be read."]
+
+
 @pytest.mark.slow
 def test_uploads_collect_photos_and_videos_and_say_what_could_not_be_read(
     store, gw_home, bare_images, gloved_images, tmp_path, default_weights
