@@ -223,7 +223,10 @@ def coverage(msg: m.Message, window: Window) -> tuple[str, list[CoverageRow]]:
                 _number(r[5], "violating_s", 60000.0),
             )
         )
-    return _text(b["station"], "station", NAME), out
+    station = _text(b["station"], "station", NAME)
+    if station != msg.run.session.station:
+        raise Refused("the coverage's station is not its session's")
+    return station, out
 
 
 def _fields_of(body: Any, keys: set[str], what: str) -> dict[str, Any]:

@@ -78,6 +78,9 @@ def test_good_messages_pass_and_keys_belong_to_their_run():
         _check(other)
     cov = m.coverage_message(RUN, "Saw 01", [CoverageRow(f"{DAY} 10:00:01", 1.0)], 0.0)
     assert _check(cov) == ("Saw 01", [CoverageRow(f"{DAY} 10:00:01", 1.0)])
+    elsewhere = m.coverage_message(RUN, "Press 2", [CoverageRow(f"{DAY} 10:00:01", 1.0)], 0.0)
+    with pytest.raises(checks.Refused, match="session"):
+        _check(elsewhere)  # coverage, like an episode, belongs to its session's station
     cov.body["rows"][0][1] = -1.0
     with pytest.raises(checks.Refused, match="watched_s"):
         _check(cov)
