@@ -66,8 +66,3 @@ def end(store: Store, token: str, now: datetime | None = None) -> None:
     """Sign out: the token stops working in every tab that holds it."""
     if token:
         store.users.end_web_sessions(_stamp(now or datetime.now()), token_hash=_hash(token))
-
-
-def end_all(store: Store, name: str, now: datetime | None = None) -> int:
-    """End every sign-in of user ``name`` (disabled, new password, new role); how many."""
-    return store.users.end_web_sessions(_stamp(now or datetime.now()), user_name=name)
