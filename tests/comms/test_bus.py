@@ -19,12 +19,12 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import pytest
 
-from core.comms import auth, keys
+from core.comms import auth
 from core.comms import messages as m
 from core.comms.bus import BrokerAddress, BusPublisher, MqttSink, make_client
 from core.comms.ingest import Ingester
@@ -37,40 +37,14 @@ from core.storage.fleet import CameraRow, WorkerRow
 from core.storage.sessions import SessionInfo
 from tests.conftest import ROOT
 from tests.pipeline.support import coverage_totals, events, sessions, wait_for
+from tests.security.fleet import DAY, SECRET, cover, credential, row
 
 HOST, PID = "worker-host", 4242
-SECRET = bytes(range(32))  # the fleet secret of these tests
-DAY = (date.today() - timedelta(days=1)).isoformat()  # within the ingester's window
 SESSION = SessionInfo("stream", "cam-1", "Saw 01", "m.pt", "ab" * 32, 0.25, 0.7, 320)
 
 
 def _run(run: str = "r1", worker: str = "w1", camera: str = "cam-1", pid: int = PID) -> m.CameraRun:
     return m.CameraRun(worker, camera, run, HOST, pid, SESSION)
-
-
-def _row(duration: float, state: str = "open") -> EventRow:
-    return EventRow(
-        "Saw 01",
-        f"{DAY} 10:00:00",
-        f"{DAY} 10:00:{int(duration):02d}",
-        duration,
-        source="cam-1",
-        class_name="hand",
-        peak_conf=0.8,
-        state=state,
-    )
-
-
-def _cover(*seconds: int) -> list[CoverageRow]:
-    return [CoverageRow(f"{DAY} 10:00:{s:02d}", 1.0, 1.0, 1, 0.0, 1.0) for s in seconds]
-
-
-def _cred(store, worker: str = "w1") -> auth.Credential:
-    """Worker ``worker``'s key, issued in ``store`` as core fleet add-worker does (once)."""
-    rec = store.fleet.worker_key(worker)
-    if rec is None:
-        return keys.issue(store, SECRET, worker)
-    return auth.Credential(worker, auth.derive_key(SECRET, worker, rec.generation))
 
 
 def _signed(cred: auth.Credential, topic: str, body: bytes) -> bytes:
@@ -129,7 +103,7 @@ def ingesting(store, url: str, client_id: str = "ingest-test") -> Iterator[Inges
 def _publisher(
     store, url: str, outbox: Path | None = None, worker: str = "w1", resend_after_s: float = 1.0
 ) -> BusPublisher:
-    return BusPublisher(url, _cred(store, worker), Outbox(outbox), PID, resend_after_s).start()
+    return BusPublisher(url, credential(store, worker), Outbox(outbox), PID, resend_after_s).start()
 
 
 def _raw_publish(url: str, topic: str, payload: bytes, retain: bool = False) -> None:
@@ -147,14 +121,14 @@ def _raw_publish(url: str, topic: str, payload: bytes, retain: bool = False) -> 
 
 def test_messages_round_trip_and_bad_ones_are_refused(store):
     run = _run()
-    ev = EpisodeEvent("end", "w1/cam-1/r1:1", _row(3.0, "closed"))
+    ev = EpisodeEvent("end", "w1/cam-1/r1:1", row(3.0, "closed"))
     msg = m.episode_message(run, ev, 1234.5)
     back = m.decode(msg.encode())
     assert back.run == run and m.episode_of(back) == ev and msg.topic == "glovewatch/w1/episodes"
-    cov = m.coverage_message(run, "Saw 01", _cover(1, 2), 1.0)
-    assert m.coverage_of(m.decode(cov.encode())) == ("Saw 01", _cover(1, 2))
-    ing, w2 = Ingester(store, SECRET), _cred(store, "w2")
-    _cred(store, "w1")
+    cov = m.coverage_message(run, "Saw 01", cover(1, 2), 1.0)
+    assert m.coverage_of(m.decode(cov.encode())) == ("Saw 01", cover(1, 2))
+    ing, w2 = Ingester(store, SECRET), credential(store, "w2")
+    credential(store, "w1")
     assert ing.apply("glovewatch/w1/episodes", b"{not json") == "refused"
     assert ing.apply("glovewatch/w1/episodes", msg.encode()) == "refused"  # unsigned
     assert _apply(ing, w2, msg, "glovewatch/w2/episodes") == "rejected"  # names w1
@@ -168,11 +142,11 @@ def test_each_message_is_applied_once_even_when_delivered_twice(any_store):
     """The ingester without MQTT: new/update/end and coverage, each delivered twice, and an
     update delivered again after the end (a resend) leaves the closed episode as it was."""
     store = any_store
-    ing, run, key, cred = Ingester(store, SECRET), _run(), "w1/cam-1/r1:1", _cred(store)
-    new = m.episode_message(run, EpisodeEvent("new", key, _row(1.0)), time.time())
-    upd = m.episode_message(run, EpisodeEvent("update", key, _row(2.0)), time.time())
-    end = m.episode_message(run, EpisodeEvent("end", key, _row(3.0, "closed")), time.time())
-    cov = m.coverage_message(run, "Saw 01", _cover(1, 2, 3), time.time())
+    ing, run, key, cred = Ingester(store, SECRET), _run(), "w1/cam-1/r1:1", credential(store)
+    new = m.episode_message(run, EpisodeEvent("new", key, row(1.0)), time.time())
+    upd = m.episode_message(run, EpisodeEvent("update", key, row(2.0)), time.time())
+    end = m.episode_message(run, EpisodeEvent("end", key, row(3.0, "closed")), time.time())
+    cov = m.coverage_message(run, "Saw 01", cover(1, 2, 3), time.time())
     outcomes = [_apply(ing, cred, msg) for msg in (new, new, upd, end, end, upd)]
     assert outcomes == ["applied", "duplicate", "applied", "applied", "duplicate", "duplicate"]
     assert [_apply(ing, cred, cov) for _ in range(2)] == [
@@ -199,8 +173,8 @@ def test_status_messages_keep_rows_and_a_dead_worker_is_wound_up(any_store):
     """Heartbeats update the worker's and cameras' rows; its last will (offline) ends its
     sessions and closes the episodes it left open, at their last sighting."""
     store = any_store
-    ing, run, cred = Ingester(store, SECRET), _run(), _cred(store)
-    new = m.episode_message(run, EpisodeEvent("new", "w1/cam-1/r1:1", _row(2.0)), 0.0)
+    ing, run, cred = Ingester(store, SECRET), _run(), credential(store)
+    new = m.episode_message(run, EpisodeEvent("new", "w1/cam-1/r1:1", row(2.0)), 0.0)
     assert _apply(ing, cred, new) == "applied"
     for analysed in (3, 9):
         beat = m.Status(
@@ -234,7 +208,7 @@ def test_history_and_home_show_the_cameras_of_every_worker(any_store):
 
     ing, today = Ingester(store, SECRET), date.today().isoformat()
     for worker, station in (("w1", "Saw 01"), ("w2", "Press 2")):
-        cred = _cred(store, worker)
+        cred = credential(store, worker)
         run = m.CameraRun(
             worker,
             f"{worker}-cam",
@@ -273,11 +247,11 @@ def test_history_and_home_show_the_cameras_of_every_worker(any_store):
 
 def test_store_sink_update_after_end_changes_nothing(store):
     sink = StoreSink(store)
-    sink.episode(EpisodeEvent("new", "k1", _row(1.0)))
-    sink.episode(EpisodeEvent("end", "k1", _row(5.0, "closed")))
+    sink.episode(EpisodeEvent("new", "k1", row(1.0)))
+    sink.episode(EpisodeEvent("end", "k1", row(5.0, "closed")))
     for fresh in (sink, StoreSink(store)):  # this sink, and one that never saw the episode
-        fresh.episode(EpisodeEvent("update", "k1", _row(2.0)))
-        fresh.episode(EpisodeEvent("new", "k1", _row(1.0)))
+        fresh.episode(EpisodeEvent("update", "k1", row(2.0)))
+        fresh.episode(EpisodeEvent("new", "k1", row(1.0)))
     (ep,) = events(store)
     assert (ep.state, ep.duration_s, ep.ended_at) == ("closed", 5.0, f"{DAY} 10:00:05")
 
@@ -326,16 +300,18 @@ def test_published_episodes_and_coverage_land_once_despite_a_duplicate(any_store
         pub = _publisher(store, broker.url, tmp_path / "w1.jsonl")
         assert pub.wait_connected(10)
         sink = MqttSink(pub, run)
-        sink.episode(EpisodeEvent("new", key, _row(1.0)))
-        sink.episode(EpisodeEvent("update", key, _row(2.0)))
-        sink.coverage("Saw 01", None, _cover(1, 2))
-        sink.episode(EpisodeEvent("end", key, _row(4.0, "closed")))
+        sink.episode(EpisodeEvent("new", key, row(1.0)))
+        sink.episode(EpisodeEvent("update", key, row(2.0)))
+        sink.coverage("Saw 01", None, cover(1, 2))
+        sink.episode(EpisodeEvent("end", key, row(4.0, "closed")))
         assert pub.flush(15), "the ingester did not acknowledge everything"
         # the same update and coverage delivered a second time, on purpose
         sent, _ = read_journal(tmp_path / "w1.jsonl")
         for msg in (sent[1], sent[2]):  # replayed by the worker itself (signed)
             topic = m.topic("w1", "episodes" if msg["type"] == "episode" else "coverage")
-            _raw_publish(broker.url, topic, _signed(_cred(store), topic, json.dumps(msg).encode()))
+            _raw_publish(
+                broker.url, topic, _signed(credential(store), topic, json.dumps(msg).encode())
+            )
         wait_for(lambda: ing.stats().duplicates >= 2, 15, "both duplicates to arrive")
         stats = ing.stats()
         pub.close(timeout_s=2)
@@ -355,9 +331,9 @@ def test_messages_sent_while_the_ingester_is_down_arrive_when_it_is_back(store, 
     assert pub.wait_connected(10)
     sink = MqttSink(pub, _run())
     for n in range(1, 4):
-        sink.episode(EpisodeEvent("new", f"w1/cam-1/r1:{n}", _row(1.0)))
-        sink.episode(EpisodeEvent("end", f"w1/cam-1/r1:{n}", _row(2.0 + n, "closed")))
-        sink.coverage("Saw 01", None, _cover(n))
+        sink.episode(EpisodeEvent("new", f"w1/cam-1/r1:{n}", row(1.0)))
+        sink.episode(EpisodeEvent("end", f"w1/cam-1/r1:{n}", row(2.0 + n, "closed")))
+        sink.coverage("Saw 01", None, cover(n))
     time.sleep(1.5)  # unacknowledged: sent again at least once meanwhile
     assert len(pub.outbox) == 9
     with ingesting(store, broker.url, "ingest-persist") as ing:  # back, with a new process
@@ -376,8 +352,8 @@ def test_a_restarted_worker_sends_what_was_never_acknowledged(store, broker, tmp
     journal = tmp_path / "w1.jsonl"
     dead = _publisher(store, f"mqtt://127.0.0.1:{free_port()}", journal)  # nothing listens there
     sink = MqttSink(dead, _run("r-old"))
-    sink.episode(EpisodeEvent("new", "w1/cam-1/r-old:1", _row(1.0)))
-    sink.coverage("Saw 01", None, _cover(5, 6))
+    sink.episode(EpisodeEvent("new", "w1/cam-1/r-old:1", row(1.0)))
+    sink.coverage("Saw 01", None, cover(5, 6))
     assert not dead.close(timeout_s=0.5)  # stopped with both unacknowledged
     with ingesting(store, broker.url):
         pub = _publisher(store, broker.url, journal)
@@ -395,9 +371,9 @@ def test_messages_buffered_while_the_broker_is_down(store, broker, tmp_path):
         broker.kill()
         wait_for(lambda: not pub.connected, 10, "the worker to notice")
         sink = MqttSink(pub, _run())
-        sink.episode(EpisodeEvent("new", "w1/cam-1/r1:1", _row(1.0)))
-        sink.episode(EpisodeEvent("end", "w1/cam-1/r1:1", _row(6.0, "closed")))
-        sink.coverage("Saw 01", None, _cover(1, 2, 3))
+        sink.episode(EpisodeEvent("new", "w1/cam-1/r1:1", row(1.0)))
+        sink.episode(EpisodeEvent("end", "w1/cam-1/r1:1", row(6.0, "closed")))
+        sink.coverage("Saw 01", None, cover(1, 2, 3))
         assert len(pub.outbox) == 3  # buffered, not lost
         broker.restart()
         assert pub.flush(30), "not delivered after the broker came back"
@@ -438,7 +414,7 @@ time.sleep(600)
 def test_retained_status_and_last_will_of_a_killed_worker(store, broker):
     with ingesting(store, broker.url):
         proc = subprocess.Popen(
-            [sys.executable, "-c", _WORKER, broker.url, _cred(store, "w-kill").text(), DAY],
+            [sys.executable, "-c", _WORKER, broker.url, credential(store, "w-kill").text(), DAY],
             cwd=ROOT,
             env=dict(os.environ, PYTHONPATH=str(ROOT)),
             stdout=subprocess.PIPE,
@@ -481,5 +457,5 @@ def test_retained_status_and_last_will_of_a_killed_worker(store, broker):
         client.disconnect()
         client.loop_stop()
     envelope = auth.unwrap(got[0])
-    assert auth.verify(_cred(store, "w-kill").key, m.topic("w-kill", "status"), envelope)
+    assert auth.verify(credential(store, "w-kill").key, m.topic("w-kill", "status"), envelope)
     assert m.decode_status(envelope.body).worker.status == "offline"

@@ -61,7 +61,7 @@ def cover(*seconds: int) -> list[CoverageRow]:
     return [CoverageRow(f"{DAY} 10:00:{s:02d}", 1.0, 1.0, 1, 0.0, 1.0) for s in seconds]
 
 
-def credential(store: Store, worker: str) -> auth.Credential:
+def credential(store: Store, worker: str = "w1") -> auth.Credential:
     """``worker``'s key: issued once, as core fleet add-worker does."""
     rec = store.fleet.worker_key(worker)
     if rec is None:
