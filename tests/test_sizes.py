@@ -32,11 +32,10 @@ DATA_MODULES = {
 DEBT = {
     "core/pipeline/live.py": 680,
     "core/pipeline/batch.py": 582,
-    "core/cli/detection.py register": 128,
+    "core/analytics/synth.py": 507,
     "core/pipeline/fleetbench.py _one": 99,
     "core/pipeline/bench.py run_bench": 91,
     "core/pipeline/batch.py run_batch": 77,
-    "core/cli/detection.py cmd_detect": 65,
 }
 
 

@@ -6,6 +6,7 @@ import argparse
 import shutil
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from core.cli.common import (
     Subparsers,
@@ -21,6 +22,9 @@ from core.cli.common import (
 from core.config import DEFAULTS, PROJECT_ROOT, TRIAL_STATION, settings
 from core.errors import EXIT_INPUT, EXIT_OK, EXIT_UNUSABLE
 from core.vision.detector import BACKENDS
+
+if TYPE_CHECKING:  # the batch pipeline loads only when detect runs
+    from core.pipeline.batch import FileResult
 
 
 def _expand_sources(sources: list[str]) -> tuple[list[Path], list[str]]:
@@ -69,30 +73,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
             save.mkdir(parents=True, exist_ok=True)
             annotated = Path(shutil.copy2(annotated, save / annotated.name))
         if args.json:
-            emit(
-                {
-                    "source": f.name,
-                    "kind": f.kind,
-                    "error": f.error,
-                    "verdict": str(f.verdict) if f.verdict else None,
-                    "compliant": f.compliant,
-                    "violating": f.violating,
-                    "frames": f.frames,
-                    "episodes": f.episodes,
-                    "annotated": str(annotated) if annotated else None,
-                    "detections": [
-                        {
-                            "frame": r.frame,
-                            "class": r.class_name,
-                            "role": r.role,
-                            "status": r.status,
-                            "confidence": round(r.confidence, 4),
-                            "box": [round(v, 1) for v in (r.x1, r.y1, r.x2, r.y2)],
-                        }
-                        for r in f.rows
-                    ],
-                }
-            )
+            emit(_file_record(f, annotated))
         elif f.ok:
             say(f.describe())
         else:
@@ -104,6 +85,32 @@ def cmd_detect(args: argparse.Namespace) -> int:
             f"batch/session-{report.session_id:06d}"
         )
     return EXIT_INPUT if (report.failed or missing) else EXIT_OK
+
+
+def _file_record(f: FileResult, annotated: Path | None) -> dict[str, Any]:
+    """One processed file as ``detect --json`` prints it."""
+    return {
+        "source": f.name,
+        "kind": f.kind,
+        "error": f.error,
+        "verdict": str(f.verdict) if f.verdict else None,
+        "compliant": f.compliant,
+        "violating": f.violating,
+        "frames": f.frames,
+        "episodes": f.episodes,
+        "annotated": str(annotated) if annotated else None,
+        "detections": [
+            {
+                "frame": r.frame,
+                "class": r.class_name,
+                "role": r.role,
+                "status": r.status,
+                "confidence": round(r.confidence, 4),
+                "box": [round(v, 1) for v in (r.x1, r.y1, r.x2, r.y2)],
+            }
+            for r in f.rows
+        ],
+    }
 
 
 def cmd_trials(args: argparse.Namespace) -> int:
@@ -240,7 +247,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def register(sub: Subparsers) -> None:
+    """The commands of this module on the CLI's sub-parsers."""
     s = settings()
+    _add_detect(sub)
+    _add_evaluate(sub)
+    _add_data_set_tools(sub)
+    _add_export(sub, s.imgsz)
+    _add_bench(sub, s.imgsz)
+
+
+def _add_detect(sub: Subparsers) -> None:
     d = sub.add_parser("detect", help="detect gloved and bare hands in images, folders, videos")
     d.add_argument("sources", nargs="+", metavar="SOURCE")
     add_weights(d)
@@ -272,6 +288,8 @@ def register(sub: Subparsers) -> None:
     add_json(tr)
     tr.set_defaults(func=cmd_trials)
 
+
+def _add_evaluate(sub: Subparsers) -> None:
     for name, helptext, tiled in (
         ("evaluate", "mAP of a model on a data set split", False),
         ("evaluate-tiled", "mAP with tiled (sliced) inference", True),
@@ -304,6 +322,8 @@ def register(sub: Subparsers) -> None:
         add_json(e)
         e.set_defaults(func=cmd_evaluate)
 
+
+def _add_data_set_tools(sub: Subparsers) -> None:
     sc = sub.add_parser(
         "scorecard", help="score a model on every split of every data set, also class-agnostic"
     )
@@ -331,6 +351,8 @@ def register(sub: Subparsers) -> None:
     add_json(wv)
     wv.set_defaults(func=cmd_wideview)
 
+
+def _add_export(sub: Subparsers, imgsz: int) -> None:
     ex = sub.add_parser(
         "export",
         help="export a model for the OpenVINO (or ONNX) runtime; --int8 builds a quantised "
@@ -338,7 +360,7 @@ def register(sub: Subparsers) -> None:
     )
     add_weights(ex)
     ex.add_argument("--backend", choices=("openvino", "onnx"), default="openvino")
-    ex.add_argument("--imgsz", type=int, default=s.imgsz)
+    ex.add_argument("--imgsz", type=int, default=imgsz)
     ex.add_argument("--int8", action="store_true", help="NNCF INT8 build with accuracy gate")
     ex.add_argument(
         "--data", help="data set whose training images calibrate (default: the gloves set)"
@@ -351,13 +373,15 @@ def register(sub: Subparsers) -> None:
     add_json(ex)
     ex.set_defaults(func=cmd_export)
 
+
+def _add_bench(sub: Subparsers, imgsz: int) -> None:
     bn = sub.add_parser(
         "bench",
         help="live pipeline fps (FP32, INT8) vs Ultralytics' track loops and the runtime limit",
     )
     bn.add_argument("--source", required=True, metavar="VIDEO")
     add_weights(bn)
-    bn.add_argument("--imgsz", type=int, default=s.imgsz)
+    bn.add_argument("--imgsz", type=int, default=imgsz)
     bn.add_argument(
         "--baselines",
         default="openvino,openvino_int8",
