@@ -32,7 +32,6 @@ DATA_MODULES = {
 DEBT = {
     "core/pipeline/live.py": 680,
     "core/pipeline/batch.py": 582,
-    "core/analytics/synth.py": 507,
     "core/pipeline/fleetbench.py _one": 99,
     "core/pipeline/bench.py run_bench": 91,
     "core/pipeline/batch.py run_batch": 77,
