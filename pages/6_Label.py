@@ -252,7 +252,7 @@ else:
             accept = st.checkbox("Promote it anyway", key="label-accept")
         if page.account.can(Permission.PROMOTE_MODELS):
             if st.button(
-                f"Promote for {station}",
+                f"Promote for {md(station)}",
                 disabled=cmp.needs_confirmation and not accept,
                 key="label-promote",
             ):

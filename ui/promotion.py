@@ -99,8 +99,8 @@ def _role_choices(run: Run) -> dict[str, str]:
     roles = {}
     for i, n in enumerate(class_names):
         col = cols[i % 6]
-        roles[n] = col.selectbox(
-            n, ROLES, index=ROLES.index(default_role(n)), key=f"role-{run.id}-{n}"
+        roles[n] = col.selectbox(  # a class name from an imported data.yaml: shown as typed
+            md(n), ROLES, index=ROLES.index(default_role(n)), key=f"role-{run.id}-{n}"
         )
         col.markdown(
             f"<span style='color:{class_hex(n)}'>■</span> {md(default_role(n))} by name",
