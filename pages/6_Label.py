@@ -33,16 +33,15 @@ st.write(
 )
 
 known = list_stations(store)
+counts_of = {c.station: c for c in site.counts(store)}
 station = st.selectbox(
-    "Station",
-    known + [c.station for c in site.counts(store) if c.station not in known],
-    key="label-station",
+    "Station", known + [other for other in counts_of if other not in known], key="label-station"
 )
 active = registry.active_model(store, station)
 names = list(model_names(active.path))
 st.caption(f"Model judging {md(station)}: {md(active.label)}")
 
-counts = {c.station: c for c in site.counts(store)}.get(station)
+counts = counts_of.get(station)
 if counts:
     cols = st.columns(5)
     cols[0].metric("Frames", counts.total)
