@@ -121,10 +121,6 @@ def load_secret(home: Path, create: bool = False) -> bytes:
         raise ConfigError(f"{path} does not hold a fleet secret (64 hex digits).") from None
 
 
-def new_secret_key() -> bytes:
-    return secrets.token_bytes(32)
-
-
 def _canonical(topic: str, ts: float, body: bytes) -> bytes:
     return f"glovewatch/{VERSION}\n{topic}\n{ts:.3f}\n".encode() + body
 

@@ -28,7 +28,6 @@ from typing import Any
 from core.errors import ConfigError
 from core.events.sinks import EpisodeEvent
 from core.storage.coverage import CoverageRow
-from core.storage.events import EventRow
 from core.storage.fleet import CameraRow, WorkerRow
 from core.storage.sessions import SessionInfo
 
@@ -80,18 +79,6 @@ class CameraRun:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CameraRun:
-        s = dict(d["session"])
-        return cls(
-            str(d["worker"]),
-            str(d["camera"]),
-            str(d["run"]),
-            str(d["host"]),
-            int(d["pid"]),
-            SessionInfo(**s),
-        )
 
 
 @dataclass(frozen=True)
@@ -153,37 +140,6 @@ def coverage_message(
     )
 
 
-def decode(payload: bytes) -> Message:
-    """A message from its JSON; raises ValueError when it is not one."""
-    try:
-        d = json.loads(payload)
-        msg = Message(
-            str(d["id"]),
-            str(d["type"]),
-            CameraRun.from_dict(d["run"]),
-            float(d["sent_at"]),
-            dict(d["body"]),
-        )
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"malformed message: {exc}") from exc
-    if msg.type not in ("episode", "coverage"):
-        raise ValueError(f"unknown message type {msg.type!r}")
-    return msg
-
-
-def episode_of(msg: Message) -> EpisodeEvent:
-    b = msg.body
-    return EpisodeEvent(str(b["kind"]), str(b["key"]), EventRow(**b["row"]))
-
-
-def coverage_of(msg: Message) -> tuple[str, list[CoverageRow]]:
-    b = msg.body
-    return str(b["station"]), [
-        CoverageRow(str(r[0]), float(r[1]), float(r[2]), int(r[3]), float(r[4]), float(r[5]))
-        for r in b["rows"]
-    ]
-
-
 @dataclass(frozen=True)
 class Status:
     """A worker's heartbeat: itself and its cameras, with its process (host, pid)."""
@@ -202,16 +158,6 @@ class Status:
             separators=(",", ":"),
             default=str,
         ).encode()
-
-
-def decode_status(payload: bytes) -> Status:
-    try:
-        d = json.loads(payload)
-        return Status(
-            WorkerRow(**d["worker"]), tuple(CameraRow(**c) for c in d["cameras"]), int(d["pid"])
-        )
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"malformed status: {exc}") from exc
 
 
 def encode_acks(worker: str, ids: list[str], rejected: list[str] | None = None) -> bytes:

@@ -19,12 +19,12 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
 
-from core.comms import auth
+from core.comms import auth, checks
 from core.comms import messages as m
 from core.comms.bus import BrokerAddress, BusPublisher, MqttSink, make_client
 from core.comms.ingest import Ingester
@@ -123,10 +123,13 @@ def test_messages_round_trip_and_bad_ones_are_refused(store):
     run = _run()
     ev = EpisodeEvent("end", "w1/cam-1/r1:1", row(3.0, "closed"))
     msg = m.episode_message(run, ev, 1234.5)
-    back = m.decode(msg.encode())
-    assert back.run == run and m.episode_of(back) == ev and msg.topic == "glovewatch/w1/episodes"
+    back = checks.message("w1", "episodes", msg.encode())  # as the ingester reads it
+    window = checks.Window(datetime.now())
+    assert back.run == run and checks.episode(back, window) == ev
+    assert msg.topic == "glovewatch/w1/episodes"
     cov = m.coverage_message(run, "Saw 01", cover(1, 2), 1.0)
-    assert m.coverage_of(m.decode(cov.encode())) == ("Saw 01", cover(1, 2))
+    back = checks.message("w1", "coverage", cov.encode())
+    assert checks.coverage(back, window) == ("Saw 01", cover(1, 2))
     ing, w2 = Ingester(store, SECRET), credential(store, "w2")
     credential(store, "w1")
     assert ing.apply("glovewatch/w1/episodes", b"{not json") == "refused"
@@ -458,4 +461,5 @@ def test_retained_status_and_last_will_of_a_killed_worker(store, broker):
         client.loop_stop()
     envelope = auth.unwrap(got[0])
     assert auth.verify(credential(store, "w-kill").key, m.topic("w-kill", "status"), envelope)
-    assert m.decode_status(envelope.body).worker.status == "offline"
+    will = checks.status("w-kill", envelope.body, checks.Window(datetime.now()))
+    assert will.worker.status == "offline"

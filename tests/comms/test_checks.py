@@ -40,7 +40,7 @@ def _episode(**row) -> m.Message:
 
 
 def _check(msg: m.Message) -> object:
-    d = m.decode(msg.encode())
+    d = checks.message("w1", "episodes" if msg.type == "episode" else "coverage", msg.encode())
     return checks.episode(d, WINDOW) if d.type == "episode" else checks.coverage(d, WINDOW)
 
 
