@@ -66,7 +66,7 @@ def _source() -> Store:
     return store
 
 
-def _filters(store: Store, span: h.DataSpan) -> h.HistoryFilter:
+def _filters(store: Store, span: h.DataSpan, known: list[h.StationRecord]) -> h.HistoryFilter:
     default = h.default_filter(store)
     sb = st.sidebar
     sb.header("Filters")
@@ -77,10 +77,10 @@ def _filters(store: Store, span: h.DataSpan) -> h.HistoryFilter:
         min_value=date(2000, 1, 1),
         help=f"Data from {span.first} to {span.last}.",
     )
-    hidden = {s.name for s in h.stations(store) if s.deleted}
+    hidden = {s.name for s in known if s.deleted}
     stations = sb.multiselect(
         "Stations",
-        [s.name for s in h.stations(store)],
+        [s.name for s in known],
         key=_k("stations"),
         format_func=lambda n: f"{n} (hidden)" if n in hidden else n,
     )
@@ -269,12 +269,13 @@ def main() -> None:
         )
         _retention(store)
         return
-    f = warned(*reading.prepare(store, _filters(store, span), span))  # data held, <= 5 years
+    known = h.stations(store)  # read once: the filters and the hidden-stations line
+    f = warned(*reading.prepare(store, _filters(store, span, known), span))  # <= 5 years
     st.caption(
         f"Showing {md(f.describe())}. Class, severity and review filters apply to "
         f"episodes; hand-time has neither. Data in the store: {span.first} to {span.last}."
     )
-    hidden = [s.name for s in h.stations(store) if s.deleted]
+    hidden = [s.name for s in known if s.deleted]
     if hidden:
         st.caption(f"Hidden stations keep their history: {md(', '.join(hidden))}.")
     by = h.trend_granularity(f)
