@@ -3,6 +3,8 @@ Plotly's vocabulary; what a chart shows is decided in core."""
 
 from __future__ import annotations
 
+import html
+from collections.abc import Sequence
 from typing import Any
 
 import plotly.graph_objects as go
@@ -11,6 +13,12 @@ from plotly.subplots import make_subplots
 from core.analytics.charts import Axis, HeatmapSpec, PlotSpec, Series
 
 MARGIN = {"t": 50, "b": 30}
+
+
+def _plain(texts: Sequence[Any]) -> list[Any]:
+    """Labels shown as typed: Plotly reads ``<a href>``, ``<b>``, ``<br>`` and ``<span>`` in
+    tick labels and hover text, and station names come from users."""
+    return [html.escape(t, quote=False) if isinstance(t, str) else t for t in texts]
 
 
 def _axis(a: Axis) -> dict[str, Any]:
@@ -27,7 +35,8 @@ def _axis(a: Axis) -> dict[str, Any]:
 
 
 def _trace(s: Series) -> Any:
-    xy = {"x": s.y, "y": s.x, "orientation": "h"} if s.horizontal else {"x": s.x, "y": s.y}
+    x = _plain(s.x)
+    xy = {"x": s.y, "y": x, "orientation": "h"} if s.horizontal else {"x": x, "y": s.y}
     if s.kind == "bar":
         opacity = 1.0 if s.horizontal else 0.35
         return go.Bar(**xy, name=s.name, marker_color=s.colour, opacity=opacity)
@@ -37,7 +46,7 @@ def _trace(s: Series) -> Any:
         mode="lines+markers",
         connectgaps=False,
         line_color=s.colour,
-        customdata=[[t] for t in s.hover] or None,
+        customdata=[[t] for t in _plain(s.hover)] or None,
         hovertemplate="%{x}: %{y:.1%}"
         + (" (%{customdata[0]})" if s.hover else "")
         + "<extra></extra>",
@@ -75,9 +84,9 @@ def heatmap(spec: HeatmapSpec) -> go.Figure:
     fig = go.Figure(
         go.Heatmap(
             z=[list(r) for r in spec.z],
-            x=list(spec.columns),
-            y=list(spec.rows),
-            text=[list(r) for r in spec.text],
+            x=_plain(spec.columns),
+            y=_plain(spec.rows),
+            text=[_plain(r) for r in spec.text],
             colorscale=spec.colourscale,
             zmin=0 if spec.percent else None,
             zmax=1 if spec.percent else None,

@@ -78,6 +78,24 @@ def test_specs_draw_as_plotly_figures(figures):
     assert top["layout"]["barmode"] == "stack" and top["data"][0]["orientation"] == "h"
 
 
+def test_station_names_are_drawn_as_typed_not_as_plotly_markup():
+    evil = '<a href="https://evil.example">Saw 1</a><br>'
+    shown = evil.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    axis = charts.Axis("station", category=True)
+    bars = charts.Series("episodes", "bar", (evil, "Saw 2"), (3, 1), "#000", horizontal=True)
+    line = charts.Series("compliance", "line", ("d1",), (0.5,), "#000", hover=(evil,))
+    top = figure(charts.PlotSpec("t", 300, axis, axis, (bars, line))).to_plotly_json()
+    assert list(top["data"][0]["y"]) == [shown, "Saw 2"]
+    assert list(top["data"][1]["customdata"]) == [[shown]]
+    heat = figure(
+        charts.HeatmapSpec(
+            "h", 300, ("Early",), (evil,), ((0.5,),), ((evil,),), "RdYlGn", "%", True, "{text}"
+        )
+    ).to_plotly_json()["data"][0]
+    assert list(heat["y"]) == [shown] and list(heat["text"][0]) == [shown]
+    assert list(heat["x"]) == ["Early"]
+
+
 def test_empty_charts_say_why():
     empty = charts.history_charts(
         h.PageFigures(
