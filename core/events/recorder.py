@@ -26,7 +26,10 @@ from core.events.evidence import EvidenceWriter
 from core.events.rules import Judgement, StationRule
 from core.events.sinks import EpisodeEvent, Sink
 from core.storage.events import EventRow
+from core.storage.sessions import SessionInfo
 from core.vision.detections import Detections, FrameDetections
+from core.vision.detector import InferenceParams, ModelInfo
+from core.vision.tiling import TileSpec
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,42 @@ class RecordingContext:
     # Episode keys start with this when set (a camera worker: worker/camera/run), so keys stay
     # unique across processes that have no session id of their own.
     key_prefix: str | None = None
+
+
+def recording_session(
+    kind: str,
+    source: str,
+    station: str,
+    model: ModelInfo,
+    params: InferenceParams,
+    episodes: EpisodeConfig,
+    rule: StationRule,
+    tiles: TileSpec | None,
+    started_by: str | None,
+    **extra: Any,
+) -> SessionInfo:
+    """The session row of a live or camera recording: its model, thresholds, episode settings
+    and rule, as the History page shows them; ``extra`` go into its params after the
+    backend."""
+    return SessionInfo(
+        kind=kind,
+        source=source,
+        station=station,
+        model_path=model.name,
+        model_hash=model.sha256,
+        conf=params.conf,
+        iou=params.iou,
+        imgsz=params.imgsz,
+        params={
+            "backend": model.backend,
+            **extra,
+            "tiles": tiles.to_text() if tiles else None,
+            "min_duration_s": episodes.min_duration_s,
+            "grace_s": episodes.grace_s,
+            "rule_version": rule.version,
+        },
+        started_by=started_by,
+    )
 
 
 @dataclass(frozen=True)

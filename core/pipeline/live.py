@@ -38,7 +38,7 @@ from core.errors import GloveWatchError
 from core.events.alerts import Alert, Alerter
 from core.events.episodes import EpisodeConfig
 from core.events.evidence import EvidenceWriter
-from core.events.recorder import EpisodeRecorder, RecordingContext
+from core.events.recorder import EpisodeRecorder, RecordingContext, recording_session
 from core.events.rules import Judgement, StationRule, draw_zones
 from core.events.sinks import AlertingSink, StoreSink
 from core.events.stations import current_rule
@@ -56,7 +56,6 @@ from core.pipeline.sources import (
 )
 from core.storage import Store, open_store
 from core.storage.events import EpisodeRecord
-from core.storage.sessions import SessionInfo
 from core.text import redact_text
 from core.vision.annotate import draw
 from core.vision.detections import FrameDetections
@@ -243,26 +242,18 @@ class LiveSession:
         tiles = cfg.tiles or self.rule.tile_spec
         self.video = VideoDetector(det, cfg.params, tiles, cfg.tracker)
         self.video.reset()
-        params = {
-            "backend": info.backend,
-            "tracker": cfg.tracker,
-            "tiles": tiles.to_text() if tiles else None,
-            "min_duration_s": cfg.episodes.min_duration_s,
-            "grace_s": cfg.episodes.grace_s,
-            "rule_version": self.rule.version,
-        }
         self.id = self.store.sessions.start(
-            SessionInfo(
-                kind=cfg.kind,
-                source=cfg.source,
-                station=cfg.station,
-                model_path=info.name,
-                model_hash=info.sha256,
-                conf=cfg.params.conf,
-                iou=cfg.params.iou,
-                imgsz=cfg.params.imgsz,
-                params=params,
-                started_by=cfg.user,
+            recording_session(
+                cfg.kind,
+                cfg.source,
+                cfg.station,
+                info,
+                cfg.params,
+                cfg.episodes,
+                self.rule,
+                tiles,
+                cfg.user,
+                tracker=cfg.tracker,
             )
         )
         ctx = RecordingContext(

@@ -47,7 +47,7 @@ import numpy as np
 from core.comms.messages import CameraRun
 from core.config import settings
 from core.events.evidence import EvidenceStore, EvidenceWriter
-from core.events.recorder import EpisodeRecorder, RecordingContext
+from core.events.recorder import EpisodeRecorder, RecordingContext, recording_session
 from core.events.rules import StationRule
 from core.events.stations import current_rule
 from core.media import open_video
@@ -408,28 +408,20 @@ def _session(
 ) -> SessionInfo:
     """The session a camera's episodes and coverage belong to: its model, thresholds and
     settings, as recorded for the History page."""
-    tiles = rule.tile_spec
-    return SessionInfo(
-        kind="file" if spec.is_file else "stream",
-        source=spec.name,
-        station=spec.station,
-        model_path=info.name,
-        model_hash=info.sha256,
-        conf=cfg.params.conf,
-        iou=cfg.params.iou,
-        imgsz=cfg.params.imgsz,
-        params={
-            "backend": info.backend,
-            "worker": cfg.name,
-            "camera": spec.name,
-            "fps": spec.fps,
-            "motion": asdict(spec.motion),
-            "tiles": tiles.to_text() if tiles else None,
-            "min_duration_s": cfg.episodes.min_duration_s,
-            "grace_s": cfg.episodes.grace_s,
-            "rule_version": rule.version,
-        },
-        started_by=settings().user or None,
+    return recording_session(
+        "file" if spec.is_file else "stream",
+        spec.name,
+        spec.station,
+        info,
+        cfg.params,
+        cfg.episodes,
+        rule,
+        rule.tile_spec,
+        settings().user or None,
+        worker=cfg.name,
+        camera=spec.name,
+        fps=spec.fps,
+        motion=asdict(spec.motion),
     )
 
 
