@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import plotly.graph_objects as go
 
 from core.training.charts import CurveChart, MatrixChart
@@ -22,11 +24,14 @@ def curve_figure(spec: CurveChart) -> go.Figure:
 def matrix_figure(spec: MatrixChart) -> go.Figure:
     """A heatmap of counts with each cell's count written in it."""
     z = [list(row) for row in spec.counts]
+    # class names come from an imported data.yaml: shown as typed, as ui.charts does, since
+    # Plotly reads <a href>, <b> and <br> in tick labels and titles
+    labels = [html.escape(n, quote=False) for n in spec.labels]
     fig = go.Figure(
         go.Heatmap(
             z=z,
-            x=list(spec.labels),
-            y=list(spec.labels),
+            x=labels,
+            y=labels,
             text=z,
             texttemplate="%{text}",
             colorscale="Blues",
@@ -34,7 +39,7 @@ def matrix_figure(spec: MatrixChart) -> go.Figure:
         )
     )
     fig.update_layout(
-        title=spec.title,
+        title=html.escape(spec.title, quote=False),
         height=spec.height,
         xaxis_title=spec.x_title,
         yaxis_title=spec.y_title,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import html
 from dataclasses import replace
 
-from core.training.charts import confusion_chart, run_charts
+from core.training.charts import MatrixChart, confusion_chart, run_charts
 from core.training.runs import Metrics
 from core.vision.evaluate import EvalResult
 
@@ -50,3 +51,14 @@ def test_a_confusion_matrix_keeps_its_labels_and_counts():
     chart = confusion_chart("Run 1", res)
     assert chart is not None and chart.title == "Confusion matrix: Run 1"
     assert chart.labels == ("glove", "background") and chart.counts == ((2, 1), (0, 3))
+
+
+def test_class_names_are_drawn_as_typed_not_as_plotly_markup():
+    from ui.curves import matrix_figure
+
+    evil = '<a href="https://evil.example">glove</a><br>'
+    shown = html.escape(evil, quote=False)
+    chart = MatrixChart(f"Confusion matrix: {evil}", (evil, "background"), ((1, 0), (0, 1)))
+    fig = matrix_figure(chart).to_plotly_json()
+    assert list(fig["data"][0]["x"]) == [shown, "background"] == list(fig["data"][0]["y"])
+    assert fig["layout"]["title"]["text"] == f"Confusion matrix: {shown}"
