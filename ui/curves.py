@@ -47,4 +47,7 @@ def matrix_figure(spec: MatrixChart) -> go.Figure:
     )
     for axis in (fig.layout.xaxis, fig.layout.yaxis):
         axis.tickfont = {"color": "#333"}
+    # the first class's row on top, so the diagonal runs top-left to bottom-right as in
+    # Ultralytics' own confusion_matrix.png (Plotly puts row 0 at the bottom)
+    fig.update_yaxes(autorange="reversed")
     return fig

@@ -62,3 +62,4 @@ def test_class_names_are_drawn_as_typed_not_as_plotly_markup():
     fig = matrix_figure(chart).to_plotly_json()
     assert list(fig["data"][0]["x"]) == [shown, "background"] == list(fig["data"][0]["y"])
     assert fig["layout"]["title"]["text"] == f"Confusion matrix: {shown}"
+    assert fig["layout"]["yaxis"]["autorange"] == "reversed"  # the first class's row on top
