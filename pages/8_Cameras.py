@@ -119,9 +119,9 @@ if not letters:
 else:
     st.caption(
         "What the ingester did not apply, newest first (the latest 1000 are kept): unsigned or "
-        "forged messages are *refused*; a real worker's message that fails its checks is "
-        "*rejected* and acknowledged, so the worker does not send it again. Also "
-        "`python -m core fleet dead-letters`."
+        "forged messages are *refused* (their worker is only what their topic claims); a real "
+        "worker's message that fails its checks is *rejected* and acknowledged, so the worker "
+        "does not send it again. Also `python -m core fleet dead-letters`."
     )
     st.dataframe(
         pd.DataFrame(
