@@ -170,6 +170,8 @@ def registry_section(page: Page) -> None:
             for e in entries
         ]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    else:
+        st.caption("No model promoted yet.")
     if (
         entries
         and page.account.can(Permission.PROMOTE_MODELS)

@@ -79,6 +79,7 @@ def test_runs_table_panel_splits_and_rollback(gw_home, store, tiny_gloves):
     assert at.selectbox(key="eval-split").options == ["val", "train"]
     assert _active_caption(at) == "Active model: shipped default gloves-yolo11n-wide.pt"
     assert "Without an evaluation" in " ".join(values(at.caption))
+    assert "No model promoted yet." in values(at.caption)  # the registry, still empty
 
     at.button(key="promote").click().run()
     assert not at.exception and not at.error
@@ -86,6 +87,7 @@ def test_runs_table_panel_splits_and_rollback(gw_home, store, tiny_gloves):
     assert entry.active and entry.run_id == run.id
     assert _active_caption(at).startswith(f"Active model: {entry.path.name} (run {run.id}, ")
     assert any(f"Run {run.id} is now the active model" in plain(s) for s in values(at.success))
+    assert "No model promoted yet." not in values(at.caption)
 
     at.button(key="rollback").click().run()
     assert not at.exception and not at.error
