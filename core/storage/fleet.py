@@ -10,6 +10,7 @@ ingester and a restarted ingester attach a run's episodes to the same session.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -357,7 +358,8 @@ class FleetRepo:
         with self.db.write() as c:
             c.execute(
                 insert(d).values(
-                    id=uuid.uuid4().hex,
+                    # in the order written (then random): "newest first" holds within a second
+                    id=f"{time.time_ns():016x}{uuid.uuid4().hex[:8]}",
                     at=letter.at or now(),
                     worker=letter.worker,
                     topic=letter.topic,

@@ -19,6 +19,14 @@ def test_dead_letters_keep_only_the_newest(store):
     assert [d.reason for d in store.fleet.dead_letters()] == ["r7", "r6", "r5", "r4", "r3"]
 
 
+def test_dead_letters_of_one_second_keep_the_order_they_came_in(store):
+    for i in range(10):
+        store.fleet.dead_letter(
+            DeadLetter("glovewatch/x/episodes", f"r{i}", at="2026-01-01 00:00:00"), keep=5
+        )
+    assert [d.reason for d in store.fleet.dead_letters()] == ["r9", "r8", "r7", "r6", "r5"]
+
+
 def test_a_worker_cannot_take_over_another_workers_camera(store):
     store.fleet.report(WorkerRow("w1", "online"), [CameraRow("cam-1", "Saw 01", "live", "w1")])
     store.fleet.report(WorkerRow("w2", "online"), [CameraRow("cam-1", "Press", "stopped", "w2")])
