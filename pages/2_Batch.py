@@ -83,7 +83,7 @@ if run and picked and uploads:
         st.rerun()  # drawn again: the uploader empty (a new key), the results below it
     except GloveWatchError as exc:
         log.error("batch failed: %s", exc)
-        st.error(f"Detection could not run: {exc}")
+        st.error(f"Detection could not run: {md(exc)}")  # may name an uploaded file
     except OSError as exc:
         log.error("batch failed: %s", exc)
         st.error(

@@ -172,13 +172,13 @@ def model_picker(key: str, page: Page, station: str | None = None) -> tuple[Path
             path = save_upload(up.name, up.getvalue())
         except ModelError as exc:
             log.warning("upload %s refused: %s", up.name, exc)
-            st.error(f"This weights file cannot be used: {exc}")
+            st.error(f"This weights file cannot be used: {md(exc)}")  # names the upload
             return None
     try:
         info = describe_model(path)
     except ModelError as exc:
         log.warning("model rejected: %s", exc)
-        st.error(f"This weights file cannot be used: {exc}")
+        st.error(f"This weights file cannot be used: {md(exc)}")
         return None
     label = active.label if choice == "Active model" else md(info.name)
     st.caption(f"{label} · {info.task} · classes: {md(', '.join(info.names.values()))}")

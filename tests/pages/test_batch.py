@@ -139,6 +139,12 @@ def test_refused_weights_are_explained_and_not_kept(gw_home, tmp_path):
     ).run()
     assert len(at.error) == 1 and "cannot be used" in at.error[0].value
     assert not list(settings().uploads_dir.iterdir())
+    evil = "![x](http:evil.example).pt"  # a file name is user text: no Markdown image
+    at.file_uploader(key="batch-upload").set_value(
+        (evil, b"not a model", "application/octet-stream")
+    ).run()
+    [error] = values(at.error)
+    assert "](http:" not in error and evil in plain(error), error
 
 
 def test_batch_page_with_unwritable_data_folder(tmp_path, monkeypatch):
