@@ -37,10 +37,11 @@ class FinetunePlan:
     def describe(self) -> str:
         """One sentence: the images, the settings and the time estimate."""
         m, s = divmod(int(self.estimate_s), 60)
+        took = f"{m} min {s:02d} s" if m else f"{s} s"
         return (
             f"{self.site_images} labelled station frames + {self.base_images} base images "
             f"replayed, {self.epochs} epochs at {self.imgsz} px, first {self.freeze} "
-            f"layers frozen, on {self.device}: about {m} min {s:02d} s"
+            f"layers frozen, on {self.device}: about {took}"
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,9 @@ def test_finetune_data_never_holds_held_out_frames(store, gloved_images, mini, m
 def test_plan_needs_labelled_train_frames(store, mini):
     with pytest.raises(TrainingError, match="no labelled train frames"):
         site.plan_finetune(store, "Nowhere", mini)
+
+
+def test_the_plan_says_its_time_in_minutes_only_when_it_has_some():
+    plan = site.FinetunePlan("Saw 7", Path("d.yaml"), 2, 4, 0, 10, 640, 10, 16, "cpu", 36.4)
+    assert plan.describe().endswith("on cpu: about 36 s")
+    assert replace(plan, estimate_s=125.0).describe().endswith("about 2 min 05 s")
