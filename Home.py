@@ -60,7 +60,7 @@ with right:
         with st.spinner("Reading the model …"):
             info: ModelSummary | None = model_summary(active.path, page.settings.exports_dir)
     except GloveWatchError as exc:
-        st.error(f"The active model cannot be loaded: {exc}")
+        st.error(f"The active model cannot be loaded: {md(exc)}")  # names its file
         info = None
     if info is not None:
         card = active.card

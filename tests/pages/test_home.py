@@ -52,3 +52,11 @@ def test_home_with_broken_active_model(gw_home, tmp_path, monkeypatch):
     assert not at.exception
     assert any("cannot be loaded" in e for e in values(at.error))
     assert "Compliance" in metrics(at)  # the rest of the overview still shows
+
+
+def test_a_broken_model_is_named_as_typed(gw_home, tmp_path, monkeypatch):
+    bad = tmp_path / "![x](http:evil.example).pt"  # its name is shown: no Markdown image
+    bad.write_text("not a model")
+    monkeypatch.setenv("GLOVEWATCH_WEIGHTS", str(bad))
+    [error] = [e for e in values(open_page().error) if "cannot be loaded" in e]
+    assert "](http:" not in error and bad.name in plain(error), error
