@@ -73,6 +73,8 @@ def test_account_changes_end_every_sign_in_of_the_user(two, change):
     bob = [web.start(two, Account("bob", Role.OPERATOR), now) for _ in range(2)]
     ana = web.start(two, Account("ana", Role.ADMIN), now)
     change(two)
+    # ended by the change itself, not only refused at resume (which checks role and disabled)
+    assert two.users.end_web_sessions(now.strftime("%Y-%m-%d %H:%M:%S"), user_name="bob") == 0
     assert [web.resume(two, t, 8, 60) for t in bob] == [None, None]
     assert web.resume(two, ana, 8, 60) == Account("ana", Role.ADMIN)
 
