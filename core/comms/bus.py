@@ -338,6 +338,8 @@ class MqttSink:
 class MqttOutlet:
     """Where a worker sends episodes, coverage and heartbeats when a broker is configured."""
 
+    remote = True  # evidence stays on the worker's disk (see Worker.purge_evidence)
+
     def __init__(
         self,
         url: str,

@@ -20,6 +20,10 @@ from core.storage.fleet import CameraRow, WorkerRow
 class Outlet(Protocol):
     """Where a worker's episodes, coverage and heartbeats go."""
 
+    # True when the store is reached through a broker: the worker's evidence then stays on
+    # its own disk, out of the central retention's reach, and the worker applies it there.
+    remote: bool
+
     def start(self, offline: WorkerRow, cameras: Sequence[CameraRow]) -> None: ...
 
     def open_camera(self, run: CameraRun) -> tuple[Sink, int | None]: ...
@@ -38,6 +42,8 @@ class Outlet(Protocol):
 class DirectOutlet:
     """No broker: a session per camera, episodes and coverage through a
     :class:`StoreSink`, status rows written straight into the store."""
+
+    remote = False  # the store's own retention reaches this worker's evidence
 
     def __init__(self, store: Store, session_beat_s: float = 30.0):
         self.store = store

@@ -160,13 +160,15 @@ class Worker:
                 self.outlet.heartbeat(self.worker_row("online"), self.camera_rows())
             except Exception:
                 log.exception("worker heartbeat failed")
-            if time.monotonic() >= next_purge:
+            if self.outlet.remote and time.monotonic() >= next_purge:
                 next_purge = time.monotonic() + PURGE_EVERY_S
                 self.purge_evidence()
 
     def purge_evidence(self, today: date | None = None) -> tuple[int, int]:
         """Apply the plant's retention (``GLOVEWATCH_RETENTION_DAYS``) to this worker's own
-        evidence folder: on another machine the central retention cannot reach it."""
+        evidence folder: through a broker (``outlet.remote``) the central retention cannot
+        reach it, so the heartbeat thread calls this hourly; a worker writing to the store
+        directly leaves it to the store's retention, which also marks the rows."""
         s = settings()
         cutoff = (today or date.today()) - timedelta(days=s.retention_days)
         try:

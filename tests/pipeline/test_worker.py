@@ -302,3 +302,8 @@ def test_a_worker_applies_retention_to_its_own_evidence(
     w = _worker(store, default_weights, _config(fast_params, CameraSpec("c1", "x.mp4", "Saw 01")))
     assert w.purge_evidence(today=date(2026, 3, 1)) == (1, 4)
     assert not (ev / "2026-01-01").exists() and (ev / "2026-02-20" / "saw-1.jpg").exists()
+    # Only a worker behind a broker purges on its own: a direct one shares the store's
+    # retention, which also marks the episodes' evidence as removed.
+    from core.comms.bus import MqttOutlet
+
+    assert MqttOutlet.remote and not w.outlet.remote
